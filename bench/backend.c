@@ -1,0 +1,813 @@
+// SPDX-License-Identifier: MIT
+/*
+ * backend — a fast, boring benchmark backend.
+ *
+ *   backend [--mode http|echo] [--listen ADDR:PORT] [--threads N] [--body BYTES]
+ *           [--conn-cost-us N] [--summary FILE] [--ready FILE] [--backlog N]
+ *           [--max-seconds S]
+ *
+ * Every thread owns an epoll instance and its own SO_REUSEPORT listening
+ * socket, so the kernel spreads new connections over the threads and a
+ * connection lives on the thread that accepted it: no locks on the data path.
+ *
+ * http: a minimal HTTP/1.1 server. Each request head (ended by CRLFCRLF; a
+ *       Content-Length body is skipped) gets "200 OK" with a body of --body
+ *       bytes. Keep-alive unless the request says "Connection: close".
+ *       Pipelined requests are answered in order.
+ * echo: bytes are sent back as they come. When the peer half-closes, what is
+ *       still buffered is flushed, then our side is shut down too.
+ *
+ * --conn-cost-us burns that much thread CPU time for every accepted connection
+ * before it is served, on the event loop itself: it models a backend that pays
+ * for auth or session restore on each (re)connect, which is what turns a
+ * reconnect storm into an overload. The stall shows up in the loop lag.
+ *
+ * On SIGTERM/SIGINT the summary (--summary, JSON) is written and the process
+ * exits 0. Loop lag is the time one loop iteration spends working between two
+ * epoll_wait() calls: how long a newly ready event can wait to be looked at.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "bench/bench_util.h"
+
+#define SCRATCH_SIZE (64 * 1024)
+#define MAX_HEAD (16 * 1024)
+#define MAX_EVENTS 256
+#define ACCEPT_BATCH 32
+#define BUCKET_MS 10
+#define LAG_BUCKETS 1088
+
+enum mode { MODE_HTTP, MODE_ECHO };
+
+struct options {
+	enum mode mode;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	unsigned int threads;
+	uint64_t body;
+	uint64_t conn_cost_us;
+	uint64_t backlog;
+	uint64_t max_seconds;
+	const char *summary;
+	const char *ready;
+};
+
+/* One client connection. Buffers exist only while something is pending. */
+struct conn {
+	int fd;
+	bool want_close;  /* http: close once the output is flushed */
+	bool peer_eof;	  /* echo: peer half-closed; finish after the flush */
+	bool out_armed;	  /* waiting for EPOLLOUT, EPOLLIN is off */
+	char *in;	  /* http: an incomplete request head */
+	uint32_t in_len;
+	char *out;	  /* unsent output */
+	uint32_t out_len;
+	uint32_t out_off;
+	uint64_t body_skip; /* http: request body bytes still to discard */
+};
+
+struct worker {
+	pthread_t tid;
+	unsigned int idx;
+	int epfd;
+	int lfd;
+	int wakefd;
+	char *scratch;
+	uint64_t requests;
+	uint64_t lag_max_ns;
+	uint64_t lag_hist[LAG_BUCKETS];
+};
+
+static struct options opt = {
+	.mode = MODE_HTTP,
+	.threads = 1,
+	.body = 64,
+	.backlog = 4096,
+	.max_seconds = 3600,
+};
+
+static char *resp_keep, *resp_close;
+static size_t resp_keep_len, resp_close_len;
+
+static uint64_t start_ns;	       /* CLOCK_MONOTONIC at startup */
+static uint64_t start_unix_ms;
+static _Atomic uint32_t *accept_buckets; /* accepts per BUCKET_MS since start */
+static size_t nbuckets;
+static _Atomic uint64_t accepted_total;
+static _Atomic int64_t conns_now;
+static _Atomic int64_t conns_max;
+static _Atomic uint64_t accept_errors;
+static atomic_bool stopping;
+
+/* Epoll tags for the two non-connection fds of a worker. */
+static char tag_listener, tag_wake;
+
+/* ---- loop lag histogram: log-linear, 32 sub-buckets per power of two ---- */
+
+static unsigned int lag_bucket(uint64_t us)
+{
+	unsigned int e, idx;
+
+	if (us < 64)
+		return (unsigned int)us;
+	e = 63 - (unsigned int)__builtin_clzll(us);
+	idx = 64 + (e - 6) * 32 + (unsigned int)((us >> (e - 5)) & 31);
+	return idx < LAG_BUCKETS ? idx : LAG_BUCKETS - 1;
+}
+
+/* Upper bound (exclusive) in microseconds of bucket IDX. */
+static uint64_t lag_bucket_upper(unsigned int idx)
+{
+	unsigned int e, sub;
+
+	if (idx < 64)
+		return idx + 1;
+	e = (idx - 64) / 32 + 6;
+	sub = (idx - 64) % 32;
+	return (uint64_t)(33 + sub) << (e - 5);
+}
+
+/* ---- connection helpers ------------------------------------------------ */
+
+static void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0) {
+		close(c->fd);
+		atomic_fetch_sub(&conns_now, 1);
+	}
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static int conn_set_events(struct worker *w, struct conn *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) ? -errno : 0;
+}
+
+/* Keep the unsent tail of BUF in c->out. 0 or -ENOMEM. */
+static int conn_stash(struct conn *c, const char *buf, size_t len)
+{
+	size_t pending = c->out_len - c->out_off;
+	char *n;
+
+	if (pending + len > UINT32_MAX)
+		return -ENOMEM;
+	if (c->out_off) {
+		memmove(c->out, c->out + c->out_off, pending);
+		c->out_len = (uint32_t)pending;
+		c->out_off = 0;
+	}
+	n = realloc(c->out, pending + len);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n + pending, buf, len);
+	c->out = n;
+	c->out_len = (uint32_t)(pending + len);
+	return 0;
+}
+
+/*
+ * Try to send what is pending in c->out. Returns 1 when everything is out,
+ * 0 when the socket is full (EPOLLOUT armed, EPOLLIN off for backpressure),
+ * -errno on error.
+ */
+static int conn_flush(struct worker *w, struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			if (!c->out_armed) {
+				int err = conn_set_events(w, c, EPOLLOUT);
+
+				if (err)
+					return err;
+				c->out_armed = true;
+			}
+			return 0;
+		}
+		c->out_off += (uint32_t)n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	if (c->out_armed) {
+		int err = conn_set_events(w, c, EPOLLIN | EPOLLRDHUP);
+
+		if (err)
+			return err;
+		c->out_armed = false;
+	}
+	return 1;
+}
+
+/* Send LEN bytes at BUF, stashing what the socket does not take. Like conn_flush. */
+static int conn_send(struct worker *w, struct conn *c, const char *buf, size_t len)
+{
+	ssize_t n = 0;
+
+	if (c->out_off == c->out_len) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return -errno;
+			n = 0;
+		}
+		if ((size_t)n == len)
+			return 1;
+	}
+	if (conn_stash(c, buf + n, len - (size_t)n))
+		return -ENOMEM;
+	return conn_flush(w, c);
+}
+
+/*
+ * The final step of a connection that asked for "Connection: close": the
+ * response is out. Closing with unread input would make the kernel answer
+ * with RST and could destroy the response in flight, so if the client sent
+ * more (it should not have), shut down our side and let the reads drain it.
+ * Returns true when the connection was freed.
+ */
+static bool conn_finish_close(struct conn *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0) {
+		shutdown(c->fd, SHUT_WR);
+		return false;
+	}
+	conn_free(c);
+	return true;
+}
+
+/* ---- http -------------------------------------------------------------- */
+
+static bool head_wants_close(const char *head, size_t len)
+{
+	size_t vlen;
+	const char *v = bench_http_header(head, len, "connection:", &vlen);
+
+	return v && bench_memcasemem(v, vlen, "close");
+}
+
+static uint64_t head_content_length(const char *head, size_t len)
+{
+	size_t vlen;
+	const char *v = bench_http_header(head, len, "content-length:", &vlen);
+	uint64_t cl = 0;
+	size_t i;
+
+	if (!v)
+		return 0;
+	for (i = 0; i < vlen && v[i] >= '0' && v[i] <= '9'; i++)
+		cl = cl * 10 + (uint64_t)(v[i] - '0');
+	return cl;
+}
+
+/*
+ * Answer every complete request in DATA[0..LEN). Keeps an incomplete head in
+ * c->in. Returns 0, or -errno when the connection must be dropped.
+ */
+static int http_consume(struct worker *w, struct conn *c, const char *data, size_t len)
+{
+	size_t pos = 0;
+	unsigned int nresp = 0;
+	int err = 0;
+
+	while (pos < len && !c->want_close) {
+		const char *end;
+
+		if (c->body_skip) {
+			size_t skip = len - pos < c->body_skip ? len - pos : c->body_skip;
+
+			c->body_skip -= skip;
+			pos += skip;
+			continue;
+		}
+		end = memmem(data + pos, len - pos, "\r\n\r\n", 4);
+		if (!end)
+			break;
+		c->body_skip = head_content_length(data + pos, (size_t)(end - (data + pos)));
+		c->want_close = head_wants_close(data + pos, (size_t)(end - (data + pos)));
+		pos = (size_t)(end - data) + 4;
+		nresp++;
+	}
+	w->requests += nresp;
+
+	/* A leftover: keep the incomplete head for the next read. */
+	if (pos < len && !c->want_close) {
+		char *keep;
+
+		if (len - pos > MAX_HEAD)
+			return -E2BIG;
+		if (data == c->in) {
+			memmove(c->in, c->in + pos, len - pos);
+		} else {
+			keep = realloc(c->in, MAX_HEAD + SCRATCH_SIZE);
+			if (!keep)
+				return -ENOMEM;
+			memcpy(keep, data + pos, len - pos);
+			c->in = keep;
+		}
+		c->in_len = (uint32_t)(len - pos);
+	} else {
+		free(c->in);
+		c->in = NULL;
+		c->in_len = 0;
+	}
+
+	while (nresp > 0 && err >= 0) {
+		bool last = nresp == 1;
+
+		if (last && c->want_close)
+			err = conn_send(w, c, resp_close, resp_close_len);
+		else
+			err = conn_send(w, c, resp_keep, resp_keep_len);
+		nresp--;
+	}
+	return err < 0 ? err : 0;
+}
+
+static int http_readable(struct worker *w, struct conn *c)
+{
+	char *buf = w->scratch;
+	size_t have = 0;
+	ssize_t n;
+
+	/* Append to an incomplete head; c->in has room for one more read. */
+	if (c->in) {
+		buf = c->in;
+		have = c->in_len;
+	}
+	n = recv(c->fd, buf + have, SCRATCH_SIZE, 0);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (c->want_close)
+		return 0; /* draining after our final response */
+	return http_consume(w, c, buf, have + (size_t)n);
+}
+
+/* ---- echo -------------------------------------------------------------- */
+
+static int echo_readable(struct worker *w, struct conn *c)
+{
+	ssize_t n = recv(c->fd, w->scratch, SCRATCH_SIZE, 0);
+	int err;
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0) {
+		c->peer_eof = true;
+		if (c->out_off < c->out_len)
+			return 0; /* finish in conn_writable */
+		shutdown(c->fd, SHUT_WR);
+		return -ECONNRESET;
+	}
+	err = conn_send(w, c, w->scratch, (size_t)n);
+	return err < 0 ? err : 0;
+}
+
+/* ---- event loop -------------------------------------------------------- */
+
+static void burn_cpu_us(uint64_t us)
+{
+	uint64_t until = bench_now_ns(CLOCK_THREAD_CPUTIME_ID) + us * NSEC_PER_USEC;
+
+	while (bench_now_ns(CLOCK_THREAD_CPUTIME_ID) < until)
+		;
+}
+
+static void note_accept(void)
+{
+	uint64_t slot = (bench_now_ns(CLOCK_MONOTONIC) - start_ns) / (BUCKET_MS * NSEC_PER_MSEC);
+	int64_t now, max;
+
+	atomic_fetch_add(&accepted_total, 1);
+	if (slot >= nbuckets)
+		slot = nbuckets - 1;
+	atomic_fetch_add_explicit(&accept_buckets[slot], 1, memory_order_relaxed);
+
+	now = atomic_fetch_add(&conns_now, 1) + 1;
+	max = atomic_load(&conns_max);
+	while (now > max && !atomic_compare_exchange_weak(&conns_max, &max, now))
+		;
+}
+
+static void worker_accept(struct worker *w)
+{
+	int i;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		struct epoll_event ev;
+		struct conn *c;
+		int one = 1;
+		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				atomic_fetch_add(&accept_errors, 1);
+			if (errno == EMFILE || errno == ENFILE)
+				usleep(1000); /* do not spin on a full fd table */
+			return;
+		}
+		note_accept();
+		if (opt.conn_cost_us)
+			burn_cpu_us(opt.conn_cost_us);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			atomic_fetch_sub(&conns_now, 1);
+			continue;
+		}
+		c->fd = fd;
+		ev.events = EPOLLIN | EPOLLRDHUP;
+		ev.data.ptr = c;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev))
+			conn_free(c);
+	}
+}
+
+static void conn_event(struct worker *w, struct conn *c, uint32_t events)
+{
+	int err = 0;
+
+	if (events & EPOLLOUT) {
+		err = conn_flush(w, c);
+		if (err == 1) {
+			if (c->want_close && conn_finish_close(c))
+				return;
+			if (c->peer_eof) {
+				shutdown(c->fd, SHUT_WR);
+				err = -ECONNRESET;
+			} else {
+				err = 0;
+			}
+		}
+	} else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		err = opt.mode == MODE_HTTP ? http_readable(w, c) : echo_readable(w, c);
+		if (err == 0 && c->want_close && !c->out_armed && c->out_off == c->out_len &&
+		    !c->in && conn_finish_close(c))
+			return;
+	}
+	if (err < 0)
+		conn_free(c);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+
+	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
+		uint64_t t0, lag;
+		int i, n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("backend: epoll_wait");
+			break;
+		}
+		t0 = bench_now_ns(CLOCK_MONOTONIC);
+		for (i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &tag_listener)
+				worker_accept(w);
+			else if (p == &tag_wake)
+				break;
+			else
+				conn_event(w, p, evs[i].events);
+		}
+		lag = bench_now_ns(CLOCK_MONOTONIC) - t0;
+		if (lag > w->lag_max_ns)
+			w->lag_max_ns = lag;
+		w->lag_hist[lag_bucket(lag / NSEC_PER_USEC)]++;
+	}
+	return NULL;
+}
+
+/* ---- setup and summary ------------------------------------------------- */
+
+static int listen_socket(void)
+{
+	int one = 1;
+	int fd = socket(opt.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&opt.addr, opt.addr_len) ||
+	    listen(fd, (int)opt.backlog)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int worker_init(struct worker *w, unsigned int idx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	w->idx = idx;
+	w->lfd = w->wakefd = -1;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd < 0)
+		return -errno;
+	w->scratch = malloc(SCRATCH_SIZE);
+	if (!w->scratch)
+		return -ENOMEM;
+	w->lfd = listen_socket();
+	if (w->lfd < 0)
+		return w->lfd;
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wakefd < 0)
+		return -errno;
+	ev.data.ptr = &tag_listener;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &ev))
+		return -errno;
+	ev.data.ptr = &tag_wake;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev))
+		return -errno;
+	return 0;
+}
+
+static int build_responses(void)
+{
+	char head[256];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		int hl = snprintf(head, sizeof(head),
+				  "HTTP/1.1 200 OK\r\nServer: sluice-bench\r\n"
+				  "Content-Type: text/plain\r\nContent-Length: %llu\r\n%s\r\n",
+				  (unsigned long long)opt.body, i ? "Connection: close\r\n" : "");
+		size_t len = (size_t)hl + opt.body;
+		char *r = malloc(len);
+
+		if (!r)
+			return -ENOMEM;
+		memcpy(r, head, (size_t)hl);
+		memset(r + hl, 'x', opt.body);
+		if (i) {
+			resp_close = r;
+			resp_close_len = len;
+		} else {
+			resp_keep = r;
+			resp_keep_len = len;
+		}
+	}
+	return 0;
+}
+
+static int write_summary(const char *path, struct worker *ws)
+{
+	uint64_t hist[LAG_BUCKETS] = { 0 }, total = 0, seen = 0, lag_max = 0, requests = 0;
+	uint64_t p99_us = 0;
+	size_t last = 0, i;
+	unsigned int t;
+	char tmp[4096];
+	FILE *f;
+
+	for (t = 0; t < opt.threads; t++) {
+		for (i = 0; i < LAG_BUCKETS; i++)
+			hist[i] += ws[t].lag_hist[i];
+		if (ws[t].lag_max_ns > lag_max)
+			lag_max = ws[t].lag_max_ns;
+		requests += ws[t].requests;
+	}
+	for (i = 0; i < LAG_BUCKETS; i++)
+		total += hist[i];
+	for (i = 0; i < LAG_BUCKETS && total; i++) {
+		seen += hist[i];
+		if (seen * 100 >= total * 99) {
+			p99_us = lag_bucket_upper((unsigned int)i);
+			break;
+		}
+	}
+	if (p99_us * NSEC_PER_USEC > lag_max)
+		p99_us = lag_max / NSEC_PER_USEC;
+	for (i = 0; i < nbuckets; i++)
+		if (atomic_load(&accept_buckets[i]))
+			last = i + 1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f,
+		"{\"mode\":\"%s\",\"threads\":%u,\"conn_cost_us\":%llu,\"start_unix_ms\":%llu,"
+		"\"accepted\":%llu,\"accept_errors\":%llu,\"max_concurrent\":%lld,"
+		"\"requests\":%llu,\"loop_lag_max_ms\":%.3f,\"loop_lag_p99_ms\":%.3f,"
+		"\"loop_iterations\":%llu,\"bucket_ms\":%d,\"accepts_per_10ms\":[",
+		opt.mode == MODE_HTTP ? "http" : "echo", opt.threads,
+		(unsigned long long)opt.conn_cost_us, (unsigned long long)start_unix_ms,
+		(unsigned long long)atomic_load(&accepted_total),
+		(unsigned long long)atomic_load(&accept_errors), (long long)atomic_load(&conns_max),
+		(unsigned long long)requests, (double)lag_max / NSEC_PER_MSEC,
+		(double)p99_us / 1000.0, (unsigned long long)total, BUCKET_MS);
+	for (i = 0; i < last; i++)
+		fprintf(f, "%s%u", i ? "," : "", atomic_load(&accept_buckets[i]));
+	fprintf(f, "]}\n");
+	if (fclose(f))
+		return -errno;
+	return rename(tmp, path) ? -errno : 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: backend [--mode http|echo] [--listen ADDR:PORT] [--threads N]\n"
+		"               [--body BYTES] [--conn-cost-us N] [--summary FILE] [--ready FILE]\n"
+		"               [--backlog N] [--max-seconds S]\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "body", required_argument, NULL, 'b' },
+		{ "conn-cost-us", required_argument, NULL, 'C' },
+		{ "summary", required_argument, NULL, 's' },
+		{ "ready", required_argument, NULL, 'r' },
+		{ "backlog", required_argument, NULL, 'B' },
+		{ "max-seconds", required_argument, NULL, 'M' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen_addr = "127.0.0.1:18000";
+	uint64_t v;
+	int c, len;
+
+	while ((c = getopt_long(argc, argv, "m:l:t:b:C:s:r:B:M:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (!strcmp(optarg, "http"))
+				opt.mode = MODE_HTTP;
+			else if (!strcmp(optarg, "echo"))
+				opt.mode = MODE_ECHO;
+			else
+				goto bad;
+			break;
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 't':
+			if (bench_parse_u64(optarg, 256, &v) || !v)
+				goto bad;
+			opt.threads = (unsigned int)v;
+			break;
+		case 'b':
+			if (bench_parse_u64(optarg, 64 << 20, &opt.body))
+				goto bad;
+			break;
+		case 'C':
+			if (bench_parse_u64(optarg, 10 * 1000 * 1000, &opt.conn_cost_us))
+				goto bad;
+			break;
+		case 's':
+			opt.summary = optarg;
+			break;
+		case 'r':
+			opt.ready = optarg;
+			break;
+		case 'B':
+			if (bench_parse_u64(optarg, 1 << 20, &opt.backlog) || !opt.backlog)
+				goto bad;
+			break;
+		case 'M':
+			if (bench_parse_u64(optarg, 7 * 24 * 3600, &opt.max_seconds) ||
+			    !opt.max_seconds)
+				goto bad;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc)
+		goto bad;
+	len = bench_parse_addr(listen_addr, &opt.addr);
+	if (len < 0) {
+		fprintf(stderr, "backend: bad address: %s\n", listen_addr);
+		return -EINVAL;
+	}
+	opt.addr_len = (socklen_t)len;
+	return 0;
+bad:
+	usage(stderr);
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker *ws = NULL;
+	sigset_t sigs;
+	unsigned int i, started = 0;
+	int sig, err, ret = 1;
+
+	if (parse_args(argc, argv))
+		return 2;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* Block the stop signals in every thread; main collects them with sigwait. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	bench_raise_nofile();
+	start_ns = bench_now_ns(CLOCK_MONOTONIC);
+	start_unix_ms = bench_now_ns(CLOCK_REALTIME) / NSEC_PER_MSEC;
+	nbuckets = opt.max_seconds * 1000 / BUCKET_MS;
+	accept_buckets = calloc(nbuckets, sizeof(*accept_buckets));
+	ws = calloc(opt.threads, sizeof(*ws));
+	if (!accept_buckets || !ws || build_responses()) {
+		fprintf(stderr, "backend: out of memory\n");
+		goto out;
+	}
+
+	for (i = 0; i < opt.threads; i++) {
+		err = worker_init(&ws[i], i);
+		if (err) {
+			fprintf(stderr, "backend: listen: %s\n", strerror(-err));
+			goto out;
+		}
+	}
+	for (i = 0; i < opt.threads; i++) {
+		err = pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]);
+		if (err) {
+			fprintf(stderr, "backend: pthread_create: %s\n", strerror(err));
+			goto stop;
+		}
+		started++;
+	}
+	if (opt.ready) {
+		int fd = open(opt.ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		if (fd < 0) {
+			fprintf(stderr, "backend: %s: %s\n", opt.ready, strerror(errno));
+			goto stop;
+		}
+		close(fd);
+	}
+
+	do {
+		sig = 0;
+		err = sigwait(&sigs, &sig);
+	} while (err == EINTR);
+	ret = 0;
+stop:
+	atomic_store(&stopping, true);
+	for (i = 0; i < started; i++) {
+		uint64_t one = 1;
+
+		if (write(ws[i].wakefd, &one, sizeof(one)) < 0)
+			perror("backend: wake");
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(ws[i].tid, NULL);
+	if (opt.summary) {
+		err = write_summary(opt.summary, ws);
+		if (err) {
+			fprintf(stderr, "backend: summary: %s: %s\n", opt.summary, strerror(-err));
+			ret = 1;
+		}
+	}
+out:
+	/* Connections and sockets go away with the process. */
+	return ret;
+}

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+#include "proxy/backend.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct backend *registry;
+
+struct backend *backend_get(const struct cfg_addr *addr)
+{
+	struct backend *be;
+
+	pthread_mutex_lock(&registry_lock);
+	for (be = registry; be; be = be->next) {
+		if (strcmp(be->addr.text, addr->text) == 0) {
+			atomic_fetch_add(&be->refs, 1);
+			goto out;
+		}
+	}
+	be = aligned_alloc(64, sizeof(*be));
+	if (!be)
+		goto out;
+	memset(be, 0, sizeof(*be));
+	atomic_init(&be->refs, 1);
+	be->addr = *addr;
+	be->next = registry;
+	registry = be;
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return be;
+}
+
+void backend_put(struct backend *be)
+{
+	struct backend **pp;
+
+	if (!be || atomic_fetch_sub(&be->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	for (pp = &registry; *pp; pp = &(*pp)->next) {
+		if (*pp == be) {
+			*pp = be->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	free(be);
+}
+
+void backend_foreach(void (*fn)(struct backend *be, void *arg), void *arg)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct backend *be = registry; be; be = be->next)
+		fn(be, arg);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void backend_connect_ok(struct backend *be, unsigned worker)
+{
+	atomic_fetch_add_explicit(&be->ws[worker].connects, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&be->fails, memory_order_relaxed)) {
+		atomic_store_explicit(&be->fails, 0, memory_order_relaxed);
+		atomic_store_explicit(&be->down_until_ms, 0, memory_order_relaxed);
+	}
+}
+
+void backend_connect_failed(struct backend *be, unsigned worker, uint64_t now_ms)
+{
+	atomic_fetch_add_explicit(&be->ws[worker].failures, 1, memory_order_relaxed);
+	/*
+	 * Circuit breaker: after BACKEND_FAIL_DOWN failures in a row the
+	 * backend gets no new clients for BACKEND_DOWN_MS; then one more try
+	 * is let through (the counter stays high, so a failure re-arms it at
+	 * once and a success clears it).
+	 */
+	if (atomic_fetch_add_explicit(&be->fails, 1, memory_order_relaxed) + 1 >= BACKEND_FAIL_DOWN)
+		atomic_store_explicit(&be->down_until_ms, now_ms + BACKEND_DOWN_MS,
+				      memory_order_relaxed);
+}
+
+uint64_t backend_sum(const struct backend *be, size_t offset)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < CFG_MAX_WORKERS; i++) {
+		const _Atomic uint64_t *p = (const void *)((const char *)&be->ws[i] + offset);
+
+		sum += atomic_load_explicit(p, memory_order_relaxed);
+	}
+	return sum;
+}

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+#include "proxy/balance.h"
+
+int balance_pick(struct snap_pool *p, uint64_t tried, uint64_t now_ms)
+{
+	unsigned n = p->nbe, start, best_active = UINT32_MAX;
+	int best = -1;
+
+	if (n == 0)
+		return -1;
+	start = atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed) % n;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (start + k) % n;
+		const struct backend *be = p->be[i];
+		uint32_t active;
+
+		if ((tried & balance_bit(i)) || !backend_usable(be, now_ms))
+			continue;
+		if (p->cfg->balance == CFG_BAL_ROUND_ROBIN)
+			return (int)i;
+		active = atomic_load_explicit(&be->active, memory_order_relaxed);
+		if (active < best_active) {
+			best_active = active;
+			best = (int)i;
+		}
+	}
+	return best;
+}

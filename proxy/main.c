@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sluiced — the main thread. It loads the config, opens the listening
+ * sockets, starts the workers and then only waits on its own ring: signals
+ * arrive there through a signalfd (the handlers-do-nothing rule holds
+ * trivially: there are no handlers), workers report their exit there.
+ *
+ * SIGHUP: build a complete new snapshot (config parsed and validated, new
+ * sockets bound, backends resolved); only if every part succeeded, hand it
+ * to each worker with IORING_OP_MSG_RING. Workers switch over between two
+ * completions; connections keep the snapshot they were accepted under.
+ * SIGTERM/SIGINT: workers stop accepting and wait up to drain.grace_s for
+ * their connections, then close the rest; sluiced exits 0 when all are done.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/daemon.h"
+#include "proxy/stats.h"
+#include "proxy/udata.h"
+#include "userspace/admin.h"
+#include "userspace/config.h"
+#include "userspace/log.h"
+
+struct main_loop {
+	struct io_uring ring;
+	int sfd;
+	struct signalfd_siginfo si;
+	unsigned exited;
+} __attribute__((aligned(UD_ALIGN)));
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sluiced -c FILE [-t] [-l LEVEL]\n"
+		   "  -c FILE   configuration file (libconfig syntax)\n"
+		   "  -t        validate the configuration and exit: 0 valid, 1 not\n"
+		   "  -l LEVEL  log level: debug, info, warn, error (default info)\n"
+		   "  -V        print the version and exit\n"
+		   "signals: SIGHUP reloads the file, SIGTERM/SIGINT stop gracefully\n");
+}
+
+static void print_errors(const char *errors)
+{
+	/* one log line per error line, so each keeps its file:line: prefix */
+	const char *p = errors;
+
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+
+		log_error("config: %.*s", n, p);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	/* every proxied connection holds two descriptors */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int send_msg(struct main_loop *m, struct worker *w, enum worker_msg type, void *ptr)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&m->ring);
+
+	if (!sqe) {
+		io_uring_submit(&m->ring);
+		sqe = io_uring_get_sqe(&m->ring);
+	}
+	io_uring_prep_msg_ring(sqe, worker_ring_fd(w), type, ud_pack(ptr, UD_MSG), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
+}
+
+static void reload(struct daemon *d, struct main_loop *m)
+{
+	char err[512], *errors = NULL;
+	struct sl_config *cfg;
+	struct snapshot *s, *old = d->cur;
+
+	log_info("reload: reading %s", d->config_path);
+	cfg = config_load(d->config_path, &errors);
+	if (!cfg) {
+		print_errors(errors);
+		free(errors);
+		goto fail;
+	}
+	if (cfg->workers != d->nworkers)
+		log_warn("reload: workers = %u takes effect at restart; running %u", cfg->workers,
+			 d->nworkers);
+	if (cfg->buffers.count != old->cfg->buffers.count ||
+	    cfg->buffers.size != old->cfg->buffers.size)
+		log_warn("reload: buffers take effect at restart");
+	s = snapshot_build(cfg, old, d->nworkers, old->gen + 1, err, sizeof(err));
+	if (!s) {
+		log_error("reload: %s", err);
+		config_free(cfg);
+		goto fail;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->cur = s;
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		snapshot_get(s);
+		send_msg(m, d->workers[i], MSG_ADOPT, s);
+	}
+	io_uring_submit(&m->ring);
+	snapshot_put(old);
+	atomic_fetch_add(&d->reloads_ok, 1);
+	atomic_store(&d->last_reload_ok, (uint64_t)time(NULL));
+	log_info("reload: generation %llu in service: %u listeners, %u pools",
+		 (unsigned long long)s->gen, s->nlisteners, s->npools);
+	return;
+fail:
+	atomic_fetch_add(&d->reloads_failed, 1);
+	log_error("reload: failed; still serving generation %llu", (unsigned long long)old->gen);
+}
+
+static void stop(struct daemon *d, struct main_loop *m)
+{
+	if (atomic_exchange(&d->stopping, 1)) {
+		log_info("stop: already stopping");
+		return;
+	}
+	log_info("stop: closing listeners; connections have %u s to finish",
+		 d->cur->cfg->drain.grace_s);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		send_msg(m, d->workers[i], MSG_STOP, NULL);
+	io_uring_submit(&m->ring);
+}
+
+static void arm_signal_read(struct main_loop *m)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&m->ring);
+
+	io_uring_prep_read(sqe, m->sfd, &m->si, sizeof(m->si), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(m, UD_SIGNAL));
+}
+
+static int main_loop_run(struct daemon *d, struct main_loop *m)
+{
+	arm_signal_read(m);
+	while (!(d->stopping && m->exited == d->nworkers)) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int ret = io_uring_submit_and_wait(&m->ring, 1);
+
+		if (ret < 0 && ret != -EINTR) {
+			log_error("main: io_uring: %s", strerror(-ret));
+			return 1;
+		}
+		io_uring_for_each_cqe(&m->ring, head, cqe)
+		{
+			n++;
+			switch (ud_op(cqe->user_data)) {
+			case UD_SIGNAL:
+				if (cqe->res == (int)sizeof(m->si)) {
+					if (m->si.ssi_signo == SIGHUP)
+						reload(d, m);
+					else
+						stop(d, m);
+				}
+				arm_signal_read(m);
+				break;
+			case UD_MSG:
+				if (cqe->res == MSG_WORKER_EXIT)
+					m->exited++;
+				break;
+			default:
+				break;
+			}
+		}
+		io_uring_cq_advance(&m->ring, n);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	static struct main_loop m;
+	const char *path = NULL;
+	int test_only = 0, opt, ret = 1;
+	char *errors = NULL, err[512];
+	struct sl_config *cfg;
+	struct admin *admin = NULL;
+	enum log_level level;
+	sigset_t mask;
+
+	while ((opt = getopt(argc, argv, "c:tl:Vh")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'l':
+			if (log_level_parse(optarg, &level)) {
+				fprintf(stderr, "sluiced: -l: unknown level \"%s\"\n", optarg);
+				return 1;
+			}
+			log_set_level(level);
+			break;
+		case 'V':
+			printf("sluiced %s\n", SLUICE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 1;
+	}
+
+	cfg = config_load(path, &errors);
+	if (test_only) {
+		if (!cfg) {
+			fputs(errors ? errors : "config: cannot load\n", stderr);
+			free(errors);
+			return 1;
+		}
+		printf("%s: configuration is valid (%u listeners, %u pools, %u workers)\n", path,
+		       cfg->nlisteners, cfg->npools, cfg->workers);
+		config_free(cfg);
+		return 0;
+	}
+	if (!cfg) {
+		print_errors(errors);
+		free(errors);
+		return 1;
+	}
+
+	/* signals are read from the main ring; no thread may take them */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+
+	d.config_path = path;
+	d.nworkers = cfg->workers;
+	d.start_time = (uint64_t)time(NULL);
+	d.cur = snapshot_build(cfg, NULL, d.nworkers, 1, err, sizeof(err));
+	if (!d.cur) {
+		log_error("start: %s", err);
+		config_free(cfg);
+		return 1;
+	}
+	atomic_store(&d.last_reload_ok, d.start_time);
+	m.sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	ret = io_uring_queue_init(64, &m.ring, 0);
+	if (m.sfd < 0 || ret) {
+		log_error("start: signalfd/io_uring: %s", strerror(ret ? -ret : errno));
+		return 1;
+	}
+	for (unsigned i = 0; i < d.nworkers; i++) {
+		snapshot_get(d.cur);
+		d.workers[i] = worker_start(i, d.cur, m.ring.ring_fd);
+		if (!d.workers[i]) {
+			log_error("start: worker %u: %s", i, strerror(errno));
+			/* the ones already running stop like on SIGTERM */
+			d.nworkers = i;
+			stop(&d, &m);
+			main_loop_run(&d, &m);
+			ret = 1;
+			goto out;
+		}
+	}
+	if (d.cur->cfg->admin.enabled) {
+		admin = admin_start(&d.cur->cfg->admin.addr, stats_handle, &d, err, sizeof(err));
+		if (!admin)
+			log_warn("admin: %s; running without the admin endpoint", err);
+	}
+	log_info("start: sluiced %s, %u workers, %u listeners, %u pools, config %s",
+		 SLUICE_VERSION, d.nworkers, d.cur->nlisteners, d.cur->npools, path);
+	ret = main_loop_run(&d, &m);
+	log_info("stop: all connections closed, exiting");
+out:
+	admin_stop(admin);
+	for (unsigned i = 0; i < d.nworkers; i++)
+		worker_join(d.workers[i]);
+	snapshot_put(d.cur);
+	io_uring_queue_exit(&m.ring);
+	close(m.sfd);
+	return ret ? 1 : 0;
+}

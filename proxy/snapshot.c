@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+#include "proxy/snapshot.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int listen_socket(const struct cfg_listener *l)
+{
+	int fd, one = 1, err;
+
+	fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    /* accepted sockets inherit it: we forward what we get, at once */
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		goto fail;
+	if (l->addr.ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)))
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) ||
+	    listen(fd, (int)l->backlog))
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static void lsock_close_fds(struct lsock *ls)
+{
+	for (unsigned i = 0; i < ls->nfds; i++)
+		if (ls->fds[i] >= 0)
+			close(ls->fds[i]);
+}
+
+static struct lsock *lsock_open(const struct cfg_listener *l, unsigned nworkers, char *err,
+				size_t errlen)
+{
+	struct lsock *ls = calloc(1, sizeof(*ls));
+
+	if (!ls) {
+		snprintf(err, errlen, "listener %s: out of memory", l->name);
+		return NULL;
+	}
+	atomic_init(&ls->refs, 1);
+	ls->addr = l->addr;
+	for (unsigned i = 0; i < nworkers; i++) {
+		int fd = listen_socket(l);
+
+		if (fd < 0) {
+			snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name,
+				 l->addr.text, strerror(-fd));
+			lsock_close_fds(ls);
+			free(ls);
+			return NULL;
+		}
+		ls->fds[ls->nfds++] = fd;
+	}
+	return ls;
+}
+
+static void lsock_put(struct lsock *ls, int close_fds)
+{
+	if (!ls || atomic_fetch_sub(&ls->refs, 1) != 1)
+		return;
+	/* fds handed to workers are theirs to close; only never-used ones are ours */
+	if (close_fds)
+		lsock_close_fds(ls);
+	free(ls);
+}
+
+static struct lsock *lsock_find(const struct snapshot *prev, const struct cfg_addr *addr)
+{
+	if (!prev)
+		return NULL;
+	for (unsigned i = 0; i < prev->nlisteners; i++) {
+		struct lsock *ls = prev->listeners[i].ls;
+
+		if (strcmp(ls->addr.text, addr->text) == 0)
+			return ls;
+	}
+	return NULL;
+}
+
+static void snapshot_free(struct snapshot *s, int close_new_fds)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < s->npools; i++) {
+		for (unsigned j = 0; j < s->pools[i].nbe; j++)
+			backend_put(s->pools[i].be[j]);
+		free(s->pools[i].be);
+	}
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		lsock_put(s->listeners[i].ls, close_new_fds);
+	free(s->pools);
+	free(s->listeners);
+	config_free(s->cfg);
+	free(s);
+}
+
+struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *prev,
+				unsigned nworkers, uint64_t gen, char *err, size_t errlen)
+{
+	struct snapshot *s = calloc(1, sizeof(*s));
+	unsigned i, j;
+
+	if (!s)
+		goto oom;
+	atomic_init(&s->refs, 1);
+	s->gen = gen;
+	s->pools = calloc(cfg->npools, sizeof(*s->pools));
+	s->listeners = calloc(cfg->nlisteners, sizeof(*s->listeners));
+	if (!s->pools || !s->listeners)
+		goto oom;
+	for (i = 0; i < cfg->npools; i++) {
+		struct snap_pool *p = &s->pools[i];
+
+		p->cfg = &cfg->pools[i];
+		p->be = calloc(p->cfg->nservers, sizeof(*p->be));
+		if (!p->be)
+			goto oom;
+		s->npools++;
+		for (j = 0; j < p->cfg->nservers; j++) {
+			p->be[j] = backend_get(&p->cfg->servers[j].addr);
+			if (!p->be[j])
+				goto oom;
+			p->nbe++;
+		}
+	}
+	for (i = 0; i < cfg->nlisteners; i++) {
+		struct snap_listener *l = &s->listeners[i];
+		struct lsock *ls = lsock_find(prev, &cfg->listeners[i].addr);
+
+		l->cfg = &cfg->listeners[i];
+		l->pool = &s->pools[l->cfg->pool];
+		if (ls && ls->nfds == nworkers) {
+			atomic_fetch_add(&ls->refs, 1);
+		} else {
+			ls = lsock_open(l->cfg, nworkers, err, errlen);
+			if (!ls)
+				goto fail;
+		}
+		l->ls = ls;
+		s->nlisteners++;
+	}
+	s->cfg = cfg;
+	return s;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	if (s) {
+		/*
+		 * Sockets opened for this snapshot were never handed out: drop
+		 * our references, closing what only we held. Reused ones keep
+		 * their other references and stay open.
+		 */
+		s->cfg = NULL;
+		snapshot_free(s, 1);
+	}
+	return NULL;
+}
+
+void snapshot_put(struct snapshot *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+		snapshot_free(s, 0);
+}
+
+struct snap_listener *snapshot_find_lsock(struct snapshot *s, const struct lsock *ls)
+{
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].ls == ls)
+			return &s->listeners[i];
+	return NULL;
+}

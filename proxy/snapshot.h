@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot — the daemon's runtime view of one config: listening sockets and
+ * pools resolved to backend objects. Built whole on the main thread (at start
+ * and on SIGHUP); either every part of it is ready or it is not used. It is
+ * immutable once built and reference counted: each worker holds a reference
+ * while it still has connections accepted under it.
+ *
+ * Listening sockets live in `struct lsock`, one per address, with one
+ * SO_REUSEPORT socket per worker. A new snapshot takes over the lsock of a
+ * listener whose address did not change, so a reload never closes a socket
+ * with clients in its accept queue. Each worker owns the descriptor of its
+ * own socket: it arms accept on it and closes it when a snapshot without
+ * that address is adopted, or at shutdown.
+ */
+#ifndef SLUICE_SNAPSHOT_H
+#define SLUICE_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "proxy/backend.h"
+#include "userspace/config.h"
+
+struct lsock {
+	_Atomic int refs;
+	struct cfg_addr addr;
+	unsigned nfds;
+	int fds[CFG_MAX_WORKERS];
+};
+
+struct snap_pool {
+	const struct cfg_pool *cfg;
+	struct backend **be;
+	unsigned nbe;
+	_Atomic uint32_t rr; /* round-robin cursor, also breaks least_conn ties */
+};
+
+struct snap_listener {
+	const struct cfg_listener *cfg;
+	struct lsock *ls;
+	struct snap_pool *pool;
+};
+
+struct snapshot {
+	_Atomic int refs;
+	uint64_t gen; /* 1 for the first, +1 per successful reload */
+	struct sl_config *cfg;
+	struct snap_listener *listeners;
+	unsigned nlisteners;
+	struct snap_pool *pools;
+	unsigned npools;
+};
+
+/*
+ * Build a snapshot from CFG for NWORKERS workers, reusing open sockets of
+ * PREV (may be NULL). On success the snapshot owns CFG and holds one
+ * reference. On failure returns NULL, leaves CFG to the caller, writes a
+ * one-line reason into ERR and closes any socket it opened.
+ */
+struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *prev,
+				unsigned nworkers, uint64_t gen, char *err, size_t errlen);
+
+static inline void snapshot_get(struct snapshot *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+/* Drop a reference; the last one frees it (NULL is fine). */
+void snapshot_put(struct snapshot *s);
+
+/* The listener of S that uses LS, or NULL. */
+struct snap_listener *snapshot_find_lsock(struct snapshot *s, const struct lsock *ls);
+
+#endif

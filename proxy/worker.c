@@ -1,0 +1,1066 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The data path. A connection pairs a client socket (fd[0]) with a backend
+ * socket (fd[1]) and moves bytes in two independent halves: half 0 receives
+ * from the client and sends to the backend, half 1 the other way round.
+ *
+ * Buffers. Receives use the worker's provided-buffer ring (IOSQE_BUFFER_SELECT),
+ * so the kernel picks a buffer only when data arrives: an idle connection has
+ * a receive armed but holds no buffer. A received buffer belongs to its half
+ * until the send of its last byte completes; then it goes back to the ring.
+ *
+ * Backpressure. A half keeps at most HALF_QMAX received buffers queued for
+ * its sink. Each receive is single-shot and re-armed only while the queue has
+ * room, so a sink that does not read stops its source from being read, and
+ * the data waits in the kernel's socket buffers (where TCP flow control
+ * pushes back on the sender) rather than in ours.
+ *
+ * Half-close. EOF on a half's source, once its queue is sent, becomes
+ * shutdown(SHUT_WR) on its sink; the connection is freed when both halves
+ * are done. An error on either socket (a reset among them) aborts both, and
+ * the other side is closed with SO_LINGER 0 so it sees a reset too.
+ *
+ * Lifetime. Every submission counts in c->inflight and every final
+ * completion uncounts it; a connection's slot and descriptors are released
+ * only when nothing is in flight, so no completion can ever find its
+ * connection reused. Aborting cancels whatever is still pending.
+ */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <semaphore.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proxy/balance.h"
+#include "proxy/timer.h"
+#include "proxy/udata.h"
+#include "userspace/log.h"
+
+#define RING_ENTRIES 4096
+#define BUF_GROUP 0
+#define HALF_QMAX 4
+#define CHUNK_CONNS 1024
+#define ACCEPT_BACKOFF_MS 100
+
+enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE };
+
+enum half_flags {
+	HALF_RECV = 1 << 0,    /* a receive is in flight */
+	HALF_SEND = 1 << 1,    /* a send is in flight */
+	HALF_EOF = 1 << 2,     /* the source sent FIN */
+	HALF_SHUT = 1 << 3,    /* shutdown(SHUT_WR) of the sink is in flight */
+	HALF_DONE = 1 << 4,    /* FIN forwarded: nothing more goes this way */
+	HALF_STARVED = 1 << 5, /* data waits but the buffer ring was empty */
+};
+
+struct half {
+	uint16_t bid[HALF_QMAX];
+	uint32_t len[HALF_QMAX];
+	uint32_t sent; /* bytes of the head buffer already sent */
+	uint8_t head, count, flags;
+};
+
+enum conn_state { CONN_FREE = 0, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
+
+struct wgen;
+
+struct conn {
+	struct timer_node timer;
+	int fd[2]; /* client, backend */
+	uint8_t state;
+	uint8_t tries;
+	uint16_t inflight;
+	uint64_t accepted_ms;
+	uint64_t attempt_ms;
+	uint64_t active_ms; /* last byte either way */
+	uint64_t tried;     /* balance_bit() of backends tried */
+	struct backend *be;
+	struct snap_pool *pool;
+	struct wgen *gen;
+	struct conn *next, *prev; /* free list; starved list */
+	struct half half[2];
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
+_Static_assert(_Alignof(struct conn) >= UD_ALIGN, "udata needs aligned objects");
+
+/* A snapshot as one worker uses it: released when current no more and empty. */
+struct wgen {
+	struct snapshot *snap;
+	uint32_t nconns;
+	struct wgen *next;
+};
+
+struct wlistener {
+	struct worker *w;
+	struct lsock *ls;
+	struct snap_listener *sl; /* in the current snapshot; NULL once removed */
+	struct timer_node timer;  /* accept back-off */
+	int fd;
+	uint8_t armed;
+	uint8_t closing;
+	struct wlistener *next;
+} __attribute__((aligned(UD_ALIGN)));
+
+struct conn_chunk {
+	struct conn_chunk *next;
+	struct conn conns[CHUNK_CONNS];
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct io_uring ring;
+	int main_ring_fd;
+	sem_t ready;
+	int start_err;
+	struct snapshot *initial; /* handed to the thread, adopted once its ring is up */
+
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	uint32_t nbufs, bufsize, bufs_out;
+
+	struct timer_heap timers;
+	struct timer_node grace;
+	uint64_t now;
+
+	struct wgen *gen; /* current, head of the list */
+	struct wlistener *listeners;
+	unsigned nlisteners;
+
+	struct conn_chunk *chunks;
+	struct conn *free_conns;
+	struct conn starved; /* list head (circular, doubly linked) */
+	uint64_t nconns;     /* slots in use */
+	int stopping;
+	int done;
+	struct log_rl rl;
+
+	struct worker_stats stats;
+} __attribute__((aligned(64)));
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void stat_inc(_Atomic uint64_t *c)
+{
+	/* single writer: a relaxed load+store, no locked instruction */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static void stat_dec(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+}
+
+/*
+ * An SQE, submitting what is queued when the SQ is full. Submission only
+ * fails for reasons that leave nothing to do but retry (EINTR, EAGAIN), so
+ * this never returns NULL.
+ */
+static struct io_uring_sqe *w_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		io_uring_submit(&w->ring);
+	return sqe;
+}
+
+/* ---- provided buffers ------------------------------------------------- */
+
+static int bufs_init(struct worker *w, uint32_t count, uint32_t size)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	size_t ring_bytes = count * sizeof(struct io_uring_buf);
+	int ret;
+
+	w->nbufs = count;
+	w->bufsize = size;
+	w->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->br == MAP_FAILED)
+		return -errno;
+	/* pages are touched as buffers are first used, not all up front */
+	w->bufs = mmap(NULL, (size_t)count * size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->bufs == MAP_FAILED)
+		return -errno;
+	reg.ring_addr = (uint64_t)(uintptr_t)w->br;
+	reg.ring_entries = count;
+	reg.bgid = BUF_GROUP;
+	ret = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (ret)
+		return ret;
+	io_uring_buf_ring_init(w->br);
+	for (uint32_t i = 0; i < count; i++)
+		io_uring_buf_ring_add(w->br, w->bufs + (size_t)i * size, size, (unsigned short)i,
+				      io_uring_buf_ring_mask(count), (int)i);
+	io_uring_buf_ring_advance(w->br, (int)count);
+	return 0;
+}
+
+static void buf_return(struct worker *w, uint16_t bid)
+{
+	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->bufsize, w->bufsize, bid,
+			      io_uring_buf_ring_mask(w->nbufs), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+	w->bufs_out--;
+}
+
+/* ---- connection slots --------------------------------------------------- */
+
+static struct conn *conn_alloc(struct worker *w)
+{
+	struct conn *c = w->free_conns;
+
+	if (!c) {
+		struct conn_chunk *ch = aligned_alloc(64, sizeof(*ch));
+
+		if (!ch)
+			return NULL;
+		ch->next = w->chunks;
+		w->chunks = ch;
+		/* pushed in reverse so slots are handed out in address order */
+		for (int i = CHUNK_CONNS - 1; i >= 0; i--) {
+			ch->conns[i].state = CONN_FREE;
+			ch->conns[i].next = w->free_conns;
+			w->free_conns = &ch->conns[i];
+		}
+		c = w->free_conns;
+	}
+	w->free_conns = c->next;
+	memset(c, 0, sizeof(*c));
+	timer_node_init(&c->timer, TK_CONN);
+	c->fd[0] = c->fd[1] = -1;
+	w->nconns++;
+	return c;
+}
+
+static void starved_unlink(struct conn *c)
+{
+	if (c->prev) {
+		c->prev->next = c->next;
+		c->next->prev = c->prev;
+		c->next = c->prev = NULL;
+	}
+}
+
+static void gen_release(struct worker *w, struct wgen *g)
+{
+	struct wgen **pp;
+
+	if (g == w->gen || g->nconns)
+		return;
+	for (pp = &w->gen; *pp; pp = &(*pp)->next) {
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	}
+	snapshot_put(g->snap);
+	free(g);
+}
+
+static void conn_free(struct worker *w, struct conn *c)
+{
+	for (int h = 0; h < 2; h++) {
+		struct half *hf = &c->half[h];
+
+		for (; hf->count; hf->count--, hf->head = (hf->head + 1) % HALF_QMAX)
+			buf_return(w, hf->bid[hf->head]);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (c->fd[i] >= 0) {
+			struct io_uring_sqe *sqe = w_sqe(w);
+
+			io_uring_prep_close(sqe, c->fd[i]);
+			io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		}
+	}
+	if (c->be)
+		atomic_fetch_sub_explicit(&c->be->active, 1, memory_order_relaxed);
+	timer_cancel(&w->timers, &c->timer);
+	starved_unlink(c);
+	c->gen->nconns--;
+	gen_release(w, c->gen);
+	stat_dec(&w->stats.active);
+	c->state = CONN_FREE;
+	c->next = w->free_conns;
+	w->free_conns = c;
+	w->nconns--;
+}
+
+static void conn_maybe_free(struct worker *w, struct conn *c)
+{
+	if (c->inflight == 0)
+		conn_free(w, c);
+}
+
+static void conn_cancel_fd(struct worker *w, struct conn *c, int fd)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
+	c->inflight++;
+}
+
+/*
+ * Tear a connection down. RST_MASK bit i: close fd[i] with a reset
+ * (SO_LINGER 0) rather than a FIN, so a reset on one side reaches the other.
+ */
+static void conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	timer_cancel(&w->timers, &c->timer);
+	starved_unlink(c);
+	if (rst_mask)
+		stat_inc(&w->stats.resets);
+	for (int i = 0; i < 2; i++) {
+		if (c->fd[i] < 0)
+			continue;
+		if (rst_mask & (1u << i))
+			setsockopt(c->fd[i], SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		if (c->inflight)
+			conn_cancel_fd(w, c, c->fd[i]);
+	}
+	conn_maybe_free(w, c);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static uint64_t conn_deadline(const struct conn *c)
+{
+	const struct sl_config *cfg = c->gen->snap->cfg;
+	uint64_t cap;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		cap = c->accepted_ms + cfg->timeouts.backend_wait_ms;
+		return c->attempt_ms + cfg->timeouts.connect_ms < cap
+			       ? c->attempt_ms + cfg->timeouts.connect_ms
+			       : cap;
+	case CONN_OPEN:
+		return c->active_ms + (uint64_t)cfg->timeouts.idle_s * 1000;
+	default:
+		return UINT64_MAX;
+	}
+}
+
+static void conn_timer_arm(struct worker *w, struct conn *c)
+{
+	if (timer_set(&w->timers, &c->timer, conn_deadline(c)))
+		conn_abort(w, c, 0);
+}
+
+/* ---- forwarding ------------------------------------------------------------ */
+
+static void half_recv(struct worker *w, struct conn *c, unsigned h)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_recv(sqe, c->fd[h], NULL, w->bufsize, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RECV + h));
+	c->half[h].flags |= HALF_RECV;
+	c->inflight++;
+}
+
+static void half_send(struct worker *w, struct conn *c, unsigned h)
+{
+	struct half *hf = &c->half[h];
+	struct io_uring_sqe *sqe = w_sqe(w);
+	const char *buf = w->bufs + (size_t)hf->bid[hf->head] * w->bufsize;
+
+	io_uring_prep_send(sqe, c->fd[h ^ 1], buf + hf->sent, hf->len[hf->head] - hf->sent,
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SEND + h));
+	hf->flags |= HALF_SEND;
+	c->inflight++;
+}
+
+static void half_shut(struct worker *w, struct conn *c, unsigned h)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_shutdown(sqe, c->fd[h ^ 1], SHUT_WR);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SHUT + h));
+	c->half[h].flags |= HALF_SHUT;
+	c->inflight++;
+}
+
+/* Re-arm the half's receive if nothing stops it. */
+static void half_resume(struct worker *w, struct conn *c, unsigned h)
+{
+	struct half *hf = &c->half[h];
+
+	if (!(hf->flags & (HALF_RECV | HALF_EOF | HALF_STARVED)) && hf->count < HALF_QMAX)
+		half_recv(w, c, h);
+}
+
+static void half_starve(struct worker *w, struct conn *c, unsigned h)
+{
+	c->half[h].flags |= HALF_STARVED;
+	stat_inc(&w->stats.nobufs);
+	if (!c->prev) {
+		c->prev = w->starved.prev;
+		c->next = &w->starved;
+		w->starved.prev->next = c;
+		w->starved.prev = c;
+	}
+}
+
+/* Buffers came back: let starved halves receive again, oldest first. */
+static void starved_run(struct worker *w)
+{
+	while (w->starved.next != &w->starved && w->bufs_out < w->nbufs) {
+		struct conn *c = w->starved.next;
+
+		starved_unlink(c);
+		for (unsigned h = 0; h < 2; h++) {
+			if (c->half[h].flags & HALF_STARVED) {
+				c->half[h].flags &= ~HALF_STARVED;
+				half_resume(w, c, h);
+			}
+		}
+	}
+}
+
+static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_uring_cqe *cqe)
+{
+	struct half *hf = &c->half[h];
+	int res = cqe->res;
+
+	c->inflight--;
+	hf->flags &= ~HALF_RECV;
+	if (cqe->flags & IORING_CQE_F_BUFFER)
+		w->bufs_out++;
+	if (c->state == CONN_CLOSING) {
+		if (cqe->flags & IORING_CQE_F_BUFFER)
+			buf_return(w, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+		conn_maybe_free(w, c);
+		return;
+	}
+	if (res > 0) {
+		unsigned tail = (hf->head + hf->count) % HALF_QMAX;
+
+		hf->bid[tail] = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		hf->len[tail] = (uint32_t)res;
+		hf->count++;
+		c->active_ms = w->now;
+		if (!(hf->flags & HALF_SEND))
+			half_send(w, c, h);
+		half_resume(w, c, h);
+		return;
+	}
+	if (res == 0) {
+		hf->flags |= HALF_EOF;
+		if (!hf->count && !(hf->flags & HALF_SEND))
+			half_shut(w, c, h);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		half_starve(w, c, h);
+		return;
+	}
+	/* the source failed (a reset, mostly): the sink gets a reset too */
+	conn_abort(w, c, 1u << (h ^ 1));
+}
+
+static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
+{
+	struct half *hf = &c->half[h];
+	struct backend_wstats *bs;
+
+	c->inflight--;
+	hf->flags &= ~HALF_SEND;
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(w, c);
+		return;
+	}
+	if (res <= 0) {
+		/* the sink is gone: reset the source as well */
+		conn_abort(w, c, 1u << h);
+		return;
+	}
+	bs = &c->be->ws[w->id];
+	stat_add(h == 0 ? &bs->bytes_out : &bs->bytes_in, (uint64_t)res);
+	c->active_ms = w->now;
+	hf->sent += (uint32_t)res;
+	if (hf->sent == hf->len[hf->head]) {
+		buf_return(w, hf->bid[hf->head]);
+		hf->head = (hf->head + 1) % HALF_QMAX;
+		hf->count--;
+		hf->sent = 0;
+	}
+	if (hf->count)
+		half_send(w, c, h);
+	else if (hf->flags & HALF_EOF)
+		half_shut(w, c, h);
+	half_resume(w, c, h);
+}
+
+static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
+{
+	c->inflight--;
+	c->half[h].flags = (uint8_t)((c->half[h].flags & ~HALF_SHUT) | HALF_DONE);
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(w, c);
+		return;
+	}
+	if (res < 0) {
+		conn_abort(w, c, 1u << h);
+		return;
+	}
+	if (c->half[h ^ 1].flags & HALF_DONE) {
+		/* both ways finished with FIN: a clean end */
+		c->state = CONN_CLOSING;
+		timer_cancel(&w->timers, &c->timer);
+		conn_maybe_free(w, c);
+	}
+}
+
+/* ---- backend connect ------------------------------------------------------- */
+
+static void conn_connect(struct worker *w, struct conn *c)
+{
+	const struct sl_config *cfg = c->gen->snap->cfg;
+	struct io_uring_sqe *sqe;
+	struct backend *be;
+	int idx, fd, one = 1;
+
+	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
+		stat_inc(&w->stats.backend_wait);
+		goto fail;
+	}
+	idx = balance_pick(c->pool, c->tried, w->now);
+	if (idx < 0 && c->tried) {
+		/* all tried and retries left: go round again (down ones stay skipped) */
+		c->tried = 0;
+		idx = balance_pick(c->pool, 0, w->now);
+	}
+	if (idx < 0)
+		goto fail;
+	be = c->pool->be[idx];
+	c->tried |= balance_bit((unsigned)idx);
+	c->tries++;
+	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,
+				strerror(errno));
+		goto fail;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd[1] = fd;
+	c->be = be;
+	atomic_fetch_add_explicit(&be->active, 1, memory_order_relaxed);
+	sqe = w_sqe(w);
+	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CONNECT));
+	c->inflight++;
+	c->attempt_ms = w->now;
+	conn_timer_arm(w, c);
+	return;
+fail:
+	stat_inc(&w->stats.no_backend);
+	conn_abort(w, c, 0);
+}
+
+static void on_connect(struct worker *w, struct conn *c, int res)
+{
+	struct backend *be = c->be;
+
+	c->inflight--;
+	if (c->state == CONN_CLOSING) {
+		conn_maybe_free(w, c);
+		return;
+	}
+	if (res == 0) {
+		backend_connect_ok(be, w->id);
+		c->state = CONN_OPEN;
+		c->active_ms = w->now;
+		conn_timer_arm(w, c);
+		half_recv(w, c, 0);
+		half_recv(w, c, 1);
+		return;
+	}
+	backend_connect_failed(be, w->id, w->now);
+	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
+			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
+	/* nothing else is pending on this socket: close it right here */
+	close(c->fd[1]);
+	c->fd[1] = -1;
+	c->be = NULL;
+	atomic_fetch_sub_explicit(&be->active, 1, memory_order_relaxed);
+	if (c->tries <= c->pool->cfg->retries) {
+		conn_connect(w, c);
+	} else {
+		stat_inc(&w->stats.no_backend);
+		conn_abort(w, c, 0);
+	}
+}
+
+static void on_conn_timer(struct worker *w, struct conn *c)
+{
+	uint64_t deadline = conn_deadline(c);
+
+	if (deadline > w->now) {
+		/* activity moved it: lazy deadlines are checked only when due */
+		conn_timer_arm(w, c);
+		return;
+	}
+	if (c->state == CONN_CONNECTING) {
+		/*
+		 * The connect completes with -ECANCELED and is retried or
+		 * failed there. Cancel by user_data, not by descriptor: the
+		 * cancel is done at submission, but keying it to this
+		 * connection's connect keeps it from ever touching a reused fd.
+		 */
+		struct io_uring_sqe *sqe = w_sqe(w);
+
+		io_uring_prep_cancel64(sqe, ud_pack(c, UD_CONNECT), 0);
+		io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
+		c->inflight++;
+	} else if (c->state == CONN_OPEN) {
+		stat_inc(&w->stats.idle_timeouts);
+		conn_abort(w, c, 0);
+	}
+}
+
+/* ---- listeners --------------------------------------------------------------- */
+
+static void listener_arm(struct worker *w, struct wlistener *wl)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_multishot_accept(sqe, wl->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	io_uring_sqe_set_data64(sqe, ud_pack(wl, UD_ACCEPT));
+	wl->armed = 1;
+}
+
+static void listener_free(struct worker *w, struct wlistener *wl)
+{
+	close(wl->fd);
+	for (struct wlistener **pp = &w->listeners; *pp; pp = &(*pp)->next) {
+		if (*pp == wl) {
+			*pp = wl->next;
+			break;
+		}
+	}
+	w->nlisteners--;
+	free(wl);
+}
+
+/*
+ * Stop accepting on WL and close its socket. Clients still in this socket's
+ * accept queue are reset by the kernel; the other workers' sockets for the
+ * same address go on (a removed listener's are all closed).
+ */
+static void listener_close(struct worker *w, struct wlistener *wl)
+{
+	struct io_uring_sqe *sqe;
+
+	if (wl->closing)
+		return;
+	wl->closing = 1;
+	wl->sl = NULL;
+	timer_cancel(&w->timers, &wl->timer);
+	if (!wl->armed) {
+		listener_free(w, wl);
+		return;
+	}
+	/* the accept ends with -ECANCELED; on_accept frees it then */
+	sqe = w_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_pack(wl, UD_ACCEPT), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+}
+
+static void conn_start(struct worker *w, struct wlistener *wl, int fd)
+{
+	struct conn *c;
+
+	if (!wl->sl || w->stopping || !(c = conn_alloc(w))) {
+		close(fd);
+		return;
+	}
+	stat_inc(&w->stats.accepted);
+	stat_inc(&w->stats.active);
+	c->fd[0] = fd;
+	c->state = CONN_CONNECTING;
+	c->accepted_ms = w->now;
+	c->gen = w->gen;
+	c->gen->nconns++;
+	c->pool = wl->sl->pool;
+	conn_connect(w, c);
+}
+
+static void on_accept(struct worker *w, struct wlistener *wl, struct io_uring_cqe *cqe)
+{
+	if (cqe->res >= 0)
+		conn_start(w, wl, cqe->res);
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return;
+	wl->armed = 0;
+	if (wl->closing) {
+		listener_free(w, wl);
+		return;
+	}
+	if (cqe->res < 0) {
+		/*
+		 * EMFILE, ENFILE, ENOMEM...: the multishot accept ended. Back
+		 * off instead of spinning; clients wait in the accept queue.
+		 */
+		stat_inc(&w->stats.accept_errors);
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: accept on %s: %s", w->id,
+				wl->ls->addr.text, strerror(-cqe->res));
+		if (timer_set(&w->timers, &wl->timer, w->now + ACCEPT_BACKOFF_MS) == 0)
+			return;
+	}
+	listener_arm(w, wl);
+}
+
+/* ---- snapshots and messages ---------------------------------------------------- */
+
+static int worker_adopt(struct worker *w, struct snapshot *snap)
+{
+	struct wgen *g = calloc(1, sizeof(*g)), *old = w->gen;
+	struct wlistener *wl, *next;
+
+	if (!g) {
+		snapshot_put(snap);
+		return -ENOMEM;
+	}
+	g->snap = snap;
+	g->next = w->gen;
+	w->gen = g;
+	if (old)
+		gen_release(w, old);
+	for (wl = w->listeners; wl; wl = wl->next)
+		wl->sl = NULL;
+	for (unsigned i = 0; i < snap->nlisteners; i++) {
+		struct snap_listener *sl = &snap->listeners[i];
+
+		for (wl = w->listeners; wl; wl = wl->next)
+			if (wl->ls == sl->ls && !wl->closing)
+				break;
+		if (!wl) {
+			wl = aligned_alloc(UD_ALIGN, sizeof(*wl));
+			if (!wl) {
+				log_error("worker %u: listener %s: out of memory", w->id,
+					  sl->cfg->name);
+				continue;
+			}
+			memset(wl, 0, sizeof(*wl));
+			wl->w = w;
+			wl->ls = sl->ls;
+			wl->fd = sl->ls->fds[w->id];
+			timer_node_init(&wl->timer, TK_LISTENER);
+			wl->next = w->listeners;
+			w->listeners = wl;
+			w->nlisteners++;
+			if (!w->stopping)
+				listener_arm(w, wl);
+		}
+		wl->sl = sl;
+	}
+	for (wl = w->listeners; wl; wl = next) {
+		next = wl->next;
+		if (!wl->sl)
+			listener_close(w, wl);
+	}
+	return 0;
+}
+
+static void worker_stop(struct worker *w)
+{
+	struct wlistener *wl, *next;
+	uint32_t grace_s = w->gen->snap->cfg->drain.grace_s;
+
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	for (wl = w->listeners; wl; wl = next) {
+		next = wl->next;
+		listener_close(w, wl);
+	}
+	timer_set(&w->timers, &w->grace, w->now + (uint64_t)grace_s * 1000);
+}
+
+/* Grace ran out: close what is left (pacing belongs to the drain, not here). */
+static void worker_grace_expired(struct worker *w)
+{
+	for (struct conn_chunk *ch = w->chunks; ch; ch = ch->next) {
+		for (unsigned i = 0; i < CHUNK_CONNS; i++) {
+			struct conn *c = &ch->conns[i];
+
+			if (c->state == CONN_FREE || c->state == CONN_CLOSING)
+				continue;
+			stat_inc(&w->stats.grace_closed);
+			conn_abort(w, c, 0);
+		}
+	}
+}
+
+static void on_msg(struct worker *w, void *ptr, int type)
+{
+	switch (type) {
+	case MSG_ADOPT:
+		if (w->stopping) {
+			snapshot_put(ptr);
+			break;
+		}
+		if (worker_adopt(w, ptr))
+			log_error("worker %u: cannot adopt new config: out of memory", w->id);
+		break;
+	case MSG_STOP:
+		worker_stop(w);
+		break;
+	default:
+		log_warn("worker %u: unknown message %d", w->id, type);
+	}
+}
+
+/* ---- loop ----------------------------------------------------------------------- */
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	enum ud_op op = ud_op(cqe->user_data);
+	void *ptr = ud_ptr(cqe->user_data);
+
+	switch (op) {
+	case UD_ACCEPT:
+		on_accept(w, ptr, cqe);
+		break;
+	case UD_CONNECT:
+		on_connect(w, ptr, cqe->res);
+		break;
+	case UD_RECV:
+	case UD_RECV_1:
+		on_recv(w, ptr, ud_half(op, UD_RECV), cqe);
+		break;
+	case UD_SEND:
+	case UD_SEND_1:
+		on_send(w, ptr, ud_half(op, UD_SEND), cqe->res);
+		break;
+	case UD_SHUT:
+	case UD_SHUT_1:
+		on_shut(w, ptr, ud_half(op, UD_SHUT), cqe->res);
+		break;
+	case UD_CANCEL: {
+		struct conn *c = ptr;
+
+		c->inflight--;
+		conn_maybe_free(w, c);
+		break;
+	}
+	case UD_MSG:
+		on_msg(w, ptr, cqe->res);
+		break;
+	default:
+		break;
+	}
+}
+
+static void run_timers(struct worker *w)
+{
+	struct timer_node *t;
+
+	while ((t = timer_pop_due(&w->timers, w->now))) {
+		switch (t->kind) {
+		case TK_CONN:
+			on_conn_timer(w, (struct conn *)((char *)t - offsetof(struct conn, timer)));
+			break;
+		case TK_LISTENER: {
+			struct wlistener *wl =
+				(struct wlistener *)((char *)t - offsetof(struct wlistener, timer));
+
+			if (!wl->closing && !wl->armed)
+				listener_arm(w, wl);
+			break;
+		}
+		case TK_GRACE:
+			worker_grace_expired(w);
+			break;
+		}
+	}
+}
+
+static void worker_loop(struct worker *w)
+{
+	while (!(w->stopping && w->nconns == 0 && w->nlisteners == 0)) {
+		struct __kernel_timespec ts, *tsp = NULL;
+		struct timer_node *t = timer_first(&w->timers);
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		if (t) {
+			uint64_t d = t->when > w->now ? t->when - w->now : 0;
+
+			ts.tv_sec = (long long)(d / 1000);
+			ts.tv_nsec = (long long)(d % 1000) * 1000000;
+			tsp = &ts;
+		}
+		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
+		w->now = now_ms();
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		run_timers(w);
+		starved_run(w);
+	}
+}
+
+static void worker_teardown(struct worker *w)
+{
+	struct conn_chunk *ch;
+	struct wgen *g;
+
+	while ((ch = w->chunks)) {
+		w->chunks = ch->next;
+		free(ch);
+	}
+	while ((g = w->gen)) {
+		w->gen = g->next;
+		snapshot_put(g->snap);
+		free(g);
+	}
+	timer_heap_free(&w->timers);
+	io_uring_queue_exit(&w->ring);
+	if (w->br && w->br != MAP_FAILED)
+		munmap(w->br, w->nbufs * sizeof(struct io_uring_buf));
+	if (w->bufs && w->bufs != MAP_FAILED)
+		munmap(w->bufs, (size_t)w->nbufs * w->bufsize);
+	w->br = NULL;
+	w->bufs = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct io_uring_params p = { 0 };
+	struct snapshot *snap = w->initial;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	w->initial = NULL;
+	/*
+	 * SINGLE_ISSUER + DEFER_TASKRUN: only this thread submits, and
+	 * completion work runs when it asks for events, not on interrupts —
+	 * fewer context switches, better batching. The ring is created here
+	 * because the creating thread becomes its only submitter.
+	 */
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
+		  IORING_SETUP_SUBMIT_ALL;
+	p.cq_entries = RING_ENTRIES * 4;
+	ret = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	if (ret == 0) {
+		ret = bufs_init(w, snap->cfg->buffers.count, snap->cfg->buffers.size);
+		if (ret)
+			worker_teardown(w);
+	}
+	w->start_err = ret;
+	if (ret) {
+		snapshot_put(snap);
+		sem_post(&w->ready);
+		return NULL;
+	}
+	w->now = now_ms();
+	w->rl.interval_ms = 5000;
+	w->rl.burst = 5;
+	worker_adopt(w, snap);
+	sem_post(&w->ready);
+
+	worker_loop(w);
+
+	sqe = w_sqe(w);
+	io_uring_prep_msg_ring(sqe, w->main_ring_fd, MSG_WORKER_EXIT, ud_pack(w, UD_MSG), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+	io_uring_submit(&w->ring);
+	w->done = 1;
+	return NULL;
+}
+
+struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd)
+{
+	struct worker *w = aligned_alloc(64, sizeof(*w));
+	int ret;
+
+	if (!w) {
+		snapshot_put(snap);
+		return NULL;
+	}
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->main_ring_fd = main_ring_fd;
+	w->starved.next = w->starved.prev = &w->starved;
+	timer_node_init(&w->grace, TK_GRACE);
+	sem_init(&w->ready, 0, 0);
+	w->initial = snap;
+	ret = pthread_create(&w->thread, NULL, worker_main, w);
+	if (ret) {
+		snapshot_put(snap);
+		free(w);
+		errno = ret;
+		return NULL;
+	}
+	while (sem_wait(&w->ready) && errno == EINTR)
+		;
+	if (w->start_err) {
+		pthread_join(w->thread, NULL);
+		errno = -w->start_err;
+		sem_destroy(&w->ready);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int worker_ring_fd(const struct worker *w)
+{
+	return w->ring.ring_fd;
+}
+
+const struct worker_stats *worker_stats(const struct worker *w)
+{
+	return &w->stats;
+}
+
+void worker_join(struct worker *w)
+{
+	if (!w)
+		return;
+	pthread_join(w->thread, NULL);
+	worker_teardown(w);
+	sem_destroy(&w->ready);
+	free(w);
+}

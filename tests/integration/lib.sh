@@ -1,0 +1,165 @@
+# Shared by the integration scenarios; source it first thing.
+#
+# Topology: two network namespaces joined by a veth pair —
+#   $LB  the load-balancer host: sluiced and the clients; 10.77.0.1/24
+#   $BE  the backend host: the test servers; 10.77.0.2/24 and, for several
+#        backends, extra addresses 10.77.0.11..19 (be_addr N)
+# Each scenario gets its own pair (names carry the PID), so scenarios could
+# run side by side. Everything started with `bg` is killed by PID on exit,
+# and the namespaces are deleted.
+set -u
+SRC=${SLUICE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=$SRC/build
+TPEER=$BUILD/tests/tools/tpeer
+SLUICED=$BUILD/sluiced
+SLUICECTL=$BUILD/sluicectl
+T=$(mktemp -d /tmp/sluice-test.XXXXXX)
+LB=slb$$
+BE=sbe$$
+PIDS=()
+ADMIN=127.0.0.1:9901
+
+say() { echo "[$(date +%T.%3N)] $*"; }
+fail() { say "FAIL: $*"; exit 1; }
+skip() { say "skipping"; echo "$*"; exit 77; }
+
+cleanup() {
+	local rc=$?
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	sleep 0.2
+	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+	ip netns del "$LB" 2>/dev/null
+	ip netns del "$BE" 2>/dev/null
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		for f in "$T"/*.log; do
+			[ -e "$f" ] || continue
+			echo "---- $(basename "$f") (last 15 lines)"; tail -n 15 "$f"
+		done
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
+	command -v ip >/dev/null || skip "needs iproute2 (ip)"
+	[ -x "$SLUICED" ] && [ -x "$TPEER" ] || fail "build first: make test-build"
+}
+
+# Create $LB and $BE and the veth between them.
+netns_setup() {
+	need_root
+	ip netns add "$LB" || skip "cannot create network namespaces"
+	ip netns add "$BE" || fail "ip netns add $BE"
+	ip link add "v$LB" type veth peer name "v$BE" || fail "veth"
+	ip link set "v$LB" netns "$LB"
+	ip link set "v$BE" netns "$BE"
+	ip -n "$LB" addr add 10.77.0.1/24 dev "v$LB"
+	ip -n "$BE" addr add 10.77.0.2/24 dev "v$BE"
+	for i in 1 2 3 4 5 6 7 8 9; do ip -n "$BE" addr add "10.77.0.1$i/24" dev "v$BE"; done
+	for ns in "$LB" "$BE"; do
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$LB" link set "v$LB" up
+	ip -n "$BE" link set "v$BE" up
+	# enough room for thousands of connections through one address pair
+	ip netns exec "$LB" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+	ip netns exec "$BE" sysctl -qw net.core.somaxconn=8192
+	ip netns exec "$LB" sysctl -qw net.core.somaxconn=8192
+}
+
+be_addr() { echo "10.77.0.1$1"; }   # address of backend N (1..9)
+in_lb() { ip netns exec "$LB" "$@"; }
+in_be() { ip netns exec "$BE" "$@"; }
+
+# bg NAME NS CMD...: start CMD in namespace NS, output in $T/NAME.log; sets $LAST_PID.
+bg() {
+	local name=$1 ns=$2; shift 2
+	ip netns exec "$ns" "$@" >"$T/$name.log" 2>&1 &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+}
+
+# wait_for TIMEOUT_S CMD...: poll CMD every 50 ms until it succeeds.
+wait_for() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000)); shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# backend NAME N MODE [ARGS...]: a tpeer server on be_addr N port 9000.
+backend() {
+	local name=$1 n=$2 mode=$3; shift 3
+	bg "$name" "$BE" "$TPEER" serve -l "$(be_addr "$n"):9000" --mode "$mode" --id "$name" \
+		--stats "$T/$name.stats" --ready "$T/$name.ready" --timeout-ms 3600000 "$@"
+	eval "PID_$name=$LAST_PID"
+	wait_for 5 test -e "$T/$name.ready" || fail "backend $name did not start"
+}
+
+# stat NAME KEY: a value from a tpeer server's stats file.
+stat() { sed -n "s/^$2=//p" "$T/$1.stats" 2>/dev/null | head -1; }
+
+# sluiced CONF: start sluiced in $LB and wait for its admin endpoint.
+sluiced_start() {
+	bg sluiced "$LB" "$SLUICED" -c "$1"
+	SLUICED_PID=$LAST_PID
+	wait_for 5 in_lb "$SLUICECTL" -a "$ADMIN" metrics || fail "sluiced did not start"
+}
+
+ctl() { in_lb "$SLUICECTL" -a "$ADMIN" "$@"; }
+
+# metric 'NAME{LABELS}': the value of one sample from /metrics ("" if absent).
+metric() { ctl metrics | awk -v m="$1" '$1 == m { print $2; exit }'; }
+# metric_eq 'NAME{LABELS}' VALUE; stat_eq NAME KEY VALUE — for wait_for
+metric_eq() { [ "$(metric "$1")" = "$2" ]; }
+stat_eq() { [ "$(stat "$1" "$2")" = "$3" ]; }
+# backend_metric NAME POOL N: a per-backend sample for backend bN of write_conf
+backend_metric() { metric "$1{pool=\"$2\",backend=\"b$3\",address=\"$(be_addr "$3"):9000\"}"; }
+
+# client NAME ARGS...: run a tpeer client in $LB in the foreground; log kept.
+client() {
+	local name=$1; shift
+	in_lb "$TPEER" "$@" >"$T/$name.log" 2>&1
+	local rc=$?
+	cat "$T/$name.log"
+	return $rc
+}
+
+# kv KEY FILE: value of KEY=... on a tpeer summary line.
+kv() { grep -o "\b$1=[^ ]*" "$2" | head -1 | cut -d= -f2; }
+
+# Wait for a PID to exit (up to TIMEOUT_S); its status in $EXIT_STATUS.
+wait_exit() {
+	local pid=$1 t=$2 deadline
+	deadline=$(($(date +%s) + t))
+	while kill -0 "$pid" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+	wait "$pid"
+	EXIT_STATUS=$?
+	return 0
+}
+
+# A config with one tcp listener on 10.77.0.1:8080 and a pool of backends N...
+# conf FILE WORKERS BALANCE N... [-- EXTRA top-level settings]
+write_conf() {
+	local f=$1 workers=$2 balance=$3; shift 3
+	local servers="" sep="" extra=""
+	while [ $# -gt 0 ]; do
+		if [ "$1" = "--" ]; then shift; extra="$*"; break; fi
+		servers="$servers$sep{ name = \"b$1\"; address = \"$(be_addr "$1"):9000\"; }"
+		sep=", "; shift
+	done
+	cat >"$f" <<CONF
+workers = $workers;
+admin = { address = "$ADMIN"; };
+$extra
+listeners = ( { name = "front"; address = "10.77.0.1:8080"; mode = "tcp"; pool = "app"; } );
+pools = ( { name = "app"; balance = "$balance"; servers = ( $servers ); } );
+CONF
+}

@@ -1,0 +1,1357 @@
+// SPDX-License-Identifier: MIT
+/*
+ * config — libconfig file → validated struct sl_config.
+ *
+ * The parser is a set of key tables, one per group. Each entry names a key,
+ * the handler that reads it, where the value goes (an offset from the struct
+ * the group fills) and its bounds. A group is parsed in table order, then its
+ * members are checked for names the table does not know. Table order matters
+ * at the top level: pools come before listeners so a listener's `pool` can be
+ * resolved while the listener is parsed.
+ *
+ * Adding a key is one table line; a check that a range cannot express goes in
+ * the entry's `check` callback, a cross-key check in the group's post-parse
+ * code (see parse_listeners, parse_pools).
+ *
+ * Errors are collected, not fatal: the whole file is checked so an operator
+ * sees every problem in one `sluiced -t`. They are sorted by line at the end.
+ * Only a syntax error stops early, since nothing after it can be trusted:
+ * libconfig's own, or one of the two things libconfig 1.5 would let through
+ * that we treat as syntax (see scan_source).
+ */
+#include "userspace/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- error collection ---------------------------------------------------- */
+
+struct cfg_error {
+	int line;
+	unsigned seq; /* keeps errors on one line in the order found */
+	char *text;
+};
+
+struct pctx {
+	const char *name; /* the file as the caller named it, for messages */
+	struct sl_config *cfg;
+	struct cfg_error *errs;
+	unsigned nerrs, cap;
+	int oom;
+	/* setting path of the value being parsed, e.g. "pools[0].servers[1]" */
+	char path[256];
+	size_t plen;
+};
+
+static void add_error(struct pctx *pc, const char *file, int line, const char *setting,
+		      const char *fmt, va_list ap)
+{
+	struct cfg_error *e;
+	char msg[512];
+	char *text;
+
+	if (pc->nerrs == pc->cap) {
+		unsigned cap = pc->cap ? pc->cap * 2 : 8;
+
+		e = realloc(pc->errs, cap * sizeof(*e));
+		if (!e) {
+			pc->oom = 1;
+			return;
+		}
+		pc->errs = e;
+		pc->cap = cap;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (asprintf(&text, "%s:%d: %s: %s\n", file, line, setting, msg) < 0) {
+		pc->oom = 1;
+		return;
+	}
+	e = &pc->errs[pc->nerrs];
+	e->line = line;
+	e->seq = pc->nerrs;
+	e->text = text;
+	pc->nerrs++;
+}
+
+static void perr_at(struct pctx *pc, const char *file, int line, const char *setting,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void perr_at(struct pctx *pc, const char *file, int line, const char *setting,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_error(pc, file, line, setting, fmt, ap);
+	va_end(ap);
+}
+
+/* Line of S; a setting libconfig gave no line takes its nearest parent's. */
+static int setting_line(const config_setting_t *s)
+{
+	for (; s; s = config_setting_parent(s)) {
+		if (config_setting_source_line(s))
+			return config_setting_source_line(s);
+	}
+	return 1;
+}
+
+/* Report an error about S, whose path is the current one. */
+static void perr(struct pctx *pc, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void perr(struct pctx *pc, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add_error(pc, pc->name, setting_line(s), pc->path, fmt, ap);
+	va_end(ap);
+}
+
+static int cmp_error(const void *a, const void *b)
+{
+	const struct cfg_error *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Join the collected errors, sorted by line, into one malloc'd text. */
+static char *join_errors(struct pctx *pc)
+{
+	size_t len = 1, off = 0;
+	char *out;
+
+	qsort(pc->errs, pc->nerrs, sizeof(*pc->errs), cmp_error);
+	for (unsigned i = 0; i < pc->nerrs; i++)
+		len += strlen(pc->errs[i].text);
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	for (unsigned i = 0; i < pc->nerrs; i++) {
+		size_t n = strlen(pc->errs[i].text);
+
+		memcpy(out + off, pc->errs[i].text, n);
+		off += n;
+	}
+	out[off] = '\0';
+	return out;
+}
+
+static void free_errors(struct pctx *pc)
+{
+	for (unsigned i = 0; i < pc->nerrs; i++)
+		free(pc->errs[i].text);
+	free(pc->errs);
+	pc->errs = NULL;
+	pc->nerrs = pc->cap = 0;
+}
+
+/* ---- setting path -------------------------------------------------------- */
+
+static size_t path_push(struct pctx *pc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Append to the path; returns the length to pop back to. */
+static size_t path_push(struct pctx *pc, const char *fmt, ...)
+{
+	size_t old = pc->plen;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(pc->path + old, sizeof(pc->path) - old, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		pc->plen += (size_t)n;
+	/* a path too deep to print is cut, never overrun */
+	if (pc->plen >= sizeof(pc->path))
+		pc->plen = sizeof(pc->path) - 1;
+	return old;
+}
+
+static size_t path_push_key(struct pctx *pc, const char *key)
+{
+	return path_push(pc, "%s%s", pc->plen ? "." : "", key);
+}
+
+static size_t path_push_index(struct pctx *pc, unsigned i)
+{
+	return path_push(pc, "[%u]", i);
+}
+
+static void path_pop(struct pctx *pc, size_t old)
+{
+	pc->plen = old;
+	pc->path[old] = '\0';
+}
+
+/* ---- key tables ---------------------------------------------------------- */
+
+struct cfg_key;
+typedef void key_fn(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		    void *base);
+
+_Static_assert(sizeof(enum cfg_mode) == sizeof(int) && sizeof(enum cfg_balance) == sizeof(int),
+	       "parse_enum stores an int");
+
+/* one string value of an enum-like key */
+struct cfg_enum {
+	const char *text;
+	int value;
+};
+
+struct cfg_key {
+	const char *name;
+	key_fn *parse;
+	size_t off;     /* where the value goes, from the struct the group fills */
+	int64_t min, max;
+	const void *arg; /* sub-table, enum table, ... (per handler) */
+	const char *(*check)(int64_t v); /* extra integer check: NULL or why not */
+	unsigned flags;
+};
+
+// clang-format off
+/* KEY_NAME's field is a char[CFG_NAME_MAX]; KEY_ENUM's an enum, int-sized */
+#define KF_REQUIRED	0x1
+#define KF_WILDCARD_OK	0x2 /* address may be 0.0.0.0 / [::] */
+#define KF_EMPTY_OK	0x4 /* address may be "" (feature off; addr.len = 0) */
+
+#define KEY_U32(key, type, field, lo, hi) \
+	{ .name = key, .parse = parse_u32, .off = offsetof(type, field), .min = lo, .max = hi }
+#define KEY_U32_CHECK(key, type, field, lo, hi, fn) \
+	{ .name = key, .parse = parse_u32, .off = offsetof(type, field), .min = lo, .max = hi, \
+	  .check = fn }
+#define KEY_NAME(key, type, field, fl) \
+	{ .name = key, .parse = parse_name, .off = offsetof(type, field), .flags = fl }
+#define KEY_ADDR(key, type, field, fl) \
+	{ .name = key, .parse = parse_addr_key, .off = offsetof(type, field), .flags = fl }
+#define KEY_ENUM(key, type, field, table, fl) \
+	{ .name = key, .parse = parse_enum, .off = offsetof(type, field), .arg = table, \
+	  .flags = fl }
+#define KEY_GROUP(key, table) { .name = key, .parse = parse_subgroup, .arg = table }
+#define KEY_CUSTOM(key, fn, fl) { .name = key, .parse = fn, .flags = fl }
+#define KEY_END { .name = NULL }
+// clang-format on
+
+/*
+ * VALUE quoted for an error message: an error is one line, so a value with a
+ * newline (or any control byte) must not break it. Long values are cut.
+ */
+static const char *quote(char *buf, size_t size, const char *value)
+{
+	size_t n = 0;
+
+	buf[n++] = '"';
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if (n + 8 >= size) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (*p < 0x20 || *p == 0x7f)
+			n += (size_t)snprintf(buf + n, size - n, "\\x%02x", *p);
+		else if (*p == '"' || *p == '\\')
+			n += (size_t)snprintf(buf + n, size - n, "\\%c", *p);
+		else
+			buf[n++] = (char)*p;
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *type_name(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP:
+		return "a group { ... }";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array [ ... ]";
+	case CONFIG_TYPE_LIST:
+		return "a list ( ... )";
+	default:
+		return "an unknown type";
+	}
+}
+
+static int expect_type(struct pctx *pc, const config_setting_t *s, int type, const char *what)
+{
+	int t = config_setting_type(s);
+
+	if (t == type || (type == CONFIG_TYPE_INT && t == CONFIG_TYPE_INT64))
+		return 1;
+	perr(pc, s, "expected %s, got %s", what, type_name(s));
+	return 0;
+}
+
+static void parse_group(struct pctx *pc, const config_setting_t *g, const struct cfg_key *keys,
+			void *base);
+
+static void parse_subgroup(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	if (expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		parse_group(pc, s, k->arg, base);
+}
+
+static int get_int(struct pctx *pc, const config_setting_t *s, int64_t min, int64_t max,
+		   int64_t *v)
+{
+	if (!expect_type(pc, s, CONFIG_TYPE_INT, "an integer"))
+		return 0;
+	*v = config_setting_get_int64(s);
+	if (*v < min || *v > max) {
+		perr(pc, s, "value %lld out of range (%lld..%lld)", (long long)*v, (long long)min,
+		     (long long)max);
+		return 0;
+	}
+	return 1;
+}
+
+static void parse_u32(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		      void *base)
+{
+	const char *why;
+	int64_t v;
+
+	if (!get_int(pc, s, k->min, k->max, &v))
+		return;
+	if (k->check) {
+		why = k->check(v);
+		if (why) {
+			perr(pc, s, "value %lld %s", (long long)v, why);
+			return;
+		}
+	}
+	*(uint32_t *)((char *)base + k->off) = (uint32_t)v;
+}
+
+static const char *get_string(struct pctx *pc, const config_setting_t *s)
+{
+	if (!expect_type(pc, s, CONFIG_TYPE_STRING, "a string"))
+		return NULL;
+	return config_setting_get_string(s);
+}
+
+/* Names end up in metric labels and log lines: keep them plain. */
+static int check_name(struct pctx *pc, const config_setting_t *s, const char *v)
+{
+	size_t len = strlen(v);
+	char q[96];
+
+	if (len == 0) {
+		perr(pc, s, "name must not be empty");
+		return 0;
+	}
+	if (len >= CFG_NAME_MAX) {
+		perr(pc, s, "name too long (%zu characters, max %d)", len, CFG_NAME_MAX - 1);
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '.' || c == '-')
+			continue;
+		perr(pc, s, "invalid character in name %s (allowed: A-Z a-z 0-9 _ . -)",
+		     quote(q, sizeof(q), v));
+		return 0;
+	}
+	return 1;
+}
+
+static void parse_name(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		       void *base)
+{
+	const char *v = get_string(pc, s);
+
+	if (v && check_name(pc, s, v))
+		strcpy((char *)base + k->off, v);
+}
+
+static void parse_enum(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		       void *base)
+{
+	const struct cfg_enum *e;
+	const char *v = get_string(pc, s);
+	char choices[256], q[96];
+	size_t off = 0;
+
+	if (!v)
+		return;
+	for (e = k->arg; e->text; e++) {
+		if (strcmp(v, e->text) == 0) {
+			*(int *)((char *)base + k->off) = e->value;
+			return;
+		}
+	}
+	choices[0] = '\0';
+	for (e = k->arg; e->text && off < sizeof(choices); e++) {
+		int n = snprintf(choices + off, sizeof(choices) - off, "%s\"%s\"",
+				 off ? ", " : "", e->text);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	perr(pc, s, "unsupported %s %s (supported: %s)", k->name, quote(q, sizeof(q), v), choices);
+}
+
+static int parse_addr(const char *text, struct cfg_addr *addr, const char **why);
+
+static int addr_is_wildcard(const struct cfg_addr *a)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+
+	if (a->ss.ss_family == AF_INET)
+		return in->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (a->ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+	return 0;
+}
+
+static void parse_addr_key(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	struct cfg_addr *dst = (struct cfg_addr *)((char *)base + k->off);
+	const char *v = get_string(pc, s);
+	const char *why = NULL;
+	struct cfg_addr a;
+	char q[96];
+	int err;
+
+	if (!v)
+		return;
+	quote(q, sizeof(q), v);
+	if (!*v && (k->flags & KF_EMPTY_OK)) {
+		memset(dst, 0, sizeof(*dst));
+		return;
+	}
+	err = parse_addr(v, &a, &why);
+	if (err == -ENOENT) {
+		perr(pc, s, "cannot resolve %s%s%s", q, why ? ": " : "", why ? why : "");
+		return;
+	}
+	if (err) {
+		perr(pc, s, "invalid address %s (%s)", q, why ? why : strerror(-err));
+		return;
+	}
+	if (!(k->flags & KF_WILDCARD_OK) && addr_is_wildcard(&a)) {
+		perr(pc, s, "invalid address %s (a wildcard address is not allowed here)", q);
+		return;
+	}
+	*dst = a;
+}
+
+/*
+ * Parse group G with KEYS into BASE: each known key present is handed to its
+ * parser, missing required keys and unknown keys are reported. Defaults are
+ * whatever BASE held before.
+ */
+static void parse_group(struct pctx *pc, const config_setting_t *g, const struct cfg_key *keys,
+			void *base)
+{
+	const struct cfg_key *k;
+	config_setting_t *s;
+	size_t old;
+	int n;
+
+	for (k = keys; k->name; k++) {
+		s = config_setting_get_member(g, k->name);
+		old = path_push_key(pc, k->name);
+		if (s)
+			k->parse(pc, s, k, base);
+		else if (k->flags & KF_REQUIRED)
+			perr(pc, g, "missing required setting");
+		path_pop(pc, old);
+	}
+	n = config_setting_length(g);
+	for (int i = 0; i < n; i++) {
+		const char *name;
+
+		s = config_setting_get_elem(g, (unsigned)i);
+		name = config_setting_name(s);
+		for (k = keys; k->name; k++) {
+			if (strcmp(k->name, name) == 0)
+				break;
+		}
+		if (k->name)
+			continue;
+		old = path_push_key(pc, name);
+		perr(pc, s, "unknown setting");
+		path_pop(pc, old);
+	}
+}
+
+/* ---- lists of groups ----------------------------------------------------- */
+
+/* a string member that must differ between the elements of one list */
+struct cfg_unique {
+	const char *key;  /* the member */
+	const char *what; /* "listener name", for the message */
+	size_t off;       /* its char[] in the element; "" when unset or invalid */
+};
+
+struct cfg_list {
+	const char *what;      /* "listeners" */
+	const char *empty_msg; /* error for an empty list */
+	unsigned max;
+	size_t size; /* of one element */
+	size_t line_off; /* the element's int line */
+	const struct cfg_key *keys;
+	void (*defaults)(void *elem);
+	/* after the element's keys: derived values (EL is its group) */
+	void (*done)(void *elem, const config_setting_t *el);
+	struct cfg_unique unique[2];
+};
+
+/* Line of member KEY of group G, or of G when KEY is absent. */
+static int member_line(const config_setting_t *g, const char *key)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+
+	return setting_line(s ? s : g);
+}
+
+/*
+ * Report each element of LIST whose member U->key repeats an earlier one.
+ * ELEMS are the parsed elements, IDX their positions in LIST (an element
+ * that was not a group has none). Only a member set explicitly is reported:
+ * a value derived from another member (a server's default name) clashes
+ * through that member already.
+ */
+static void check_unique(struct pctx *pc, const config_setting_t *list,
+			 const struct cfg_list *spec, const struct cfg_unique *u, const char *elems,
+			 const unsigned *idx, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const char *vi = elems + i * spec->size + u->off;
+		const config_setting_t *ei = config_setting_get_elem(list, idx[i]);
+		const config_setting_t *si = config_setting_get_member(ei, u->key);
+
+		if (!*vi || !si)
+			continue;
+		for (unsigned j = 0; j < i; j++) {
+			const char *vj = elems + j * spec->size + u->off;
+			const config_setting_t *ej = config_setting_get_elem(list, idx[j]);
+			size_t old;
+
+			if (strcmp(vi, vj) != 0)
+				continue;
+			old = path_push_index(pc, idx[i]);
+			path_push_key(pc, u->key);
+			perr(pc, si, "duplicate %s \"%s\" (first at line %d)", u->what, vi,
+			     member_line(ej, u->key));
+			path_pop(pc, old);
+			break;
+		}
+	}
+}
+
+/*
+ * Parse list S of groups as SPEC says. Returns the calloc'd elements (also
+ * when some had errors: the caller owns them) and their number in *COUNT;
+ * NULL when there are none.
+ */
+static void *parse_list(struct pctx *pc, const config_setting_t *s, const struct cfg_list *spec,
+			unsigned *count)
+{
+	unsigned *idx = NULL; /* list position of each parsed element */
+	char *elems = NULL;
+	unsigned n = 0;
+	int len;
+
+	*count = 0;
+	if (!expect_type(pc, s, CONFIG_TYPE_LIST, "a list ( ... )"))
+		goto out;
+	len = config_setting_length(s);
+	if (len == 0) {
+		perr(pc, s, "%s", spec->empty_msg);
+		goto out;
+	}
+	if ((unsigned)len > spec->max) {
+		perr(pc, s, "too many %s (%d, max %u)", spec->what, len, spec->max);
+		goto out;
+	}
+	elems = calloc((size_t)len, spec->size);
+	idx = calloc((size_t)len, sizeof(*idx));
+	if (!elems || !idx) {
+		pc->oom = 1;
+		goto out;
+	}
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+		char *e = elems + n * spec->size;
+		size_t old = path_push_index(pc, (unsigned)i);
+
+		if (expect_type(pc, el, CONFIG_TYPE_GROUP, "a group { ... }")) {
+			if (spec->defaults)
+				spec->defaults(e);
+			*(int *)(e + spec->line_off) = setting_line(el);
+			parse_group(pc, el, spec->keys, e);
+			if (spec->done)
+				spec->done(e, el);
+			idx[n++] = (unsigned)i;
+		}
+		path_pop(pc, old);
+	}
+	for (size_t u = 0; u < ARRAY_SIZE(spec->unique) && spec->unique[u].key; u++)
+		check_unique(pc, s, spec, &spec->unique[u], elems, idx, n);
+	*count = n;
+out:
+	free(idx);
+	if (!n) {
+		free(elems);
+		elems = NULL;
+	}
+	return elems;
+}
+
+/* ---- servers ------------------------------------------------------------- */
+
+static const struct cfg_key server_keys[] = {
+	KEY_ADDR("address", struct cfg_server, addr, KF_REQUIRED),
+	KEY_NAME("name", struct cfg_server, name, 0),
+	KEY_END
+};
+
+static void server_done(void *elem, const config_setting_t *el)
+{
+	struct cfg_server *sv = elem;
+	size_t len;
+
+	if (sv->name[0] || config_setting_get_member(el, "name"))
+		return;
+	/* fits: the longest address text is "[" + 45 + "]:65535" */
+	len = strnlen(sv->addr.text, sizeof(sv->name) - 1);
+	memcpy(sv->name, sv->addr.text, len);
+	sv->name[len] = '\0';
+}
+
+/* Two entries for one backend would double its share and its limits. */
+static const struct cfg_list server_list = {
+	.what = "servers",
+	.empty_msg = "pool has no servers",
+	.max = CFG_MAX_SERVERS,
+	.size = sizeof(struct cfg_server),
+	.line_off = offsetof(struct cfg_server, line),
+	.keys = server_keys,
+	.done = server_done,
+	.unique = {
+		{ "address", "server address", offsetof(struct cfg_server, addr.text) },
+		{ "name", "server name", offsetof(struct cfg_server, name) },
+	},
+};
+
+static void parse_servers(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	struct cfg_pool *p = base;
+
+	p->servers = parse_list(pc, s, &server_list, &p->nservers);
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+static const struct cfg_enum balance_names[] = {
+	{ "least_conn", CFG_BAL_LEAST_CONN },
+	{ "round_robin", CFG_BAL_ROUND_ROBIN },
+	{ NULL, 0 },
+};
+
+static const struct cfg_key pool_keys[] = {
+	KEY_NAME("name", struct cfg_pool, name, KF_REQUIRED),
+	KEY_ENUM("balance", struct cfg_pool, balance, balance_names, 0),
+	KEY_U32("retries", struct cfg_pool, retries, 0, 16),
+	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
+	KEY_END
+};
+
+static void pool_defaults(void *elem)
+{
+	struct cfg_pool *p = elem;
+
+	p->balance = CFG_BAL_LEAST_CONN;
+	p->retries = 2;
+}
+
+static const struct cfg_list pool_list = {
+	.what = "pools",
+	.empty_msg = "no pools configured",
+	.max = CFG_MAX_POOLS,
+	.size = sizeof(struct cfg_pool),
+	.line_off = offsetof(struct cfg_pool, line),
+	.keys = pool_keys,
+	.defaults = pool_defaults,
+	.unique = { { "name", "pool name", offsetof(struct cfg_pool, name) } },
+};
+
+static void parse_pools(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			void *base)
+{
+	struct sl_config *cfg = base;
+
+	cfg->pools = parse_list(pc, s, &pool_list, &cfg->npools);
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+static const struct cfg_enum mode_names[] = {
+	{ "tcp", CFG_MODE_TCP },
+	{ NULL, 0 },
+};
+
+/* Pools are parsed first (see top_keys), so the name resolves right here. */
+static void parse_pool_ref(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	struct cfg_listener *l = base;
+	const char *v = get_string(pc, s);
+	int i;
+
+	if (!v || !check_name(pc, s, v))
+		return;
+	i = config_pool_index(pc->cfg, v);
+	if (i < 0) {
+		perr(pc, s, "no pool named \"%s\"", v);
+		return;
+	}
+	l->pool = (unsigned)i;
+}
+
+static const struct cfg_key listener_keys[] = {
+	KEY_NAME("name", struct cfg_listener, name, KF_REQUIRED),
+	KEY_ADDR("address", struct cfg_listener, addr, KF_REQUIRED | KF_WILDCARD_OK),
+	KEY_ENUM("mode", struct cfg_listener, mode, mode_names, 0),
+	KEY_CUSTOM("pool", parse_pool_ref, KF_REQUIRED),
+	KEY_U32("backlog", struct cfg_listener, backlog, 1, 65535),
+	KEY_END
+};
+
+static void listener_defaults(void *elem)
+{
+	struct cfg_listener *l = elem;
+
+	l->mode = CFG_MODE_TCP;
+	l->backlog = 4096;
+}
+
+/*
+ * Listeners bind with SO_REUSEPORT, so two on one address would not fail at
+ * bind: they would silently share the connections.
+ */
+static const struct cfg_list listener_list = {
+	.what = "listeners",
+	.empty_msg = "no listeners configured",
+	.max = CFG_MAX_LISTENERS,
+	.size = sizeof(struct cfg_listener),
+	.line_off = offsetof(struct cfg_listener, line),
+	.keys = listener_keys,
+	.defaults = listener_defaults,
+	.unique = {
+		{ "name", "listener name", offsetof(struct cfg_listener, name) },
+		{ "address", "listener address", offsetof(struct cfg_listener, addr.text) },
+	},
+};
+
+static void parse_listeners(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	struct sl_config *cfg = base;
+
+	cfg->listeners = parse_list(pc, s, &listener_list, &cfg->nlisteners);
+}
+
+/* ---- top level ----------------------------------------------------------- */
+
+static const char *check_pow2(int64_t v)
+{
+	return v > 0 && (v & (v - 1)) == 0 ? NULL : "is not a power of two";
+}
+
+static const struct cfg_key admin_keys[] = {
+	KEY_ADDR("address", struct sl_config, admin.addr, KF_WILDCARD_OK | KF_EMPTY_OK),
+	KEY_END
+};
+
+static const struct cfg_key timeouts_keys[] = {
+	KEY_U32("connect_ms", struct sl_config, timeouts.connect_ms, 1, 600000),
+	KEY_U32("idle_s", struct sl_config, timeouts.idle_s, 1, 604800),
+	KEY_U32("backend_wait_ms", struct sl_config, timeouts.backend_wait_ms, 1, 3600000),
+	KEY_END
+};
+
+static const struct cfg_key drain_keys[] = {
+	KEY_U32("period_s", struct sl_config, drain.period_s, 0, 86400),
+	KEY_U32("grace_s", struct sl_config, drain.grace_s, 0, 86400),
+	KEY_END
+};
+
+static const struct cfg_key buffers_keys[] = {
+	KEY_U32_CHECK("count", struct sl_config, buffers.count, 16, 32768, check_pow2),
+	KEY_U32("size", struct sl_config, buffers.size, 1024, 1048576),
+	KEY_END
+};
+
+static const struct cfg_key top_keys[] = {
+	KEY_U32("workers", struct sl_config, workers, 1, CFG_MAX_WORKERS),
+	KEY_GROUP("admin", admin_keys),
+	KEY_GROUP("timeouts", timeouts_keys),
+	KEY_GROUP("drain", drain_keys),
+	KEY_GROUP("buffers", buffers_keys),
+	KEY_CUSTOM("pools", parse_pools, 0), /* before listeners: they refer to pools */
+	KEY_CUSTOM("listeners", parse_listeners, KF_REQUIRED),
+	KEY_END
+};
+
+static void config_defaults(struct sl_config *cfg)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cfg->workers = ncpu < 1 ? 1 : ncpu > CFG_MAX_WORKERS ? CFG_MAX_WORKERS : (unsigned)ncpu;
+	cfg->admin.enabled = 1;
+	/* cannot fail: a numeric literal */
+	parse_addr("127.0.0.1:9901", &cfg->admin.addr, NULL);
+	cfg->timeouts.connect_ms = 3000;
+	cfg->timeouts.idle_s = 3600;
+	cfg->timeouts.backend_wait_ms = 10000;
+	cfg->drain.period_s = 30;
+	cfg->drain.grace_s = 60;
+	cfg->buffers.count = 1024;
+	cfg->buffers.size = 16384;
+}
+
+/* ---- what libconfig 1.5 would accept silently ---------------------------- */
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_xdigit(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int is_ident(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
+	       c == '-' || c == '*';
+}
+
+/* Would libconfig 1.5 read the literal TOK (no L suffix) without wrapping? */
+static int int_literal_fits(const char *tok, size_t len, int hex)
+{
+	char buf[64];
+	long long v;
+	char *end;
+
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, tok, len);
+	buf[len] = '\0';
+	errno = 0;
+	if (hex) {
+		/* a hex literal is a bit pattern: 0xFFFFFFFF is -1, which is fine */
+		unsigned long long u = strtoull(buf, &end, 16);
+
+		return errno == 0 && u <= 0xffffffffULL;
+	}
+	v = strtoll(buf, &end, 10);
+	return errno == 0 && v >= INT_MIN && v <= INT_MAX;
+}
+
+/*
+ * Two things libconfig 1.5 would take without a word, found in the source
+ * ourselves (skipping strings and comments) and reported like syntax errors:
+ *
+ * - SCAN_INCLUDE: `@include`. libconfig opens the file at parse time,
+ *   relative to the daemon's CWD, and nothing here could check its integer
+ *   literals or name it as the file passed; one file is the whole config.
+ * - SCAN_INTS: an integer literal without the L suffix is read into an int
+ *   and wraps: `workers = 4294967297;` would load as 1.
+ *
+ * Returns how many were found.
+ */
+#define SCAN_INCLUDE	0x1
+#define SCAN_INTS	0x2
+
+static int scan_source(struct pctx *pc, const char *p, unsigned what)
+{
+	int line = 1, found = 0;
+
+	while (*p) {
+		const char *tok;
+		int hex = 0;
+
+		if (*p == '\n') {
+			line++;
+			p++;
+		} else if (*p == '@' && strncmp(p, "@include", 8) == 0) {
+			if (what & SCAN_INCLUDE) {
+				perr_at(pc, pc->name, line, "syntax", "@include is not supported");
+				found++;
+			}
+			p += 8;
+		} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			while (*p && *p != '\n')
+				p++;
+		} else if (p[0] == '/' && p[1] == '*') {
+			for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+				line += *p == '\n';
+			p += *p ? 2 : 0;
+		} else if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && p[1])
+					p++;
+				line += *p == '\n';
+			}
+			p += *p ? 1 : 0;
+		} else if (is_ident(*p) && !is_digit(*p) && *p != '-') {
+			while (is_ident(*p))
+				p++;
+		} else if (is_digit(*p) || ((*p == '-' || *p == '+') && is_digit(p[1]))) {
+			tok = p;
+			p += *p == '-' || *p == '+';
+			if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+				hex = 1;
+				for (p += 2; is_xdigit(*p); p++)
+					;
+			} else {
+				while (is_digit(*p))
+					p++;
+			}
+			if (*p == 'L') {
+				p++;
+				continue;
+			}
+			if (!hex && (*p == '.' || *p == 'e' || *p == 'E')) {
+				/* a float: skip the rest of it */
+				while (is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E' ||
+				       ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E')))
+					p++;
+				continue;
+			}
+			if ((what & SCAN_INTS) && !int_literal_fits(tok, (size_t)(p - tok), hex)) {
+				perr_at(pc, pc->name, line, "syntax",
+					"integer %.*s does not fit in 32 bits "
+					"(add L for a 64-bit value)",
+					(int)(p - tok), tok);
+				found++;
+			}
+		} else {
+			p++;
+		}
+	}
+	return found;
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (!is_digit(*s))
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > 65535)
+			return -EINVAL;
+	}
+	if (v == 0)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/*
+ * RFC 1123 host name. Checked before getaddrinfo so that garbage never costs
+ * a DNS round trip, and so that glibc's inet_aton leniency ("10.1", "0x7f.1")
+ * cannot turn a typo into an address: the last label must not be numeric.
+ */
+static int valid_hostname(const char *h)
+{
+	size_t len = strlen(h), label = 0;
+	int numeric = 1;
+
+	if (len && h[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		char c = i < len ? h[i] : '.';
+
+		if (c == '.') {
+			if (label == 0 || label > 63 || h[i - 1] == '-')
+				return 0;
+			if (i == len && numeric)
+				return 0;
+			label = 0;
+			numeric = 1;
+			continue;
+		}
+		if (!(is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c == '-' && label > 0)))
+			return 0;
+		numeric &= is_digit(c);
+		label++;
+	}
+	return 1;
+}
+
+static void addr_set_text(struct cfg_addr *a, uint16_t port)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (a->ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
+
+		in->sin_port = htons(port);
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(a->text, sizeof(a->text), "%s:%u", ip, port);
+		a->len = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+
+		in6->sin6_port = htons(port);
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(a->text, sizeof(a->text), "[%s]:%u", ip, port);
+		a->len = sizeof(*in6);
+	}
+}
+
+static int resolve(const char *host, const char *port_s, struct cfg_addr *a, const char **why)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL, *ai;
+	int rc, err = -ENOENT;
+
+	rc = getaddrinfo(host, port_s, &hints, &res);
+	if (rc) {
+		*why = gai_strerror(rc);
+		err = rc == EAI_MEMORY ? -ENOMEM : -ENOENT;
+		goto out;
+	}
+	*why = "no IPv4 or IPv6 address";
+	for (ai = res; ai; ai = ai->ai_next) {
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    ai->ai_addrlen <= sizeof(a->ss)) {
+			memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+			err = 0;
+			break;
+		}
+	}
+out:
+	if (res)
+		freeaddrinfo(res);
+	return err;
+}
+
+/*
+ * Parse TEXT into ADDR. On failure *WHY (when WHY is not NULL) says what is
+ * wrong, in words fit for an error message; ADDR is untouched.
+ */
+static int parse_addr(const char *text, struct cfg_addr *addr, const char **why)
+{
+	struct sockaddr_in6 *in6;
+	struct sockaddr_in *in;
+	const char *port_s, *dummy;
+	struct cfg_addr a;
+	char host[256];
+	size_t hlen;
+	uint16_t port;
+	int err = -EINVAL;
+
+	if (!why)
+		why = &dummy;
+	*why = "expected HOST:PORT";
+	memset(&a, 0, sizeof(a));
+	in = (struct sockaddr_in *)&a.ss;
+	in6 = (struct sockaddr_in6 *)&a.ss;
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (!close) {
+			*why = "missing ']' after IPv6 address";
+			goto out;
+		}
+		if (close[1] != ':') {
+			*why = "expected [IPV6]:PORT";
+			goto out;
+		}
+		hlen = (size_t)(close - text - 1);
+		port_s = close + 2;
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto out;
+		memcpy(host, text + 1, hlen);
+		host[hlen] = '\0';
+		if (parse_port(port_s, &port)) {
+			*why = "port must be 1..65535";
+			goto out;
+		}
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+			*why = "bad IPv6 address";
+			goto out;
+		}
+		a.ss.ss_family = AF_INET6;
+	} else {
+		port_s = strrchr(text, ':');
+		if (!port_s)
+			goto out;
+		hlen = (size_t)(port_s - text);
+		port_s++;
+		if (memchr(text, ':', hlen)) {
+			*why = "an IPv6 address needs brackets: [ADDR]:PORT";
+			goto out;
+		}
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto out;
+		memcpy(host, text, hlen);
+		host[hlen] = '\0';
+		if (parse_port(port_s, &port)) {
+			*why = "port must be 1..65535";
+			goto out;
+		}
+		if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+			a.ss.ss_family = AF_INET;
+		} else if (strspn(host, "0123456789.") == hlen) {
+			*why = "bad IPv4 address";
+			goto out;
+		} else if (!valid_hostname(host)) {
+			*why = "bad host name";
+			goto out;
+		} else {
+			err = resolve(host, port_s, &a, why);
+			if (err)
+				goto out;
+		}
+	}
+	addr_set_text(&a, port);
+	*addr = a;
+	err = 0;
+out:
+	return err;
+}
+
+int config_parse_addr(const char *text, struct cfg_addr *addr)
+{
+	if (!text || !addr)
+		return -EINVAL;
+	return parse_addr(text, addr, NULL);
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+static struct sl_config *load_text(const char *text, const char *name, char **errors)
+{
+	struct pctx pc = { .name = name };
+	struct sl_config *cfg;
+	config_t lc;
+	int err = 0;
+
+	config_init(&lc);
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg || !(cfg->path = strdup(name))) {
+		err = ENOMEM;
+		goto out;
+	}
+	pc.cfg = cfg;
+	config_defaults(cfg);
+	/* before libconfig gets to open the included file */
+	if (scan_source(&pc, text, SCAN_INCLUDE))
+		goto out;
+	if (!config_read_string(&lc, text)) {
+		int line = config_error_line(&lc);
+
+		perr_at(&pc, name, line > 0 ? line : 1, "syntax", "%s", config_error_text(&lc));
+		goto out;
+	}
+	if (scan_source(&pc, text, SCAN_INTS))
+		goto out;
+	parse_group(&pc, config_root_setting(&lc), top_keys, cfg);
+	cfg->admin.enabled = cfg->admin.addr.len != 0;
+out:
+	config_destroy(&lc);
+	if (pc.oom)
+		err = ENOMEM;
+	else if (!err && pc.nerrs)
+		err = EINVAL;
+	if (errors)
+		*errors = err && pc.nerrs ? join_errors(&pc) : NULL;
+	free_errors(&pc);
+	if (err) {
+		config_free(cfg);
+		cfg = NULL;
+		errno = err;
+	}
+	return cfg;
+}
+
+/* Read all of PATH into a NUL-terminated buffer; 0 or -errno. */
+static int read_file(const char *path, char **text, size_t *len)
+{
+	size_t cap = 16384, n = 0;
+	char *buf = NULL, *nb;
+	int fd, err = 0;
+	ssize_t r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		if (n + 1 >= cap) {
+			/* a config is small; this bounds a mistaken -c /dev/zero */
+			if (cap >= 64u << 20) {
+				err = -EFBIG;
+				goto out;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				err = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+struct sl_config *config_load(const char *path, char **errors)
+{
+	struct sl_config *cfg = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	if (errors)
+		*errors = NULL;
+	if (!path) {
+		errno = EINVAL;
+		return NULL;
+	}
+	err = read_file(path, &text, &len);
+	if (err) {
+		/* line 0: the file as a whole */
+		if (errors && asprintf(errors, "%s:0: file: cannot read: %s\n", path,
+				       strerror(-err)) < 0)
+			*errors = NULL;
+		errno = -err;
+		goto out;
+	}
+	if (strlen(text) != len) {
+		/* libconfig would silently stop reading at the NUL */
+		int line = 1;
+
+		for (const char *p = text; *p; p++)
+			line += *p == '\n';
+		if (errors && asprintf(errors, "%s:%d: syntax: NUL byte in file\n", path,
+				       line) < 0)
+			*errors = NULL;
+		errno = EINVAL;
+		goto out;
+	}
+	cfg = load_text(text, path, errors);
+out:
+	free(text);
+	return cfg;
+}
+
+struct sl_config *config_load_string(const char *text, const char *name, char **errors)
+{
+	if (errors)
+		*errors = NULL;
+	if (!text) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return load_text(text, name ? name : "<string>", errors);
+}
+
+void config_free(struct sl_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (unsigned i = 0; i < cfg->npools; i++)
+		free(cfg->pools[i].servers);
+	free(cfg->pools);
+	free(cfg->listeners);
+	free(cfg->path);
+	free(cfg);
+}
+
+int config_pool_index(const struct sl_config *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return -1;
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		if (strcmp(cfg->pools[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int config_listener_index(const struct sl_config *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return -1;
+	for (unsigned i = 0; i < cfg->nlisteners; i++) {
+		if (strcmp(cfg->listeners[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}

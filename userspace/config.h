@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config — sluice's configuration: a libconfig file parsed and validated into
+ * an immutable struct sl_config. Pure data: nothing here opens sockets or
+ * touches the kernel, so `sluiced -t` and `sluicectl check` use it as is and
+ * the daemon builds its runtime snapshot from it.
+ *
+ * Every error names the file, the line and the setting:
+ *     FILE:LINE: SETTING: message
+ * where SETTING is a path such as `pools[0].servers[1].address`.
+ * Unknown keys are errors. libconfig types stay inside config.c.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_NAME_MAX 64
+#define CFG_MAX_WORKERS 64
+#define CFG_MAX_LISTENERS 256
+#define CFG_MAX_POOLS 256
+#define CFG_MAX_SERVERS 1024 /* per pool */
+
+enum cfg_mode {
+	CFG_MODE_TCP = 0,
+};
+
+enum cfg_balance {
+	CFG_BAL_LEAST_CONN = 0,
+	CFG_BAL_ROUND_ROBIN,
+};
+
+struct cfg_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[80]; /* normalised: "1.2.3.4:80" or "[::1]:80" */
+};
+
+struct cfg_server {
+	char name[CFG_NAME_MAX]; /* "name", default: the address text */
+	struct cfg_addr addr;
+	int line;
+};
+
+struct cfg_pool {
+	char name[CFG_NAME_MAX];
+	enum cfg_balance balance;
+	uint32_t retries; /* further backends tried after a failed connect */
+	struct cfg_server *servers;
+	unsigned nservers;
+	int line;
+};
+
+struct cfg_listener {
+	char name[CFG_NAME_MAX];
+	struct cfg_addr addr;
+	enum cfg_mode mode;
+	unsigned pool; /* index into sl_config.pools */
+	uint32_t backlog;
+	int line;
+};
+
+struct sl_config {
+	char *path;
+	unsigned workers; /* resolved: the file's value, or one per online CPU */
+	struct {
+		int enabled; /* 0 when admin.address = "" */
+		struct cfg_addr addr;
+	} admin;
+	struct {
+		uint32_t connect_ms;      /* one backend connect attempt */
+		uint32_t idle_s;          /* no byte either way */
+		uint32_t backend_wait_ms; /* hard cap: accept until backend connected */
+	} timeouts;
+	struct {
+		uint32_t period_s;
+		uint32_t grace_s; /* SIGTERM: connections may finish for this long */
+	} drain;
+	struct {
+		uint32_t count; /* provided buffers per worker, power of two */
+		uint32_t size;  /* bytes per buffer */
+	} buffers;
+	struct cfg_listener *listeners;
+	unsigned nlisteners;
+	struct cfg_pool *pools;
+	unsigned npools;
+};
+
+/*
+ * Parse and validate PATH. On success returns a new config (free with
+ * config_free) and sets *errors to NULL. On failure returns NULL and, when
+ * ERRORS is not NULL, sets *errors to a malloc'd text of one or more lines,
+ * each "FILE:LINE: SETTING: message\n" (caller frees); errno is EINVAL for a
+ * bad file, or the errno of a failed read.
+ */
+struct sl_config *config_load(const char *path, char **errors);
+
+/* Same as config_load, from a string; NAME stands for the file in messages. */
+struct sl_config *config_load_string(const char *text, const char *name, char **errors);
+
+/* Release a config; NULL is fine. */
+void config_free(struct sl_config *cfg);
+
+/* Look up a pool or listener by name; -1 when absent. */
+int config_pool_index(const struct sl_config *cfg, const char *name);
+int config_listener_index(const struct sl_config *cfg, const char *name);
+
+/*
+ * Parse "HOST:PORT" (IPv4, "[IPv6]" or a resolvable name) into ADDR.
+ * Returns 0 or -EINVAL / -ENOENT (name does not resolve).
+ */
+int config_parse_addr(const char *text, struct cfg_addr *addr);
+
+#endif

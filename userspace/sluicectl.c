@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sluicectl — operate a running sluiced through its admin endpoint, and
+ * check config files without one.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "userspace/admin.h"
+#include "userspace/config.h"
+
+#define DEFAULT_ADMIN "127.0.0.1:9901"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluicectl [-a HOST:PORT | -c FILE] COMMAND\n"
+		"  -a HOST:PORT  admin endpoint (default $SLUICE_ADMIN or " DEFAULT_ADMIN ")\n"
+		"  -c FILE       take the admin endpoint from this config file\n"
+		"commands:\n"
+		"  status        listeners, pools and backends of the running daemon\n"
+		"  status-json   the same as JSON\n"
+		"  metrics       the Prometheus metrics\n"
+		"  check FILE    validate a config file (exit 0 valid, 1 not); no daemon needed\n");
+}
+
+static int check(const char *path)
+{
+	char *errors = NULL;
+	struct sl_config *cfg = config_load(path, &errors);
+
+	if (!cfg) {
+		fputs(errors ? errors : "cannot load\n", stderr);
+		free(errors);
+		return 1;
+	}
+	printf("%s: configuration is valid (%u listeners, %u pools, %u workers)\n", path,
+	       cfg->nlisteners, cfg->npools, cfg->workers);
+	config_free(cfg);
+	return 0;
+}
+
+static int get(const struct cfg_addr *addr, const char *path)
+{
+	char *body = NULL;
+	int status = admin_request(addr, "GET", path, &body, 3000);
+
+	if (status < 0) {
+		fprintf(stderr, "sluicectl: %s: %s\n", addr->text, strerror(-status));
+		return 1;
+	}
+	fputs(body, status == 200 ? stdout : stderr);
+	free(body);
+	return status == 200 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *admin = getenv("SLUICE_ADMIN"), *config = NULL, *cmd;
+	struct cfg_addr addr;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+a:c:h")) != -1) {
+		switch (opt) {
+		case 'a':
+			admin = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	if (strcmp(cmd, "check") == 0) {
+		if (optind + 1 != argc) {
+			usage(stderr);
+			return 2;
+		}
+		return check(argv[optind]);
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config) {
+		char *errors = NULL;
+		struct sl_config *cfg = config_load(config, &errors);
+
+		if (!cfg) {
+			fputs(errors ? errors : "cannot load\n", stderr);
+			free(errors);
+			return 1;
+		}
+		if (!cfg->admin.enabled) {
+			fprintf(stderr, "sluicectl: %s has no admin endpoint\n", config);
+			config_free(cfg);
+			return 1;
+		}
+		addr = cfg->admin.addr;
+		config_free(cfg);
+	} else if (config_parse_addr(admin ? admin : DEFAULT_ADMIN, &addr)) {
+		fprintf(stderr, "sluicectl: bad admin address \"%s\"\n", admin);
+		return 2;
+	}
+	if (strcmp(cmd, "status") == 0)
+		return get(&addr, "/status.txt");
+	if (strcmp(cmd, "status-json") == 0)
+		return get(&addr, "/status.json");
+	if (strcmp(cmd, "metrics") == 0)
+		return get(&addr, "/metrics");
+	fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
+	usage(stderr);
+	return 2;
+}
