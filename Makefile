@@ -15,7 +15,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes \
 	    -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -pthread \
-	    -DSLUICE_VERSION='"$(VERSION)"' -I. -I$(B)
+	    -I. -I$(B)
 LDFLAGS  += -pthread
 LDLIBS   := -luring -lconfig -lbpf -lelf -lz -lssl -lcrypto -lm
 ifeq ($(SAN),1)
@@ -52,8 +52,16 @@ PROXY_OBJ  := $(patsubst %.c,$(B)/%.o,$(PROXY_SRC))
 PROXY_LIB  := $(filter-out $(B)/proxy/main.o,$(PROXY_OBJ))
 C_OBJ      := $(USER_OBJ) $(PROXY_OBJ) $(B)/userspace/sluicectl.o
 
-.PHONY: all deps test test-build demo bench clean tools
+.PHONY: all deps test test-build demo bench clean tools FORCE
 all: $(B)/sluiced $(B)/sluicectl
+
+# The version is a generated header, rewritten only when it changes, so a new
+# commit rebuilds what prints it and nothing else.
+$(B)/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define SLUICE_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
 
 $(B)/sluiced: $(PROXY_OBJ) $(USER_OBJ)
 	$(call msg,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -62,7 +70,7 @@ $(B)/sluicectl: $(B)/userspace/sluicectl.o $(USER_OBJ)
 	$(call msg,LD,$@)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Static pattern rule: only the listed .c objects, so it can never match a .bpf.c.
-$(C_OBJ): $(B)/%.o: %.c | $(BPF_SKEL)
+$(C_OBJ): $(B)/%.o: %.c | $(BPF_SKEL) $(B)/version.h
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)$(CC) $(CFLAGS) -MMD -MP -MT $@ -c -o $@ $<
 

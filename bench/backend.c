@@ -457,7 +457,12 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 {
 	int err = 0;
 
-	if (events & EPOLLOUT) {
+	/*
+	 * While output is pending only EPOLLOUT is asked for, but EPOLLERR and
+	 * EPOLLHUP come anyway and are level-triggered: flushing is what turns
+	 * them into an error and a close, instead of a busy loop.
+	 */
+	if (c->out_armed) {
 		err = conn_flush(w, c);
 		if (err == 1) {
 			if (c->want_close && conn_finish_close(c))

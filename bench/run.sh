@@ -147,6 +147,18 @@ median() {
 		print m, v[1], v[NR], NR }'
 }
 
+# cpu_busy_pct: how busy all CPUs are over one second, from /proc/stat. Other
+# work on the machine makes every number noisy; the header reports it.
+cpu_busy_pct() {
+	local a b
+	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	sleep 1
+	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y)
+		busy = y[1] - x[1]; idle = y[2] - x[2]
+		printf "%.0f\n", busy + idle > 0 ? 100 * busy / (busy + idle) : 0 }'
+}
+
 install_deps() {
 	local p missing=()
 	for p in $DEB_PKGS; do
@@ -170,35 +182,46 @@ build_tools() {
 BACKEND_PID=
 IPERF_PID=
 
-start_backend() {
+start_http_backend() {
+	local i
 	rm -f "$WORK/backend.ready"
 	"${PIN_BACKEND[@]}" "$B/backend" --mode http --listen "127.0.0.1:$PORT_HTTP" \
 		--threads "$BACKEND_THREADS" --ready "$WORK/backend.ready" \
-		--summary "$WORK/backend-summary.json" >"$WORK/logs/backend.log" 2>&1 &
+		--summary "$WORK/backend-summary.json" >>"$WORK/logs/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED_PIDS+=("$BACKEND_PID")
-	local i
 	for ((i = 0; i < 100; i++)); do
 		[ -e "$WORK/backend.ready" ] && break
 		kill -0 "$BACKEND_PID" 2>/dev/null || break
 		sleep 0.05
 	done
 	[ -e "$WORK/backend.ready" ] || die "backend did not start: $(cat "$WORK/logs/backend.log")"
+}
 
-	"${PIN_BACKEND[@]}" iperf3 -s -p "$PORT_IPERF" -B 127.0.0.1 >"$WORK/logs/iperf3-server.log" 2>&1 &
+start_iperf_server() {
+	"${PIN_BACKEND[@]}" iperf3 -s -p "$PORT_IPERF" -B 127.0.0.1 \
+		>>"$WORK/logs/iperf3-server.log" 2>&1 &
 	IPERF_PID=$!
 	STARTED_PIDS+=("$IPERF_PID")
 	wait_listen "$PORT_IPERF" "$IPERF_PID" ||
 		die "iperf3 server did not start: $(cat "$WORK/logs/iperf3-server.log")"
 }
 
+start_backend() {
+	start_http_backend
+	start_iperf_server
+}
+
 # The backends live for the whole run; restart one that died, and say so.
 ensure_backends() {
-	if ! kill -0 "$BACKEND_PID" 2>/dev/null || ! kill -0 "$IPERF_PID" 2>/dev/null; then
-		log "warning: a backend died; restarting the backends"
+	if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+		log "warning: the HTTP backend died; restarting it"
 		stop_pid "$BACKEND_PID"; forget_pid "$BACKEND_PID"
+		start_http_backend
+	fi
+	if ! kill -0 "$IPERF_PID" 2>/dev/null; then
 		stop_pid "$IPERF_PID"; forget_pid "$IPERF_PID"
-		start_backend
+		start_iperf_server
 	fi
 }
 
@@ -378,6 +401,11 @@ measure() { # SYSTEM SCENARIO REP
 		value=ERR
 	fi
 	stop_proxy
+	# An aborted iperf3 test can leave the server stuck in it ("busy").
+	if [ "$value" = ERR ] && [ "${SC_UPSTREAM[$sc]}" = iperf ]; then
+		log "restarting the iperf3 server after a failed run"
+		stop_pid "$IPERF_PID"   # ensure_backends starts a new one
+	fi
 	log "$sys $sc #$rep: $value ${SC_UNIT[$sc]}"
 	printf '%s\t%s\t%s\t%s\n' "$sys" "$sc" "$rep" "$value" >>"$SAMPLES"
 	sleep 0.5   # let TIME_WAIT churn and CPU settle between runs
@@ -405,13 +433,15 @@ write_results() { # STAMP SECONDS
 		--arg kernel "$KERNEL" --arg cpu "$CPU" --argjson secs "$secs" \
 		--argjson workers "$WORKERS" --argjson backend_threads "$BACKEND_THREADS" \
 		--argjson repeats "$REPEATS" --argjson duration "$DURATION" \
-		--argjson idle_conns "$IDLE_CONNS" --arg pin "$PIN_DESC" '
+		--argjson idle_conns "$IDLE_CONNS" --arg pin "$PIN_DESC" \
+		--argjson busy "$BUSY_BEFORE" --arg load_end "$LOAD_END" '
 		def rows($t): $t | split("\n") | map(select(length > 0) | split("\t"));
 		def num: if test("^[0-9.eE+-]+$") then tonumber else null end;
 		(rows($stats) | map({system: .[0], scenario: .[1]} +
 			(.[2] | split(" ") | {median: (.[0] | num), min: (.[1] | num),
 			 max: (.[2] | num), n: (.[3] | tonumber)}))) as $st
 		| {date: $date, commit: $commit, kernel: $kernel, cpu: $cpu, runtime_s: $secs,
+		   cpu_busy_before_pct: $busy, loadavg_end: $load_end,
 		   config: {workers: $workers, backend_threads: $backend_threads,
 			    repeats: $repeats, duration_s: $duration, idle_conns: $idle_conns,
 			    pinning: $pin},
@@ -426,6 +456,13 @@ write_results() { # STAMP SECONDS
 		| .ratio_sluiced_haproxy = (.medians | with_entries(.value |= (
 			if (.sluiced.median // null) != null and (.haproxy.median // 0) != 0
 			then .sluiced.median / .haproxy.median else null end)))
+		# The same ratio per repeat: neighbours in time share the noise.
+		| .ratio_sluiced_haproxy_per_rep = (.samples | group_by(.scenario)
+			| map({key: .[0].scenario, value: (group_by(.rep) | map(
+				(map(select(.system == "sluiced"))[0].value) as $s
+				| (map(select(.system == "haproxy"))[0].value) as $h
+				| if $s != null and $h != null and $h != 0 then $s / $h
+				  else null end))}) | from_entries)
 		' >"$json" || die "writing $json failed"
 
 	jq -r --arg systems "$SYSTEMS" --rawfile meta "$meta" '
@@ -440,6 +477,7 @@ write_results() { # STAMP SECONDS
 		  "",
 		  "- commit: `\($r.commit)`; kernel \($r.kernel); CPU: \($r.cpu)",
 		  "- workers per proxy: \($r.config.workers); backend threads: \($r.config.backend_threads); repeats: \($r.config.repeats) (interleaved); \($r.config.duration_s) s per run; pinning: \($r.config.pinning)",
+		  "- machine: \($r.cpu_busy_before_pct)% CPU busy before the run; load average at the end \($r.loadavg_end) (other work on the machine makes every number noisy)",
 		  "- runtime: \($r.runtime_s) s; cells: median [min–max] over repeats; n/a: \([$r.systems | to_entries[] | select(.value != "ok") | "\(.key) (\(.value))"] | if length == 0 then "none" else join(", ") end)",
 		  "",
 		  "| metric | \($sys | join(" | ")) | sluiced/haproxy |",
@@ -483,6 +521,9 @@ quick() {
 	KERNEL=$(uname -r)
 	CPU="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) x $(nproc)"
 	setup_pinning
+	BUSY_BEFORE=$(cpu_busy_pct)
+	[ "$BUSY_BEFORE" -gt 20 ] &&
+		log "warning: the machine is ${BUSY_BEFORE}% busy before the run: expect noise"
 	for sys in $SYSTEMS; do SYS_STATUS[$sys]=untried; done
 	log "quick: systems: $SYSTEMS; scenarios: $SCENARIOS; workers $WORKERS; repeats $REPEATS; pinning: $PIN_DESC"
 
@@ -498,13 +539,19 @@ quick() {
 		done
 	done
 	stop_all   # the backend writes its summary on SIGTERM
+	LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	write_results "$stamp" $(($(date +%s) - t0))
+}
+
+main() {
+	case ${1:-} in
+	quick) quick ;;
+	*) echo "usage: bench/run.sh quick" >&2; return 2 ;;
+	esac
 }
 
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
-
-case ${1:-} in
-quick) quick ;;
-*) echo "usage: bench/run.sh quick" >&2; exit 2 ;;
-esac
+# One line, so bash has read all of it before it runs: editing this file
+# during a run cannot change what the running instance executes next.
+main "$@"; exit $?

@@ -51,7 +51,8 @@ bold "burst 1: 2000 clients, 100 at a time, 3 echo rounds each"
 "${CTL[@]}" status
 
 bold "200 long-lived clients stay connected through what follows"
-"$TPEER" chatter -c "$FRONT" -n 200 --duration-ms 6000 --interval-ms 250 >"$D/chatter.log" 2>&1 &
+"$TPEER" chatter -c "$FRONT" -n 200 --duration-ms 6000 --interval-ms 250 --banner \
+	>"$D/chatter.log" 2>&1 &
 CHAT=$!
 PIDS+=($CHAT)
 sleep 1
@@ -68,7 +69,9 @@ cp examples/demo.conf "$D/demo.conf"
 kill -HUP "$SLUICED"
 sleep 0.5
 kill "$PID_b"
+wait "$PID_b" 2>/dev/null
 "$TPEER" echo-clients -c "$FRONT" -n 500 -p 50 --banner
+echo "(chat-b's long-lived clients lost their backend with it; the rest carry on)"
 
 wait "$CHAT"
 echo "long-lived clients: $(cat "$D/chatter.log")"

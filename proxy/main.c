@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "proxy/daemon.h"
+#include "version.h"
 #include "proxy/stats.h"
 #include "proxy/udata.h"
 #include "userspace/admin.h"

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "proxy/daemon.h"
+#include "version.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 

@@ -25,11 +25,25 @@ skip() { say "skipping"; echo "$*"; exit 77; }
 
 cleanup() {
 	local rc=$?
+	local pid alive n
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-	sleep 0.2
+	# up to 3 s to exit on their own (so a SAN=1 build can report leaks)
+	for n in $(seq 30); do
+		alive=0
+		for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
 	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+	wait 2>/dev/null
 	ip netns del "$LB" 2>/dev/null
 	ip netns del "$BE" 2>/dev/null
+	# under SAN=1 a report in any process's log fails the scenario
+	if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log 2>/dev/null; then
+		grep -A 20 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log | head -60
+		echo "FAIL: sanitizer report above"
+		rc=1
+	fi
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		for f in "$T"/*.log; do
 			[ -e "$f" ] || continue
