@@ -75,6 +75,7 @@ struct conn {
 	uint32_t out_len;
 	uint32_t out_off;
 	uint64_t body_skip; /* http: request body bytes still to discard */
+	struct conn *prev, *next; /* the worker's list, to free them all at exit */
 };
 
 struct worker {
@@ -84,6 +85,7 @@ struct worker {
 	int lfd;
 	int wakefd;
 	char *scratch;
+	struct conn *conns;
 	uint64_t requests;
 	uint64_t lag_max_ns;
 	uint64_t lag_hist[LAG_BUCKETS];
@@ -140,10 +142,16 @@ static uint64_t lag_bucket_upper(unsigned int idx)
 
 /* ---- connection helpers ------------------------------------------------ */
 
-static void conn_free(struct conn *c)
+static void conn_free(struct worker *w, struct conn *c)
 {
 	if (!c)
 		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (w->conns == c)
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	if (c->fd >= 0) {
 		close(c->fd);
 		atomic_fetch_sub(&conns_now, 1);
@@ -249,7 +257,7 @@ static int conn_send(struct worker *w, struct conn *c, const char *buf, size_t l
  * more (it should not have), shut down our side and let the reads drain it.
  * Returns true when the connection was freed.
  */
-static bool conn_finish_close(struct conn *c)
+static bool conn_finish_close(struct worker *w, struct conn *c)
 {
 	char b;
 	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -258,7 +266,7 @@ static bool conn_finish_close(struct conn *c)
 		shutdown(c->fd, SHUT_WR);
 		return false;
 	}
-	conn_free(c);
+	conn_free(w, c);
 	return true;
 }
 
@@ -446,10 +454,14 @@ static void worker_accept(struct worker *w)
 			continue;
 		}
 		c->fd = fd;
+		c->next = w->conns;
+		if (c->next)
+			c->next->prev = c;
+		w->conns = c;
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.ptr = c;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev))
-			conn_free(c);
+			conn_free(w, c);
 	}
 }
 
@@ -465,7 +477,7 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 	if (c->out_armed) {
 		err = conn_flush(w, c);
 		if (err == 1) {
-			if (c->want_close && conn_finish_close(c))
+			if (c->want_close && conn_finish_close(w, c))
 				return;
 			if (c->peer_eof) {
 				shutdown(c->fd, SHUT_WR);
@@ -477,11 +489,11 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 	} else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		err = opt.mode == MODE_HTTP ? http_readable(w, c) : echo_readable(w, c);
 		if (err == 0 && c->want_close && !c->out_armed && c->out_off == c->out_len &&
-		    !c->in && conn_finish_close(c))
+		    !c->in && conn_finish_close(w, c))
 			return;
 	}
 	if (err < 0)
-		conn_free(c);
+		conn_free(w, c);
 }
 
 static void *worker_main(void *arg)
@@ -520,6 +532,19 @@ static void *worker_main(void *arg)
 
 /* ---- setup and summary ------------------------------------------------- */
 
+static void worker_destroy(struct worker *w)
+{
+	while (w->conns)
+		conn_free(w, w->conns);
+	if (w->lfd >= 0)
+		close(w->lfd);
+	if (w->wakefd >= 0)
+		close(w->wakefd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	free(w->scratch);
+}
+
 static int listen_socket(void)
 {
 	int one = 1;
@@ -544,7 +569,6 @@ static int worker_init(struct worker *w, unsigned int idx)
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	w->idx = idx;
-	w->lfd = w->wakefd = -1;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd < 0)
 		return -errno;
@@ -764,6 +788,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "backend: out of memory\n");
 		goto out;
 	}
+	for (i = 0; i < opt.threads; i++)
+		ws[i].epfd = ws[i].lfd = ws[i].wakefd = -1;
 
 	for (i = 0; i < opt.threads; i++) {
 		err = worker_init(&ws[i], i);
@@ -813,6 +839,11 @@ stop:
 		}
 	}
 out:
-	/* Connections and sockets go away with the process. */
+	for (i = 0; ws && i < opt.threads; i++)
+		worker_destroy(&ws[i]);
+	free(ws);
+	free(accept_buckets);
+	free(resp_keep);
+	free(resp_close);
 	return ret;
 }

@@ -43,6 +43,7 @@ struct lg_opts {
 	uint64_t conns;	      /* -n: connections */
 	uint64_t inflight;    /* --inflight: connects in progress at once */
 	uint64_t hold_ms;     /* --hold-ms: idle time before measuring */
+	uint64_t warmup;      /* --warmup: connections opened and closed before measuring */
 	uint64_t timeout_ms;  /* --timeout-ms: the whole run's deadline */
 	uint64_t duration_ms; /* -d: for time-based modes */
 	uint64_t rate;	      /* -r: for rate-based modes (per second) */
@@ -449,6 +450,27 @@ static int mode_idle(const struct lg_opts *o)
 		fprintf(stderr, "loadgen idle: -n is required\n");
 		return 2;
 	}
+	if (o->warmup) {
+		/*
+		 * Warm-up: the same kind of connections, opened, used once and
+		 * closed, so that memory a proxy allocates once and reuses (buffer
+		 * pools, rings, tables) is in place before the baseline is taken.
+		 */
+		struct idle_state wst = { 0 };
+
+		e = malloc(sizeof(*e));
+		if (!e || lg_engine_init(e, o, &ops, &wst, (uint32_t)o->warmup)) {
+			fprintf(stderr, "loadgen idle: out of memory\n");
+			free(e);
+			return 1;
+		}
+		idle_refill(e);
+		lg_engine_run(e, bench_now_ns(CLOCK_MONOTONIC) + o->timeout_ms * NSEC_PER_MSEC,
+			      idle_all_open);
+		lg_engine_free(e);
+		free(e);
+		usleep(1000 * 1000); /* let the proxy see the closes */
+	}
 	e = malloc(sizeof(*e));
 	if (!e || lg_engine_init(e, o, &ops, &st, (uint32_t)o->conns)) {
 		fprintf(stderr, "loadgen idle: out of memory\n");
@@ -523,6 +545,8 @@ static void usage(FILE *out)
 		"  -r, --rate N              per-second rate of rate-based modes\n"
 		"  -p, --pid PID[,PID..]     processes whose RSS to measure (repeatable)\n"
 		"      --hold-ms MS          idle time before measuring (default 1000)\n"
+		"      --warmup N            first open and close N connections, so that pools\n"
+		"                            the proxy keeps for good are not counted as growth\n"
 		"      --inflight N          connects in progress at once (default 256)\n"
 		"      --timeout-ms MS       deadline for the whole run (default 60000)\n"
 		"      --echo                echo backend: 16-byte message instead of HTTP\n"
@@ -553,7 +577,7 @@ static int parse_pids(struct lg_opts *o, const char *text)
 
 static int parse_args(int argc, char **argv, struct lg_opts *o)
 {
-	enum { OPT_HOLD = 256, OPT_INFLIGHT, OPT_TIMEOUT, OPT_ECHO };
+	enum { OPT_HOLD = 256, OPT_INFLIGHT, OPT_TIMEOUT, OPT_ECHO, OPT_WARMUP };
 	static const struct option lopts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "conns", required_argument, NULL, 'n' },
@@ -564,6 +588,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 		{ "echo", no_argument, NULL, OPT_ECHO },
+		{ "warmup", required_argument, NULL, OPT_WARMUP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -602,6 +627,9 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 			break;
 		case OPT_ECHO:
 			o->echo = true;
+			break;
+		case OPT_WARMUP:
+			err = bench_parse_u64(optarg, 1000000, &o->warmup);
 			break;
 		case 'v':
 			o->verbose = true;

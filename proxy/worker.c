@@ -406,10 +406,28 @@ static void half_send(struct worker *w, struct conn *c, unsigned h)
 	c->inflight++;
 }
 
+/* Both directions ended with a FIN: close both sockets. */
+static void conn_close_clean(struct worker *w, struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	timer_cancel(&w->timers, &c->timer);
+	conn_maybe_free(w, c);
+}
+
 static void half_shut(struct worker *w, struct conn *c, unsigned h)
 {
-	struct io_uring_sqe *sqe = w_sqe(w);
+	struct io_uring_sqe *sqe;
 
+	if (c->half[h ^ 1].flags & HALF_DONE) {
+		/*
+		 * The other way is finished already: close() sends the FIN
+		 * shutdown() would, and saves an operation per connection.
+		 */
+		c->half[h].flags |= HALF_DONE;
+		conn_close_clean(w, c);
+		return;
+	}
+	sqe = w_sqe(w);
 	io_uring_prep_shutdown(sqe, c->fd[h ^ 1], SHUT_WR);
 	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SHUT + h));
 	c->half[h].flags |= HALF_SHUT;
@@ -539,12 +557,8 @@ static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
 		conn_abort(w, c, 1u << h);
 		return;
 	}
-	if (c->half[h ^ 1].flags & HALF_DONE) {
-		/* both ways finished with FIN: a clean end */
-		c->state = CONN_CLOSING;
-		timer_cancel(&w->timers, &c->timer);
-		conn_maybe_free(w, c);
-	}
+	if (c->half[h ^ 1].flags & HALF_DONE)
+		conn_close_clean(w, c);
 }
 
 /* ---- backend connect ------------------------------------------------------- */

@@ -842,8 +842,8 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->timeouts.backend_wait_ms = 10000;
 	cfg->drain.period_s = 30;
 	cfg->drain.grace_s = 60;
-	cfg->buffers.count = 1024;
-	cfg->buffers.size = 16384;
+	cfg->buffers.count = 512;
+	cfg->buffers.size = 65536;
 }
 
 /* ---- what libconfig 1.5 would accept silently ---------------------------- */

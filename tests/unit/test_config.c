@@ -200,8 +200,8 @@ static void test_defaults(void)
 	      cfg->timeouts.backend_wait_ms);
 	CHECK(cfg->drain.period_s == 30, "period_s %u", cfg->drain.period_s);
 	CHECK(cfg->drain.grace_s == 60, "grace_s %u", cfg->drain.grace_s);
-	CHECK(cfg->buffers.count == 1024, "count %u", cfg->buffers.count);
-	CHECK(cfg->buffers.size == 16384, "size %u", cfg->buffers.size);
+	CHECK(cfg->buffers.count == 512, "count %u", cfg->buffers.count);
+	CHECK(cfg->buffers.size == 65536, "size %u", cfg->buffers.size);
 	CHECK(cfg->nlisteners == 1, "nlisteners %u", cfg->nlisteners);
 	CHECK(cfg->npools == 1, "npools %u", cfg->npools);
 	if (cfg->nlisteners == 1 && cfg->npools == 1) {
@@ -413,7 +413,7 @@ static void test_samples(void)
 
 	cfg = load_file("defaults.conf", &errs);
 	CHECK(cfg && cfg->admin.enabled && cfg->timeouts.connect_ms == 3000 &&
-		      cfg->drain.grace_s == 60 && cfg->buffers.count == 1024,
+		      cfg->drain.grace_s == 60 && cfg->buffers.count == 512,
 	      "defaults.conf: %s", errs ? errs : "");
 	free(errs);
 	config_free(cfg);
