@@ -14,18 +14,28 @@
 #ifndef SLUICE_BACKEND_H
 #define SLUICE_BACKEND_H
 
+#include <linux/types.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "bpf/sluice.h"
+#include "bpf/bucket.h"
 #include "userspace/config.h"
 
 /* consecutive failed connects that mark a backend down, and for how long */
 #define BACKEND_FAIL_DOWN 3
 #define BACKEND_DOWN_MS 2000
+/* a backend at max_conns: how soon to look again (a slot frees unannounced) */
+#define BACKEND_FULL_RETRY_NS 10000000ull
+/* backend_kernel_wait(): the kernel's limits do not apply, nothing to wait for */
+#define BACKEND_NO_WAIT 0
 
 struct backend_wstats {
 	_Atomic uint64_t connects;  /* backend connections established */
 	_Atomic uint64_t failures;  /* failed or timed out connects */
+	_Atomic uint64_t refused_full; /* connects the kernel refused: max_conns */
+	_Atomic uint64_t refused_rate; /* connects the kernel refused: no token */
+	uint32_t pending; /* connects this worker submitted, not yet completed */
 	_Atomic uint64_t bytes_out; /* client → backend */
 	_Atomic uint64_t bytes_in;  /* backend → client */
 } __attribute__((aligned(64)));
@@ -36,6 +46,12 @@ struct backend {
 	_Atomic uint32_t active;          /* connections connecting or open */
 	_Atomic uint32_t fails;           /* consecutive failed connects */
 	_Atomic uint64_t down_until_ms;   /* monotonic; 0 = not down */
+	/*
+	 * The kernel's ledger and bucket for this address (shared memory,
+	 * written by the BPF programs), or NULL without BPF. Set by the main
+	 * thread when a config is applied; stable for the life of the object.
+	 */
+	volatile struct sl_backend *_Atomic kb;
 	struct backend *next;             /* registry list (main thread) */
 	struct backend_wstats ws[CFG_MAX_WORKERS];
 };
@@ -52,6 +68,39 @@ void backend_foreach(void (*fn)(struct backend *be, void *arg), void *arg);
 static inline int backend_usable(const struct backend *be, uint64_t now_ms)
 {
 	return atomic_load_explicit(&be->down_until_ms, memory_order_relaxed) <= now_ms;
+}
+
+/*
+ * Would the kernel admit one more connect to BE at NOW_NS from WORKER? 0 if
+ * so (or if BE has no kernel limits); otherwise the ns until a token is
+ * due, or BACKEND_FULL_RETRY_NS when the ledger is full (no telling when a
+ * slot frees). The worker's own connects in flight count as taken: the
+ * kernel consumes their slot and token only when it sees them, and several
+ * clients must not all go for the one token in sight. The kernel decides in
+ * the end; this only spares futile connects.
+ */
+static inline uint64_t backend_kernel_wait(const struct backend *be, unsigned worker,
+					   uint64_t now_ns)
+{
+	volatile struct sl_backend *kb = atomic_load_explicit(&be->kb, memory_order_acquire);
+	uint32_t pending = be->ws[worker].pending;
+	uint64_t interval, tau, tat, tokens;
+
+	if (!kb)
+		return 0;
+	if (kb->max_conns && kb->active + pending >= kb->max_conns)
+		return BACKEND_FULL_RETRY_NS;
+	interval = kb->bucket.interval_ns;
+	if (!interval)
+		return 0;
+	tau = kb->bucket.tau_ns;
+	tat = kb->bucket.tat_ns;
+	tokens = sl_gcra_tokens(tat, now_ns, interval, tau, UINT32_MAX);
+	if (tokens > pending)
+		return 0;
+	/* the token after those already spoken for (an idle bucket's tat is in the past) */
+	tat = (tat > now_ns ? tat : now_ns) + (uint64_t)pending * interval;
+	return tat > now_ns + tau ? tat - now_ns - tau : 0;
 }
 
 /* A connect to BE succeeded: it is up again. */

@@ -1,21 +1,31 @@
 // SPDX-License-Identifier: MIT
 #include "proxy/balance.h"
 
-int balance_pick(struct snap_pool *p, uint64_t tried, uint64_t now_ms)
+int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t now_ns,
+		 uint64_t *wait_ns)
 {
 	unsigned n = p->nbe, start, best_active = UINT32_MAX;
+	uint64_t now_ms = now_ns / 1000000, wait = UINT64_MAX;
 	int best = -1;
 
+	*wait_ns = UINT64_MAX;
 	if (n == 0)
 		return -1;
 	start = atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed) % n;
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (start + k) % n;
 		const struct backend *be = p->be[i];
+		uint64_t kw;
 		uint32_t active;
 
 		if ((tried & balance_bit(i)) || !backend_usable(be, now_ms))
 			continue;
+		kw = backend_kernel_wait(be, worker, now_ns);
+		if (kw) {
+			if (kw < wait)
+				wait = kw;
+			continue;
+		}
 		if (p->cfg->balance == CFG_BAL_ROUND_ROBIN)
 			return (int)i;
 		active = atomic_load_explicit(&be->active, memory_order_relaxed);
@@ -24,5 +34,7 @@ int balance_pick(struct snap_pool *p, uint64_t tried, uint64_t now_ms)
 			best = (int)i;
 		}
 	}
+	if (best < 0)
+		*wait_ns = wait;
 	return best;
 }

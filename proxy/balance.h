@@ -6,7 +6,8 @@
  * (connecting or open, across all workers); round_robin takes them in turn.
  * Both start their scan at a rotating cursor, so ties spread evenly instead
  * of piling onto the first backend. A backend is skipped when it is down
- * (backend_usable) or when this client already tried it.
+ * (backend_usable), when this client already tried it, or when its kernel
+ * limits would refuse a connect now (backend_kernel_wait).
  */
 #ifndef SLUICE_BALANCE_H
 #define SLUICE_BALANCE_H
@@ -21,7 +22,14 @@ static inline uint64_t balance_bit(unsigned i)
 	return 1ull << (i & 63);
 }
 
-/* Index of the chosen backend of P, or -1 when none is usable and untried. */
-int balance_pick(struct snap_pool *p, uint64_t tried, uint64_t now_ms);
+/*
+ * Index of the chosen backend of P at NOW_NS, or -1 when none is usable,
+ * untried and admissible. Backends the kernel would refuse right now (full
+ * ledger, empty bucket) are skipped; then *WAIT_NS is how long until the
+ * first of them may admit (UINT64_MAX when none is merely limited: all
+ * down or tried).
+ */
+int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t now_ns,
+		 uint64_t *wait_ns);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
+#include "userspace/ebpf.h"
 
 struct daemon {
 	const char *config_path;
@@ -22,6 +23,7 @@ struct daemon {
 
 	pthread_mutex_t lock; /* guards cur against readers on other threads */
 	struct snapshot *cur;
+	struct ebpf *ebpf; /* NULL when bpf.enabled = false */
 
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;

@@ -88,6 +88,29 @@ static int send_msg(struct main_loop *m, struct worker *w, enum worker_msg type,
 	return 0;
 }
 
+/*
+ * Put the kernel limits of S's config in force and point each backend at
+ * its kernel entry. Before S is served: on failure S is discarded.
+ */
+static int apply_limits(struct daemon *d, struct snapshot *s, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!d->ebpf)
+		return 0;
+	ret = ebpf_apply(d->ebpf, s->cfg, err, errlen);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < s->npools; i++)
+		for (unsigned j = 0; j < s->pools[i].nbe; j++) {
+			struct backend *be = s->pools[i].be[j];
+
+			atomic_store_explicit(&be->kb, ebpf_backend(d->ebpf, &be->addr),
+					      memory_order_release);
+		}
+	return 0;
+}
+
 static void reload(struct daemon *d, struct main_loop *m)
 {
 	char err[512], *errors = NULL;
@@ -107,10 +130,23 @@ static void reload(struct daemon *d, struct main_loop *m)
 	if (cfg->buffers.count != old->cfg->buffers.count ||
 	    cfg->buffers.size != old->cfg->buffers.size)
 		log_warn("reload: buffers take effect at restart");
+	if (cfg->bpf.enabled != old->cfg->bpf.enabled ||
+	    strcmp(cfg->bpf.pin_path, old->cfg->bpf.pin_path) ||
+	    strcmp(cfg->bpf.cgroup, old->cfg->bpf.cgroup)) {
+		log_error("reload: the bpf settings take effect at restart; change them back or "
+			  "restart");
+		config_free(cfg);
+		goto fail;
+	}
 	s = snapshot_build(cfg, old, d->nworkers, old->gen + 1, err, sizeof(err));
 	if (!s) {
 		log_error("reload: %s", err);
 		config_free(cfg);
+		goto fail;
+	}
+	if (apply_limits(d, s, err, sizeof(err))) {
+		log_error("reload: %s", err);
+		snapshot_discard(s);
 		goto fail;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -153,17 +189,33 @@ static void arm_signal_read(struct main_loop *m)
 	io_uring_sqe_set_data64(sqe, ud_pack(m, UD_SIGNAL));
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int main_loop_run(struct daemon *d, struct main_loop *m)
 {
+	uint64_t next_check = mono_ms() + 1000;
+
 	arm_signal_read(m);
 	while (!(d->stopping && m->exited == d->nworkers)) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		int ret = io_uring_submit_and_wait(&m->ring, 1);
+		int ret = io_uring_submit_and_wait_timeout(&m->ring, &cqe, 1, &ts, NULL);
 
-		if (ret < 0 && ret != -EINTR) {
+		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
 			log_error("main: io_uring: %s", strerror(-ret));
 			return 1;
+		}
+		/* the safeguard: once a second, programs still attached? */
+		if (d->ebpf && mono_ms() >= next_check) {
+			next_check = mono_ms() + 1000;
+			ebpf_check(d->ebpf);
 		}
 		io_uring_for_each_cqe(&m->ring, head, cqe)
 		{
@@ -264,10 +316,25 @@ int main(int argc, char **argv)
 	d.config_path = path;
 	d.nworkers = cfg->workers;
 	d.start_time = (uint64_t)time(NULL);
+	if (cfg->bpf.enabled) {
+		/* first: the cgroup must be joined before any thread or socket exists */
+		d.ebpf = ebpf_open(cfg, err, sizeof(err));
+		if (!d.ebpf) {
+			log_error("start: %s", err);
+			config_free(cfg);
+			return 1;
+		}
+	} else {
+		log_warn("start: bpf.enabled = false: no kernel-enforced limits");
+	}
 	d.cur = snapshot_build(cfg, NULL, d.nworkers, 1, err, sizeof(err));
-	if (!d.cur) {
+	if (!d.cur || apply_limits(&d, d.cur, err, sizeof(err))) {
 		log_error("start: %s", err);
-		config_free(cfg);
+		if (d.cur)
+			snapshot_discard(d.cur);
+		else
+			config_free(cfg);
+		ebpf_close(d.ebpf, 1);
 		return 1;
 	}
 	atomic_store(&d.last_reload_ok, d.start_time);
@@ -304,6 +371,8 @@ out:
 	for (unsigned i = 0; i < d.nworkers; i++)
 		worker_join(d.workers[i]);
 	snapshot_put(d.cur);
+	/* every connection is closed by now: the programs may go */
+	ebpf_close(d.ebpf, 1);
 	io_uring_queue_exit(&m.ring);
 	close(m.sfd);
 	return ret ? 1 : 0;

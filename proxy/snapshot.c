@@ -169,6 +169,11 @@ fail:
 	return NULL;
 }
 
+void snapshot_discard(struct snapshot *s)
+{
+	snapshot_free(s, 1);
+}
+
 void snapshot_put(struct snapshot *s)
 {
 	if (s && atomic_fetch_sub(&s->refs, 1) == 1)

@@ -69,6 +69,13 @@ static inline void snapshot_get(struct snapshot *s)
 /* Drop a reference; the last one frees it (NULL is fine). */
 void snapshot_put(struct snapshot *s);
 
+/*
+ * Throw away a snapshot that was built but never handed to a worker,
+ * closing the sockets it opened (those it shares with PREV stay open).
+ * It owned its config: that goes too.
+ */
+void snapshot_discard(struct snapshot *s);
+
 /* The listener of S that uses LS, or NULL. */
 struct snap_listener *snapshot_find_lsock(struct snapshot *s, const struct lsock *ls);
 

@@ -11,8 +11,8 @@
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 struct totals {
-	uint64_t accepted, active, no_backend, backend_wait, idle_timeouts, resets, accept_errors,
-		nobufs, grace_closed;
+	uint64_t accepted, active, no_backend, backend_wait, closed_full, closed_rate, idle_timeouts,
+		resets, accept_errors, nobufs, grace_closed;
 };
 
 static void sum_workers(struct daemon *d, struct totals *t)
@@ -25,6 +25,8 @@ static void sum_workers(struct daemon *d, struct totals *t)
 		t->active += LOAD(s->active);
 		t->no_backend += LOAD(s->no_backend);
 		t->backend_wait += LOAD(s->backend_wait);
+		t->closed_full += LOAD(s->closed_full);
+		t->closed_rate += LOAD(s->closed_rate);
 		t->idle_timeouts += LOAD(s->idle_timeouts);
 		t->resets += LOAD(s->resets);
 		t->accept_errors += LOAD(s->accept_errors);
@@ -44,6 +46,86 @@ static int backend_is_up(const struct backend *be)
 static void metric_head(struct admin_resp *r, const char *name, const char *type, const char *help)
 {
 	admin_printf(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* What the kernel's maps say, per backend and per SYN gate. */
+static void kernel_metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
+{
+	static const char *const names[] = {
+		"sluice_backend_ledger_connections", "sluice_backend_max_connections",
+		"sluice_backend_admitted_total", "sluice_backend_kernel_refused_total",
+		"sluice_backend_tokens",
+	};
+	static const char *const helps[] = {
+		"Connections holding a slot of the kernel's ledger (all processes in the cgroup).",
+		"max_conns in force (0: no limit).",
+		"Backend connects the kernel let through.",
+		"Backend connects the kernel refused, by reason.",
+		"Tokens in the backend's new-connection bucket now (burst when no rate limit).",
+	};
+	static const char *const types[] = { "gauge", "gauge", "counter", "counter", "gauge" };
+	uint64_t now = ebpf_now_ns();
+
+	if (!d->ebpf)
+		return;
+	for (unsigned k = 0; k < 5; k++) {
+		metric_head(r, names[k], types[k], helps[k]);
+		for (unsigned i = 0; i < s->npools; i++) {
+			const struct snap_pool *p = &s->pools[i];
+
+			for (unsigned j = 0; j < p->nbe; j++) {
+				volatile struct sl_backend *kb = p->be[j]->kb;
+				const char *lbl = "{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n";
+				const char *pool = p->cfg->name, *name = p->cfg->servers[j].name;
+				const char *addr = p->be[j]->addr.text;
+
+				if (!kb)
+					continue;
+				admin_printf(r, "%s", names[k]);
+				switch (k) {
+				case 0:
+					admin_printf(r, lbl, pool, name, addr, "",
+						     (unsigned long long)kb->active);
+					break;
+				case 1:
+					admin_printf(r, lbl, pool, name, addr, "",
+						     (unsigned long long)kb->max_conns);
+					break;
+				case 2:
+					admin_printf(r, lbl, pool, name, addr, "",
+						     (unsigned long long)kb->admitted);
+					break;
+				case 3:
+					admin_printf(r, lbl, pool, name, addr, ",reason=\"full\"",
+						     (unsigned long long)kb->refused_full);
+					admin_printf(r, "%s", names[k]);
+					admin_printf(r, lbl, pool, name, addr, ",reason=\"rate\"",
+						     (unsigned long long)kb->refused_rate);
+					break;
+				default:
+					admin_printf(r, lbl, pool, name, addr, "",
+						     (unsigned long long)sl_gcra_tokens(
+							     kb->bucket.tat_ns, now,
+							     kb->bucket.interval_ns, kb->bucket.tau_ns,
+							     kb->burst ? kb->burst : 1));
+				}
+			}
+		}
+	}
+	metric_head(r, "sluice_syn_total", "counter", "SYNs seen by the SYN gate, by verdict.");
+	for (unsigned i = 0; i < s->nlisteners; i++) {
+		volatile struct sl_listener *kl = ebpf_listener(d->ebpf, &s->listeners[i].cfg->addr);
+		const char *name = s->listeners[i].cfg->name;
+
+		if (!kl || !s->listeners[i].cfg->syn_gate.enabled)
+			continue;
+		admin_printf(r, "sluice_syn_total{listener=\"%s\",verdict=\"pass\"} %llu\n", name,
+			     (unsigned long long)kl->passed);
+		admin_printf(r, "sluice_syn_total{listener=\"%s\",verdict=\"drop_rate\"} %llu\n",
+			     name, (unsigned long long)kl->dropped_rate);
+		admin_printf(r, "sluice_syn_total{listener=\"%s\",verdict=\"drop_source\"} %llu\n",
+			     name, (unsigned long long)kl->dropped_source);
+	}
 }
 
 static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
@@ -81,9 +163,13 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	metric_head(r, "sluice_connections_closed_total", "counter",
 		    "Client connections ended by sluice, by reason.");
 	admin_printf(r, "sluice_connections_closed_total{reason=\"no_backend\"} %llu\n",
-		     (unsigned long long)(t.no_backend - t.backend_wait));
+		     (unsigned long long)(t.no_backend - t.backend_wait - t.closed_full - t.closed_rate));
 	admin_printf(r, "sluice_connections_closed_total{reason=\"backend_wait\"} %llu\n",
 		     (unsigned long long)t.backend_wait);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"full\"} %llu\n",
+		     (unsigned long long)t.closed_full);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"rate\"} %llu\n",
+		     (unsigned long long)t.closed_rate);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"idle_timeout\"} %llu\n",
 		     (unsigned long long)t.idle_timeouts);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"reset\"} %llu\n",
@@ -95,6 +181,15 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	metric_head(r, "sluice_buffer_exhausted_total", "counter",
 		    "Receives that found the provided-buffer ring empty.");
 	admin_printf(r, "sluice_buffer_exhausted_total %llu\n", (unsigned long long)t.nobufs);
+
+	metric_head(r, "sluice_bpf_programs_attached", "gauge",
+		    "BPF programs attached now: connect4, connect6, sock_release, one XDP per interface.");
+	admin_printf(r, "sluice_bpf_programs_attached %u\n", ebpf_attached(d->ebpf));
+	metric_head(r, "sluice_bpf_reattach_total", "counter",
+		    "Programs found detached by the safeguard and attached again.");
+	admin_printf(r, "sluice_bpf_reattach_total %llu\n",
+		     (unsigned long long)ebpf_reattached(d->ebpf));
+	kernel_metrics(d, s, r);
 
 	static const struct {
 		const char *name, *type, *help;

@@ -24,6 +24,15 @@
  * completion uncounts it; a connection's slot and descriptors are released
  * only when nothing is in flight, so no completion can ever find its
  * connection reused. Aborting cancels whatever is still pending.
+ *
+ * Admission. The kernel (bpf/sluice.bpf.c) refuses a backend connect that
+ * would exceed the backend's max_conns or rate, with SL_ERR_FULL or
+ * SL_ERR_RATE. That is not a failure of the backend: the client tries the
+ * pool's other backends, and when every one is full or out of tokens it
+ * waits in the worker's FIFO (costing its socket and this slot, nothing
+ * else) until a token is due or a slot frees, at most backend_wait_ms.
+ * Balancing reads the same shared kernel state first, so connects the
+ * kernel would refuse are mostly not even tried.
  */
 #include "proxy/worker.h"
 
@@ -39,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpf/sluice.h"
 #include "proxy/balance.h"
 #include "proxy/timer.h"
 #include "proxy/udata.h"
@@ -50,7 +60,7 @@
 #define CHUNK_CONNS 1024
 #define ACCEPT_BACKOFF_MS 100
 
-enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE };
+enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ };
 
 enum half_flags {
 	HALF_RECV = 1 << 0,    /* a receive is in flight */
@@ -68,7 +78,10 @@ struct half {
 	uint8_t head, count, flags;
 };
 
-enum conn_state { CONN_FREE = 0, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
+enum conn_state { CONN_FREE = 0, CONN_CONNECTING, CONN_WAITING, CONN_OPEN, CONN_CLOSING };
+
+/* why the kernel last refused this client's backend connect */
+enum kreason { KR_NONE = 0, KR_FULL, KR_RATE };
 
 struct wgen;
 
@@ -76,7 +89,9 @@ struct conn {
 	struct timer_node timer;
 	int fd[2]; /* client, backend */
 	uint8_t state;
-	uint8_t tries;
+	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
+	uint8_t kreason; /* enum kreason */
+	uint8_t pad;
 	uint16_t inflight;
 	uint64_t accepted_ms;
 	uint64_t attempt_ms;
@@ -85,7 +100,7 @@ struct conn {
 	struct backend *be;
 	struct snap_pool *pool;
 	struct wgen *gen;
-	struct conn *next, *prev; /* free list; starved list */
+	struct conn *next, *prev; /* free list; starved list (open) or wait queue (waiting) */
 	struct half half[2];
 } __attribute__((aligned(64)));
 
@@ -130,7 +145,9 @@ struct worker {
 
 	struct timer_heap timers;
 	struct timer_node grace;
-	uint64_t now;
+	struct timer_node waitq_timer;
+	uint64_t now;    /* ms, CLOCK_MONOTONIC, once per loop */
+	uint64_t now_ns; /* the same in ns: the kernel buckets' clock */
 
 	struct wgen *gen; /* current, head of the list */
 	struct wlistener *listeners;
@@ -139,6 +156,7 @@ struct worker {
 	struct conn_chunk *chunks;
 	struct conn *free_conns;
 	struct conn starved; /* list head (circular, doubly linked) */
+	struct conn waitq;   /* clients waiting for a slot or a token, oldest first */
 	uint64_t nconns;     /* slots in use */
 	int stopping;
 	int done;
@@ -147,12 +165,13 @@ struct worker {
 	struct worker_stats stats;
 } __attribute__((aligned(64)));
 
-static uint64_t now_ms(void)
+static void clock_update(struct worker *w)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	w->now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	w->now = w->now_ns / 1000000;
 }
 
 static void stat_inc(_Atomic uint64_t *c)
@@ -257,13 +276,30 @@ static struct conn *conn_alloc(struct worker *w)
 	return c;
 }
 
-static void starved_unlink(struct conn *c)
+/* Take C off the starved list or the wait queue, whichever it is on. */
+static void list_unlink(struct conn *c)
 {
 	if (c->prev) {
 		c->prev->next = c->next;
 		c->next->prev = c->prev;
 		c->next = c->prev = NULL;
 	}
+}
+
+static void list_append(struct conn *head, struct conn *c)
+{
+	c->prev = head->prev;
+	c->next = head;
+	head->prev->next = c;
+	head->prev = c;
+}
+
+static void list_prepend(struct conn *head, struct conn *c)
+{
+	c->next = head->next;
+	c->prev = head;
+	head->next->prev = c;
+	head->next = c;
 }
 
 static void gen_release(struct worker *w, struct wgen *g)
@@ -299,10 +335,14 @@ static void conn_free(struct worker *w, struct conn *c)
 			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 		}
 	}
-	if (c->be)
+	if (c->be) {
 		atomic_fetch_sub_explicit(&c->be->active, 1, memory_order_relaxed);
+		/* its kernel slot frees with the close: let a waiting client try */
+		if (w->waitq.next != &w->waitq)
+			timer_set(&w->timers, &w->waitq_timer, w->now + 1);
+	}
 	timer_cancel(&w->timers, &c->timer);
-	starved_unlink(c);
+	list_unlink(c);
 	c->gen->nconns--;
 	gen_release(w, c->gen);
 	stat_dec(&w->stats.active);
@@ -339,7 +379,7 @@ static void conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 		return;
 	c->state = CONN_CLOSING;
 	timer_cancel(&w->timers, &c->timer);
-	starved_unlink(c);
+	list_unlink(c);
 	if (rst_mask)
 		stat_inc(&w->stats.resets);
 	for (int i = 0; i < 2; i++) {
@@ -366,6 +406,8 @@ static uint64_t conn_deadline(const struct conn *c)
 		return c->attempt_ms + cfg->timeouts.connect_ms < cap
 			       ? c->attempt_ms + cfg->timeouts.connect_ms
 			       : cap;
+	case CONN_WAITING:
+		return c->accepted_ms + cfg->timeouts.backend_wait_ms;
 	case CONN_OPEN:
 		return c->active_ms + (uint64_t)cfg->timeouts.idle_s * 1000;
 	default:
@@ -447,12 +489,8 @@ static void half_starve(struct worker *w, struct conn *c, unsigned h)
 {
 	c->half[h].flags |= HALF_STARVED;
 	stat_inc(&w->stats.nobufs);
-	if (!c->prev) {
-		c->prev = w->starved.prev;
-		c->next = &w->starved;
-		w->starved.prev->next = c;
-		w->starved.prev = c;
-	}
+	if (!c->prev)
+		list_append(&w->starved, c);
 }
 
 /* Buffers came back: let starved halves receive again, oldest first. */
@@ -461,7 +499,7 @@ static void starved_run(struct worker *w)
 	while (w->starved.next != &w->starved && w->bufs_out < w->nbufs) {
 		struct conn *c = w->starved.next;
 
-		starved_unlink(c);
+		list_unlink(c);
 		for (unsigned h = 0; h < 2; h++) {
 			if (c->half[h].flags & HALF_STARVED) {
 				c->half[h].flags &= ~HALF_STARVED;
@@ -563,25 +601,73 @@ static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
 
 /* ---- backend connect ------------------------------------------------------- */
 
+/* The client gave up waiting, or no backend could be had: close it, counted. */
+static void conn_refuse(struct worker *w, struct conn *c, int waited)
+{
+	if (c->kreason == KR_FULL)
+		stat_inc(&w->stats.closed_full);
+	else if (c->kreason == KR_RATE)
+		stat_inc(&w->stats.closed_rate);
+	else if (waited)
+		stat_inc(&w->stats.backend_wait);
+	stat_inc(&w->stats.no_backend);
+	conn_abort(w, c, 0);
+}
+
+static void waitq_arm(struct worker *w, uint64_t wait_ns)
+{
+	uint64_t when = w->now + (wait_ns + 999999) / 1000000;
+
+	if (!timer_queued(&w->waitq_timer) || when < w->waitq_timer.when)
+		timer_set(&w->timers, &w->waitq_timer, when);
+}
+
+/*
+ * Every backend of the pool is at its kernel limit for now: wait, in
+ * arrival order, for the first token due in WAIT_NS or a slot to free.
+ */
+static void conn_wait(struct worker *w, struct conn *c, uint64_t wait_ns)
+{
+	c->state = CONN_WAITING;
+	list_append(&w->waitq, c);
+	conn_timer_arm(w, c);
+	waitq_arm(w, wait_ns);
+}
+
 static void conn_connect(struct worker *w, struct conn *c)
 {
 	const struct sl_config *cfg = c->gen->snap->cfg;
 	struct io_uring_sqe *sqe;
 	struct backend *be;
+	uint64_t wait;
 	int idx, fd, one = 1;
 
 	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
-		stat_inc(&w->stats.backend_wait);
-		goto fail;
+		conn_refuse(w, c, 1);
+		return;
 	}
-	idx = balance_pick(c->pool, c->tried, w->now);
+	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait);
 	if (idx < 0 && c->tried) {
-		/* all tried and retries left: go round again (down ones stay skipped) */
-		c->tried = 0;
-		idx = balance_pick(c->pool, 0, w->now);
+		if (c->kreason == KR_NONE) {
+			/* all tried and retries left: go round again (down ones stay skipped) */
+			c->tried = 0;
+			idx = balance_pick(c->pool, 0, w->id, w->now_ns, &wait);
+		} else if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait) >= 0) {
+			/*
+			 * Refused by the kernel though its state looked fine a
+			 * moment ago (another worker took the slot or token):
+			 * pause briefly rather than spin on connects.
+			 */
+			wait = 1000000;
+		}
 	}
-	if (idx < 0)
+	if (idx < 0) {
+		if (wait != UINT64_MAX) {
+			conn_wait(w, c, wait);
+			return;
+		}
 		goto fail;
+	}
 	be = c->pool->be[idx];
 	c->tried |= balance_bit((unsigned)idx);
 	c->tries++;
@@ -594,7 +680,9 @@ static void conn_connect(struct worker *w, struct conn *c)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd[1] = fd;
 	c->be = be;
+	c->state = CONN_CONNECTING;
 	atomic_fetch_add_explicit(&be->active, 1, memory_order_relaxed);
+	be->ws[w->id].pending++;
 	sqe = w_sqe(w);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
 	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CONNECT));
@@ -612,6 +700,7 @@ static void on_connect(struct worker *w, struct conn *c, int res)
 	struct backend *be = c->be;
 
 	c->inflight--;
+	be->ws[w->id].pending--;
 	if (c->state == CONN_CLOSING) {
 		conn_maybe_free(w, c);
 		return;
@@ -625,14 +714,26 @@ static void on_connect(struct worker *w, struct conn *c, int res)
 		half_recv(w, c, 1);
 		return;
 	}
-	backend_connect_failed(be, w->id, w->now);
-	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
-			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
 	/* nothing else is pending on this socket: close it right here */
 	close(c->fd[1]);
 	c->fd[1] = -1;
 	c->be = NULL;
 	atomic_fetch_sub_explicit(&be->active, 1, memory_order_relaxed);
+	if (res == -SL_ERR_FULL || res == -SL_ERR_RATE) {
+		/*
+		 * The kernel held the backend to its limits: no fault of the
+		 * backend's and no retry spent. Another backend, or wait.
+		 */
+		c->tries--;
+		c->kreason = res == -SL_ERR_FULL ? KR_FULL : KR_RATE;
+		stat_inc(res == -SL_ERR_FULL ? &be->ws[w->id].refused_full
+					     : &be->ws[w->id].refused_rate);
+		conn_connect(w, c);
+		return;
+	}
+	backend_connect_failed(be, w->id, w->now);
+	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
+			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
 	if (c->tries <= c->pool->cfg->retries) {
 		conn_connect(w, c);
 	} else {
@@ -662,10 +763,54 @@ static void on_conn_timer(struct worker *w, struct conn *c)
 		io_uring_prep_cancel64(sqe, ud_pack(c, UD_CONNECT), 0);
 		io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
 		c->inflight++;
+	} else if (c->state == CONN_WAITING) {
+		conn_refuse(w, c, 1);
 	} else if (c->state == CONN_OPEN) {
 		stat_inc(&w->stats.idle_timeouts);
 		conn_abort(w, c, 0);
 	}
+}
+
+/*
+ * Let waiting clients try again, oldest first. Each looks at the kernel's
+ * state before connecting, so only those with a slot and a token in sight
+ * leave the queue; the rest keep their place.
+ */
+static void waitq_run(struct worker *w)
+{
+	struct conn *c, *next;
+	uint64_t min_wait = UINT64_MAX;
+
+	for (c = w->waitq.next; c != &w->waitq; c = next) {
+		struct snap_pool *p = c->pool;
+		uint64_t wait;
+		int idx;
+
+		next = c->next;
+		idx = balance_pick(p, 0, w->id, w->now_ns, &wait);
+		if (idx < 0) {
+			if (wait == UINT64_MAX) {
+				/* nothing left to wait for: every backend is down */
+				list_unlink(c);
+				conn_refuse(w, c, 1);
+				continue;
+			}
+			if (wait < min_wait)
+				min_wait = wait;
+			continue;
+		}
+		list_unlink(c);
+		c->tried = 0;
+		c->kreason = KR_NONE;
+		conn_connect(w, c);
+		/* refused again at once: back to the head, its place kept */
+		if (c->state == CONN_WAITING) {
+			list_unlink(c);
+			list_prepend(&w->waitq, c);
+		}
+	}
+	if (min_wait != UINT64_MAX)
+		waitq_arm(w, min_wait);
 }
 
 /* ---- listeners --------------------------------------------------------------- */
@@ -729,6 +874,7 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	c->fd[0] = fd;
 	c->state = CONN_CONNECTING;
 	c->accepted_ms = w->now;
+	c->attempt_ms = w->now;
 	c->gen = w->gen;
 	c->gen->nconns++;
 	c->pool = wl->sl->pool;
@@ -922,6 +1068,9 @@ static void run_timers(struct worker *w)
 		case TK_GRACE:
 			worker_grace_expired(w);
 			break;
+		case TK_WAITQ:
+			waitq_run(w);
+			break;
 		}
 	}
 }
@@ -942,7 +1091,7 @@ static void worker_loop(struct worker *w)
 			tsp = &ts;
 		}
 		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, tsp, NULL);
-		w->now = now_ms();
+		clock_update(w);
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{
 			dispatch(w, cqe);
@@ -1008,7 +1157,7 @@ static void *worker_main(void *arg)
 		sem_post(&w->ready);
 		return NULL;
 	}
-	w->now = now_ms();
+	clock_update(w);
 	w->rl.interval_ms = 5000;
 	w->rl.burst = 5;
 	worker_adopt(w, snap);
@@ -1037,7 +1186,9 @@ struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd
 	w->id = id;
 	w->main_ring_fd = main_ring_fd;
 	w->starved.next = w->starved.prev = &w->starved;
+	w->waitq.next = w->waitq.prev = &w->waitq;
 	timer_node_init(&w->grace, TK_GRACE);
+	timer_node_init(&w->waitq_timer, TK_WAITQ);
 	sem_init(&w->ready, 0, 0);
 	w->initial = snap;
 	ret = pthread_create(&w->thread, NULL, worker_main, w);

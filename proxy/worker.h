@@ -27,6 +27,8 @@ struct worker_stats {
 	_Atomic uint64_t active;        /* client connections alive now */
 	_Atomic uint64_t no_backend;    /* clients closed: no backend could be reached */
 	_Atomic uint64_t backend_wait;  /* ... of those, because backend_wait_ms ran out */
+	_Atomic uint64_t closed_full;   /* ... of those, waiting for a slot (max_conns) */
+	_Atomic uint64_t closed_rate;   /* ... of those, waiting for a token (rate) */
 	_Atomic uint64_t idle_timeouts; /* connections closed by timeouts.idle_s */
 	_Atomic uint64_t resets;        /* connections ended by a reset on either side */
 	_Atomic uint64_t accept_errors; /* accept failures (EMFILE, ENOBUFS, ...) */

@@ -244,6 +244,8 @@ struct cfg_key {
 #define KEY_ENUM(key, type, field, table, fl) \
 	{ .name = key, .parse = parse_enum, .off = offsetof(type, field), .arg = table, \
 	  .flags = fl }
+#define KEY_BOOL(key, type, field) \
+	{ .name = key, .parse = parse_bool, .off = offsetof(type, field) }
 #define KEY_GROUP(key, table) { .name = key, .parse = parse_subgroup, .arg = table }
 #define KEY_CUSTOM(key, fn, fl) { .name = key, .parse = fn, .flags = fl }
 #define KEY_END { .name = NULL }
@@ -356,6 +358,68 @@ static const char *get_string(struct pctx *pc, const config_setting_t *s)
 	if (!expect_type(pc, s, CONFIG_TYPE_STRING, "a string"))
 		return NULL;
 	return config_setting_get_string(s);
+}
+
+static void parse_bool(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		       void *base)
+{
+	if (expect_type(pc, s, CONFIG_TYPE_BOOL, "true or false"))
+		*(int *)((char *)base + k->off) = config_setting_get_bool(s);
+}
+
+/*
+ * A file system path for sluice's own state: plain characters only, no "..",
+ * so a config cannot point it somewhere surprising. ABSOLUTE: must start
+ * with '/'; otherwise it may also be a relative name.
+ */
+static int check_path(struct pctx *pc, const config_setting_t *s, const char *v, int absolute)
+{
+	size_t len = strlen(v);
+	char q[96];
+
+	if (len == 0 || len >= CFG_PATH_MAX) {
+		perr(pc, s, "path must be 1..%d characters", CFG_PATH_MAX - 1);
+		return 0;
+	}
+	if (absolute && v[0] != '/') {
+		perr(pc, s, "%s is not an absolute path", quote(q, sizeof(q), v));
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '.' || c == '-' || c == '/')
+			continue;
+		perr(pc, s, "invalid character in path %s (allowed: A-Z a-z 0-9 _ . - /)",
+		     quote(q, sizeof(q), v));
+		return 0;
+	}
+	if (strstr(v, "..")) {
+		perr(pc, s, "path %s must not contain \"..\"", quote(q, sizeof(q), v));
+		return 0;
+	}
+	return 1;
+}
+
+static void parse_pin_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 1))
+		strcpy(cfg->bpf.pin_path, v);
+}
+
+static void parse_cgroup(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			 void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 0))
+		strcpy(cfg->bpf.cgroup, v);
 }
 
 /* Names end up in metric labels and log lines: keep them plain. */
@@ -637,6 +701,9 @@ out:
 static const struct cfg_key server_keys[] = {
 	KEY_ADDR("address", struct cfg_server, addr, KF_REQUIRED),
 	KEY_NAME("name", struct cfg_server, name, 0),
+	KEY_U32("max_conns", struct cfg_server, max_conns, 0, 10000000),
+	KEY_U32("rate", struct cfg_server, rate, 0, 10000000),
+	KEY_U32("burst", struct cfg_server, burst, 1, 10000000),
 	KEY_END
 };
 
@@ -644,6 +711,9 @@ static void server_done(void *elem, const config_setting_t *el)
 {
 	struct cfg_server *sv = elem;
 	size_t len;
+
+	if (!config_setting_get_member(el, "burst"))
+		sv->burst = sv->rate / 10 ? sv->rate / 10 : 1;
 
 	if (sv->name[0] || config_setting_get_member(el, "name"))
 		return;
@@ -744,12 +814,81 @@ static void parse_pool_ref(struct pctx *pc, const config_setting_t *s, const str
 	l->pool = (unsigned)i;
 }
 
+static void parse_interfaces(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			     void *base)
+{
+	struct cfg_syn_gate *g = base;
+	int n;
+	char q[96];
+
+	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of interface names [ \"eth0\", ... ]"))
+		return;
+	n = config_setting_length(s);
+	if (n < 1 || n > CFG_MAX_IFACES) {
+		perr(pc, s, "give 1..%d interfaces", CFG_MAX_IFACES);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = get_string(pc, e);
+		size_t len;
+
+		if (!v)
+			return;
+		len = strlen(v);
+		if (len == 0 || len >= CFG_IFNAME_MAX || strpbrk(v, "/ \t\n:")) {
+			perr(pc, e, "bad interface name %s", quote(q, sizeof(q), v));
+			return;
+		}
+		for (unsigned j = 0; j < g->ninterfaces; j++) {
+			if (strcmp(g->interfaces[j], v) == 0) {
+				perr(pc, e, "interface %s listed twice", quote(q, sizeof(q), v));
+				return;
+			}
+		}
+		strcpy(g->interfaces[g->ninterfaces++], v);
+	}
+}
+
+static const struct cfg_key syn_gate_keys[] = {
+	KEY_U32("rate", struct cfg_syn_gate, rate, 1, 100000000),
+	KEY_U32("burst", struct cfg_syn_gate, burst, 1, 100000000),
+	KEY_CUSTOM("interfaces", parse_interfaces, KF_REQUIRED),
+	KEY_U32("source_prefix_v4", struct cfg_syn_gate, source_prefix_v4, 1, 32),
+	KEY_U32("source_prefix_v6", struct cfg_syn_gate, source_prefix_v6, 1, 128),
+	KEY_U32("source_rate", struct cfg_syn_gate, source_rate, 0, 100000000),
+	KEY_U32("source_burst", struct cfg_syn_gate, source_burst, 1, 100000000),
+	KEY_END
+};
+
+static void parse_syn_gate(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	struct cfg_syn_gate *g = &((struct cfg_listener *)base)->syn_gate;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	g->enabled = 1;
+	g->source_prefix_v4 = 24;
+	g->source_prefix_v6 = 56;
+	parse_group(pc, s, syn_gate_keys, g);
+	if (!config_setting_get_member(s, "rate")) {
+		perr(pc, s, "syn_gate needs a rate (SYNs per second)");
+		return;
+	}
+	if (!config_setting_get_member(s, "burst"))
+		g->burst = g->rate;
+	if (!config_setting_get_member(s, "source_burst"))
+		g->source_burst = g->source_rate ? g->source_rate : 1;
+}
+
 static const struct cfg_key listener_keys[] = {
 	KEY_NAME("name", struct cfg_listener, name, KF_REQUIRED),
 	KEY_ADDR("address", struct cfg_listener, addr, KF_REQUIRED | KF_WILDCARD_OK),
 	KEY_ENUM("mode", struct cfg_listener, mode, mode_names, 0),
 	KEY_CUSTOM("pool", parse_pool_ref, KF_REQUIRED),
 	KEY_U32("backlog", struct cfg_listener, backlog, 1, 65535),
+	KEY_CUSTOM("syn_gate", parse_syn_gate, 0),
 	KEY_END
 };
 
@@ -818,8 +957,16 @@ static const struct cfg_key buffers_keys[] = {
 	KEY_END
 };
 
+static const struct cfg_key bpf_keys[] = {
+	KEY_BOOL("enabled", struct sl_config, bpf.enabled),
+	KEY_CUSTOM("pin_path", parse_pin_path, 0),
+	KEY_CUSTOM("cgroup", parse_cgroup, 0),
+	KEY_END
+};
+
 static const struct cfg_key top_keys[] = {
 	KEY_U32("workers", struct sl_config, workers, 1, CFG_MAX_WORKERS),
+	KEY_GROUP("bpf", bpf_keys),
 	KEY_GROUP("admin", admin_keys),
 	KEY_GROUP("timeouts", timeouts_keys),
 	KEY_GROUP("drain", drain_keys),
@@ -844,6 +991,69 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->drain.grace_s = 60;
 	cfg->buffers.count = 512;
 	cfg->buffers.size = 65536;
+	cfg->bpf.enabled = 1;
+	strcpy(cfg->bpf.pin_path, "/sys/fs/bpf/sluice");
+	strcpy(cfg->bpf.cgroup, "sluice");
+}
+
+/* Limits are the kernel's to enforce: without BPF they would be a silent lie. */
+static void check_bpf_needed(struct pctx *pc)
+{
+	const struct sl_config *cfg = pc->cfg;
+	char path[64];
+
+	if (cfg->bpf.enabled)
+		return;
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		for (unsigned j = 0; j < cfg->pools[i].nservers; j++) {
+			const struct cfg_server *sv = &cfg->pools[i].servers[j];
+
+			if (!sv->max_conns && !sv->rate)
+				continue;
+			snprintf(path, sizeof(path), "pools[%u].servers[%u]", i, j);
+			perr_at(pc, pc->name, sv->line, path,
+				"max_conns and rate are enforced by BPF, but bpf.enabled = false");
+		}
+	}
+	for (unsigned i = 0; i < cfg->nlisteners; i++) {
+		if (!cfg->listeners[i].syn_gate.enabled)
+			continue;
+		snprintf(path, sizeof(path), "listeners[%u].syn_gate", i);
+		perr_at(pc, pc->name, cfg->listeners[i].line, path,
+			"the SYN gate is a BPF program, but bpf.enabled = false");
+	}
+}
+
+/*
+ * The kernel keeps one ledger and one bucket per backend address, so a
+ * server named in several pools must carry the same limits in each.
+ */
+static void check_shared_servers(struct pctx *pc)
+{
+	const struct sl_config *cfg = pc->cfg;
+
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		for (unsigned j = 0; j < cfg->pools[i].nservers; j++) {
+			const struct cfg_server *a = &cfg->pools[i].servers[j];
+
+			for (unsigned k = i + 1; k < cfg->npools; k++) {
+				for (unsigned m = 0; m < cfg->pools[k].nservers; m++) {
+					const struct cfg_server *b = &cfg->pools[k].servers[m];
+					char path[64];
+
+					if (strcmp(a->addr.text, b->addr.text) != 0 ||
+					    (a->max_conns == b->max_conns && a->rate == b->rate &&
+					     a->burst == b->burst))
+						continue;
+					snprintf(path, sizeof(path), "pools[%u].servers[%u]", k, m);
+					perr_at(pc, pc->name, b->line, path,
+						"server %s has other limits here than in pool \"%s\" "
+						"(line %d): max_conns, rate and burst must match",
+						b->addr.text, cfg->pools[i].name, a->line);
+				}
+			}
+		}
+	}
 }
 
 /* ---- what libconfig 1.5 would accept silently ---------------------------- */
@@ -1206,6 +1416,8 @@ static struct sl_config *load_text(const char *text, const char *name, char **er
 		goto out;
 	parse_group(&pc, config_root_setting(&lc), top_keys, cfg);
 	cfg->admin.enabled = cfg->admin.addr.len != 0;
+	check_shared_servers(&pc);
+	check_bpf_needed(&pc);
 out:
 	config_destroy(&lc);
 	if (pc.oom)

@@ -21,6 +21,9 @@
 #define CFG_MAX_LISTENERS 256
 #define CFG_MAX_POOLS 256
 #define CFG_MAX_SERVERS 1024 /* per pool */
+#define CFG_PATH_MAX 256
+#define CFG_MAX_IFACES 8
+#define CFG_IFNAME_MAX 16
 
 enum cfg_mode {
 	CFG_MODE_TCP = 0,
@@ -40,6 +43,9 @@ struct cfg_addr {
 struct cfg_server {
 	char name[CFG_NAME_MAX]; /* "name", default: the address text */
 	struct cfg_addr addr;
+	uint32_t max_conns; /* concurrent connections, 0: no limit (kernel-enforced) */
+	uint32_t rate;      /* new connections per second, 0: no limit (kernel-enforced) */
+	uint32_t burst;     /* default: rate / 10, at least 1 */
 	int line;
 };
 
@@ -52,18 +58,36 @@ struct cfg_pool {
 	int line;
 };
 
+/* XDP SYN gate of a listener: a bucket for all its SYNs, one per source prefix. */
+struct cfg_syn_gate {
+	int enabled;  /* the group is present */
+	uint32_t rate, burst;          /* SYNs per second for the listener; burst default: rate */
+	uint32_t source_prefix_v4;     /* default 24 */
+	uint32_t source_prefix_v6;     /* default 56 */
+	uint32_t source_rate;          /* per prefix; 0: no per-source limit */
+	uint32_t source_burst;         /* default: source_rate */
+	char interfaces[CFG_MAX_IFACES][CFG_IFNAME_MAX];
+	unsigned ninterfaces;
+};
+
 struct cfg_listener {
 	char name[CFG_NAME_MAX];
 	struct cfg_addr addr;
 	enum cfg_mode mode;
 	unsigned pool; /* index into sl_config.pools */
 	uint32_t backlog;
+	struct cfg_syn_gate syn_gate;
 	int line;
 };
 
 struct sl_config {
 	char *path;
 	unsigned workers; /* resolved: the file's value, or one per online CPU */
+	struct {
+		int enabled;                 /* default 1 */
+		char pin_path[CFG_PATH_MAX]; /* bpffs directory; default /sys/fs/bpf/sluice */
+		char cgroup[CFG_PATH_MAX];   /* under the cgroup v2 mount; default "sluice" */
+	} bpf;
 	struct {
 		int enabled; /* 0 when admin.address = "" */
 		struct cfg_addr addr;

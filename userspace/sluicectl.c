@@ -11,6 +11,7 @@
 
 #include "userspace/admin.h"
 #include "userspace/config.h"
+#include "userspace/ebpf.h"
 
 #define DEFAULT_ADMIN "127.0.0.1:9901"
 
@@ -24,7 +25,10 @@ static void usage(FILE *f)
 		"  status        listeners, pools and backends of the running daemon\n"
 		"  status-json   the same as JSON\n"
 		"  metrics       the Prometheus metrics\n"
-		"  check FILE    validate a config file (exit 0 valid, 1 not); no daemon needed\n");
+		"  check FILE    validate a config file (exit 0 valid, 1 not); no daemon needed\n"
+		"  bpf [PIN_PATH]  the kernel's ledger, buckets and SYN gates, read from the\n"
+		"                pinned maps (bpf.pin_path of -c FILE, or /sys/fs/bpf/sluice);\n"
+		"                works with sluiced stopped\n");
 }
 
 static int check(const char *path)
@@ -90,6 +94,35 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return check(argv[optind]);
+	}
+	if (strcmp(cmd, "bpf") == 0) {
+		const char *pin = "/sys/fs/bpf/sluice";
+		struct sl_config *cfg = NULL;
+		int ret;
+
+		if (optind + 1 < argc) {
+			usage(stderr);
+			return 2;
+		}
+		if (optind < argc) {
+			pin = argv[optind];
+		} else if (config) {
+			char *errors = NULL;
+
+			cfg = config_load(config, &errors);
+			if (!cfg) {
+				fputs(errors ? errors : "cannot load\n", stderr);
+				free(errors);
+				return 1;
+			}
+			pin = cfg->bpf.pin_path;
+		}
+		ret = ebpf_dump(pin, stdout);
+		if (ret)
+			fprintf(stderr, "sluicectl: %s: %s (is this bpf.pin_path, and is sluiced's "
+				"state pinned there?)\n", pin, strerror(-ret));
+		config_free(cfg);
+		return ret ? 1 : 0;
 	}
 	if (optind != argc) {
 		usage(stderr);

@@ -13,6 +13,7 @@ in_be iptables -A INPUT -p tcp --dport 9998:9999 -j DROP || skip "kernel without
 cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
+$BPF_CONF
 timeouts = { connect_ms = 1000; backend_wait_ms = 1500; idle_s = 2; };
 listeners = (
   { name = "front"; address = "10.77.0.1:8080"; pool = "mixed"; },

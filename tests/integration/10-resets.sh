@@ -9,6 +9,7 @@ backend echo 2 echo
 cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
+$BPF_CONF
 listeners = (
   { name = "r"; address = "10.77.0.1:8080"; pool = "rst"; },
   { name = "e"; address = "10.77.0.1:8081"; pool = "echo"; }

@@ -12,6 +12,7 @@ conf() { # conf FILE PORT...: one listener per port, all to pool app
 	cat >"$f" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
+$BPF_CONF
 listeners = ( $l );
 pools = ( { name = "app"; servers = ( { address = "$(be_addr 1):9000"; } ); } );
 CONF

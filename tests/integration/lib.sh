@@ -18,6 +18,10 @@ LB=slb$$
 BE=sbe$$
 PIDS=()
 ADMIN=127.0.0.1:9901
+# each scenario's own BPF state: pinned maps and the cgroup sluiced joins
+PIN=/sys/fs/bpf/sluice-test-$$
+CGROUP=sluice-test-$$
+BPF_CONF="bpf = { pin_path = \"$PIN\"; cgroup = \"$CGROUP\"; };"
 
 say() { echo "[$(date +%T.%3N)] $*"; }
 fail() { say "FAIL: $*"; exit 1; }
@@ -38,6 +42,9 @@ cleanup() {
 	wait 2>/dev/null
 	ip netns del "$LB" 2>/dev/null
 	ip netns del "$BE" 2>/dev/null
+	rm -rf "$PIN"
+	cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	[ -n "$cg" ] && [ -d "$cg/$CGROUP" ] && rmdir "$cg/$CGROUP" 2>/dev/null
 	# under SAN=1 a report in any process's log fails the scenario
 	if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log 2>/dev/null; then
 		grep -A 20 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log | head -60
@@ -85,13 +92,17 @@ netns_setup() {
 }
 
 be_addr() { echo "10.77.0.1$1"; }   # address of backend N (1..9)
-in_lb() { ip netns exec "$LB" "$@"; }
-in_be() { ip netns exec "$BE" "$@"; }
+# Enter only the network namespace: `ip netns exec` also remounts /sys, which
+# would hide the host's /sys/fs/bpf (pinned maps) and /sys/fs/cgroup.
+in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
+in_lb() { in_ns "$LB" "$@"; }
+in_be() { in_ns "$BE" "$@"; }
 
 # bg NAME NS CMD...: start CMD in namespace NS, output in $T/NAME.log; sets $LAST_PID.
 bg() {
 	local name=$1 ns=$2; shift 2
-	ip netns exec "$ns" "$@" >"$T/$name.log" 2>&1 &
+	# a command, not a function: $! must be the process itself, for signals
+	nsenter --net="/run/netns/$ns" "$@" >"$T/$name.log" 2>&1 &
 	LAST_PID=$!
 	PIDS+=("$LAST_PID")
 }
@@ -172,6 +183,7 @@ write_conf() {
 	cat >"$f" <<CONF
 workers = $workers;
 admin = { address = "$ADMIN"; };
+$BPF_CONF
 $extra
 listeners = ( { name = "front"; address = "10.77.0.1:8080"; mode = "tcp"; pool = "app"; } );
 pools = ( { name = "app"; balance = "$balance"; servers = ( $servers ); } );
