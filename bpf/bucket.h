@@ -15,11 +15,15 @@
  * loop. Time is CLOCK_MONOTONIC in ns (bpf_ktime_get_ns).
  *
  * Robustness: tat can never legitimately be more than tau + T ahead of now
- * (an admission moves it to at most now + tau + T). If it is — the clock
- * went backwards, or a reload made T or tau smaller — it is clamped there,
- * so a bad clock or a config change costs at most one burst's worth of
- * waiting, never a lock-out. Huge gaps (a bucket idle for days) need no
- * care: max(tat, now) forgets them.
+ * (an admission moves it to at most now + tau + T), give or take the few ns
+ * between two CPUs' clock reads. If it is further ahead than that plus
+ * SL_CLAMP_SLACK_NS — the clock went backwards, or state came from another
+ * clock — the bucket is treated as holding one token: one claim succeeds
+ * and puts tat back in range. A refusal never writes state, so clamping to a
+ * refusing value would lock the bucket for as long as the clock is off.
+ * A reload that makes T or tau smaller takes effect after the token already
+ * scheduled (at most SL_CLAMP_SLACK_NS later). Huge gaps (a bucket idle for
+ * days) need no care: max(tat, now) forgets them.
  *
  * Include after the definitions of __u64 (vmlinux.h or <linux/types.h>) and
  * of struct sl_bucket (bpf/sluice.h).
@@ -33,6 +37,7 @@
 
 #define SL_NSEC_PER_SEC 1000000000ull
 #define SL_CAS_TRIES 8
+#define SL_CLAMP_SLACK_NS SL_NSEC_PER_SEC
 
 /* Interval and tau for RATE per second and BURST (>= 1); rate 0: unlimited. */
 SL_INLINE void sl_bucket_params(__u32 rate, __u32 burst, __u64 *interval_ns, __u64 *tau_ns)
@@ -56,8 +61,8 @@ SL_INLINE int sl_gcra_step(__u64 tat, __u64 now, __u64 interval, __u64 tau, __u6
 {
 	__u64 t0 = tat > now ? tat : now;
 
-	if (t0 - now > tau + interval)
-		t0 = now + tau + interval; /* clock went back, or limits shrank */
+	if (t0 - now > tau + interval + SL_CLAMP_SLACK_NS)
+		t0 = now + tau; /* the clock went back: one token, then back in step */
 	if (t0 - now > tau)
 		return 0;
 	*next = t0 + interval;
@@ -69,8 +74,8 @@ SL_INLINE __u64 sl_gcra_wait(__u64 tat, __u64 now, __u64 interval, __u64 tau)
 {
 	if (interval == 0 || tat <= now + tau)
 		return 0;
-	if (tat - now > tau + interval)
-		return interval; /* clamped as in sl_gcra_step */
+	if (tat - now > tau + interval + SL_CLAMP_SLACK_NS)
+		return 0; /* clamped as in sl_gcra_step: a claim would succeed */
 	return tat - now - tau;
 }
 
@@ -81,6 +86,8 @@ SL_INLINE __u64 sl_gcra_tokens(__u64 tat, __u64 now, __u64 interval, __u64 tau, 
 
 	if (interval == 0)
 		return burst;
+	if (t0 - now > tau + interval + SL_CLAMP_SLACK_NS)
+		return 1;
 	if (t0 - now > tau)
 		return 0;
 	n = (now + tau - t0) / interval + 1;

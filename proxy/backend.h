@@ -27,6 +27,8 @@
 #define BACKEND_DOWN_MS 2000
 /* a backend at max_conns: how soon to look again (a slot frees unannounced) */
 #define BACKEND_FULL_RETRY_NS 10000000ull
+/* backend_kernel_wait(): the ledger is full */
+#define BACKEND_WAIT_FULL (UINT64_MAX - 1)
 /* backend_kernel_wait(): the kernel's limits do not apply, nothing to wait for */
 #define BACKEND_NO_WAIT 0
 
@@ -73,7 +75,7 @@ static inline int backend_usable(const struct backend *be, uint64_t now_ms)
 /*
  * Would the kernel admit one more connect to BE at NOW_NS from WORKER? 0 if
  * so (or if BE has no kernel limits); otherwise the ns until a token is
- * due, or BACKEND_FULL_RETRY_NS when the ledger is full (no telling when a
+ * due, or BACKEND_WAIT_FULL when the ledger is full (no telling when a
  * slot frees). The worker's own connects in flight count as taken: the
  * kernel consumes their slot and token only when it sees them, and several
  * clients must not all go for the one token in sight. The kernel decides in
@@ -89,7 +91,7 @@ static inline uint64_t backend_kernel_wait(const struct backend *be, unsigned wo
 	if (!kb)
 		return 0;
 	if (kb->max_conns && kb->active + pending >= kb->max_conns)
-		return BACKEND_FULL_RETRY_NS;
+		return BACKEND_WAIT_FULL;
 	interval = kb->bucket.interval_ns;
 	if (!interval)
 		return 0;

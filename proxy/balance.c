@@ -2,8 +2,9 @@
 #include "proxy/balance.h"
 
 int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t now_ns,
-		 uint64_t *wait_ns)
+		 uint64_t *wait_ns, unsigned *limited)
 {
+	unsigned why = 0;
 	unsigned n = p->nbe, start, best_active = UINT32_MAX;
 	uint64_t now_ms = now_ns / 1000000, wait = UINT64_MAX;
 	int best = -1;
@@ -22,6 +23,12 @@ int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t 
 			continue;
 		kw = backend_kernel_wait(be, worker, now_ns);
 		if (kw) {
+			if (kw == BACKEND_WAIT_FULL) {
+				why |= BALANCE_FULL;
+				kw = BACKEND_FULL_RETRY_NS;
+			} else {
+				why |= BALANCE_RATE;
+			}
 			if (kw < wait)
 				wait = kw;
 			continue;
@@ -36,5 +43,7 @@ int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t 
 	}
 	if (best < 0)
 		*wait_ns = wait;
+	if (limited)
+		*limited = why;
 	return best;
 }

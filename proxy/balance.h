@@ -27,9 +27,12 @@ static inline uint64_t balance_bit(unsigned i)
  * untried and admissible. Backends the kernel would refuse right now (full
  * ledger, empty bucket) are skipped; then *WAIT_NS is how long until the
  * first of them may admit (UINT64_MAX when none is merely limited: all
- * down or tried).
+ * down or tried), and *LIMITED says what held them back (BALANCE_FULL,
+ * BALANCE_RATE, or both). LIMITED may be NULL.
  */
+#define BALANCE_FULL 1u
+#define BALANCE_RATE 2u
 int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t now_ns,
-		 uint64_t *wait_ns);
+		 uint64_t *wait_ns, unsigned *limited);
 
 #endif

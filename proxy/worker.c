@@ -640,19 +640,20 @@ static void conn_connect(struct worker *w, struct conn *c)
 	struct io_uring_sqe *sqe;
 	struct backend *be;
 	uint64_t wait;
+	unsigned limited = 0;
 	int idx, fd, one = 1;
 
 	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
 		conn_refuse(w, c, 1);
 		return;
 	}
-	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait);
+	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
 	if (idx < 0 && c->tried) {
 		if (c->kreason == KR_NONE) {
 			/* all tried and retries left: go round again (down ones stay skipped) */
 			c->tried = 0;
-			idx = balance_pick(c->pool, 0, w->id, w->now_ns, &wait);
-		} else if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait) >= 0) {
+			idx = balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited);
+		} else if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited) >= 0) {
 			/*
 			 * Refused by the kernel though its state looked fine a
 			 * moment ago (another worker took the slot or token):
@@ -663,6 +664,11 @@ static void conn_connect(struct worker *w, struct conn *c)
 	}
 	if (idx < 0) {
 		if (wait != UINT64_MAX) {
+			/* what keeps it waiting, for the count if it gives up */
+			if (limited & BALANCE_FULL)
+				c->kreason = KR_FULL;
+			else if (limited & BALANCE_RATE)
+				c->kreason = KR_RATE;
 			conn_wait(w, c, wait);
 			return;
 		}
@@ -787,7 +793,7 @@ static void waitq_run(struct worker *w)
 		int idx;
 
 		next = c->next;
-		idx = balance_pick(p, 0, w->id, w->now_ns, &wait);
+		idx = balance_pick(p, 0, w->id, w->now_ns, &wait, NULL);
 		if (idx < 0) {
 			if (wait == UINT64_MAX) {
 				/* nothing left to wait for: every backend is down */

@@ -137,6 +137,22 @@ sluiced_start() {
 
 ctl() { in_lb "$SLUICECTL" -a "$ADMIN" "$@"; }
 
+# The cgroup sluiced joins (for processes a test puts beside it).
+cgroup_dir() { echo "$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/$CGROUP"; }
+
+# ledger N: the kernel's live-connection count for backend bN, read from the
+# pinned maps (works with sluiced stopped).
+ledger() {
+	"$SLUICECTL" bpf "$PIN" | awk -v a="$(be_addr "$1"):9000" '$1 == a { print $3; exit }'
+}
+ledger_eq() { [ "$(ledger "$1")" = "$2" ]; }
+# bpf_col N COLUMN: a column of backend bN's row in `sluicectl bpf`
+bpf_col() {
+	"$SLUICECTL" bpf "$PIN" | awk -v a="$(be_addr "$1"):9000" -v c="$2" '
+		$1 == "BACKEND" { for (i = 1; i <= NF; i++) if ($i == c) col = i }
+		$1 == a { print $col; exit }'
+}
+
 # metric 'NAME{LABELS}': the value of one sample from /metrics ("" if absent).
 metric() { ctl metrics | awk -v m="$1" '$1 == m { print $2; exit }'; }
 # metric_eq 'NAME{LABELS}' VALUE; stat_eq NAME KEY VALUE — for wait_for

@@ -43,7 +43,7 @@ static void setup(enum cfg_balance bal)
 /* pick as worker 0 at NOW_MS */
 static int pick(uint64_t tried, uint64_t now_ms)
 {
-	return balance_pick(&pool, tried, 0, now_ms * 1000000ull, &wait_ns);
+	return balance_pick(&pool, tried, 0, now_ms * 1000000ull, &wait_ns, NULL);
 }
 
 int main(void)
@@ -135,37 +135,37 @@ int main(void)
 		/* b2: 10/s, burst 1, idle: a token is there */
 		sl_bucket_params(10, 1, &kb[2].bucket.interval_ns, &kb[2].bucket.tau_ns);
 		for (int k = 0; k < 5; k++)
-			CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns), 2);
+			CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns, NULL), 2);
 		/* with b2's token spoken for by a connect in flight: nothing, b1 in 100 ms */
 		be[2]->ws[0].pending = 1;
-		CHECK_EQ(balance_pick(&pool, balance_bit(0), 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, balance_bit(0), 0, now, &wait_ns, NULL), -1);
 		CHECK_EQ(wait_ns, 100000000ull);
 		/* two spoken for: the second token after the one in flight, 200 ms */
 		be[2]->ws[0].pending = 2;
-		CHECK_EQ(balance_pick(&pool, balance_bit(0) | balance_bit(1), 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, balance_bit(0) | balance_bit(1), 0, now, &wait_ns, NULL), -1);
 		CHECK_EQ(wait_ns, 200000000ull);
 		be[2]->ws[0].pending = 1;
 		/* with the full one in the running, its look-again interval is the soonest */
-		CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns, NULL), -1);
 		CHECK_EQ(wait_ns, BACKEND_FULL_RETRY_NS);
 		/* another worker's connects in flight are not ours to count */
-		CHECK_EQ(balance_pick(&pool, 0, 1, now, &wait_ns), 2);
+		CHECK_EQ(balance_pick(&pool, 0, 1, now, &wait_ns, NULL), 2);
 		be[2]->ws[0].pending = 0;
 		/* only the full one left: look again soon */
-		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns, NULL), -1);
 		CHECK_EQ(wait_ns, BACKEND_FULL_RETRY_NS);
 		/* a slot frees */
 		kb[0].active = 4;
-		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns), 0);
+		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns, NULL), 0);
 		/* ... and is spoken for by our own connect in flight */
 		be[0]->ws[0].pending = 1;
-		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, balance_bit(1) | balance_bit(2), 0, now, &wait_ns, NULL), -1);
 		be[0]->ws[0].pending = 0;
 		/* all down: nothing to wait for */
 		for (int i = 0; i < NB; i++)
 			for (int f = 0; f < BACKEND_FAIL_DOWN; f++)
 				backend_connect_failed(be[i], 0, 10000);
-		CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns), -1);
+		CHECK_EQ(balance_pick(&pool, 0, 0, now, &wait_ns, NULL), -1);
 		CHECK(wait_ns == UINT64_MAX);
 		for (int i = 0; i < NB; i++)
 			atomic_store(&be[i]->kb, NULL);
