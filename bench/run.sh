@@ -20,7 +20,10 @@
 #   REPEATS=3           repeats per (system, scenario)
 #   DURATION=5          seconds per wrk / iperf3 run
 #   IDLE_CONNS=5000     connections held by the idle-memory scenario
-#   SYSTEMS="direct sluiced haproxy nginx"
+#   SYSTEMS="direct sluiced sluiced-nogate haproxy nginx"
+#                       sluiced runs with its BPF backend gate attached and limits
+#                       too high to refuse anything (what the gate costs per
+#                       connect); sluiced-nogate is the same with bpf.enabled = false
 #   SCENARIOS="wrk_ka wrk_close iperf idle idle_warm"
 #   PIN=1               taskset placement: CPU_CLIENT=0, CPU_PROXY=1 (0-1 when
 #                       WORKERS>1), CPU_BACKEND=1; PIN=0 lets the scheduler place
@@ -42,7 +45,7 @@ BACKEND_THREADS=${BACKEND_THREADS:-1}
 REPEATS=${REPEATS:-3}
 DURATION=${DURATION:-5}
 IDLE_CONNS=${IDLE_CONNS:-5000}
-SYSTEMS=${SYSTEMS:-"direct sluiced haproxy nginx"}
+SYSTEMS=${SYSTEMS:-"direct sluiced sluiced-nogate haproxy nginx"}
 # CPU placement on 2 cores (measured, see setup_pinning): the client alone on
 # CPU 0, the proxy and the backends sharing CPU 1.
 PIN=${PIN:-1}
@@ -53,8 +56,10 @@ if [ "$WORKERS" -gt 1 ]; then CPU_PROXY=${CPU_PROXY:-0-1}; else CPU_PROXY=${CPU_
 # Ports: backends, then one listen port per proxy, then admin ports.
 PORT_HTTP=18000
 PORT_IPERF=18010
-declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003)
+declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003 [sluiced-nogate]=18004)
 SLUICED_ADMIN=19901
+BPF_PIN=/sys/fs/bpf/sluice-bench
+BPF_CGROUP=sluice-bench
 
 NGINX_STREAM_SO=/usr/lib/nginx/modules/ngx_stream_module.so
 DEB_PKGS="haproxy nginx libnginx-mod-stream wrk iperf3 gnuplot-nox jq"
@@ -248,12 +253,22 @@ PROXY_PID=      # the process we started (nginx: the master)
 PROXY_PORT=     # where clients connect
 RSS_PIDS=       # comma-separated processes that hold the proxied connections
 
-gen_sluiced() { # UPSTREAM_PORT CONF
+gen_sluiced() { # UPSTREAM_PORT CONF SYSTEM
+	local bpf limits=""
+	if [ "$3" = sluiced ]; then
+		# the gate runs in full (ledger CAS, token CAS, socket storage,
+		# release) but never refuses
+		bpf="bpf = { pin_path = \"$BPF_PIN\"; cgroup = \"$BPF_CGROUP\"; };"
+		limits="max_conns = 1000000; rate = 10000000; burst = 10000000;"
+	else
+		bpf="bpf = { enabled = false; };"
+	fi
 	cat >"$2" <<EOF
 workers = $WORKERS;
 admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
-listeners = ( { name = "bench"; address = "127.0.0.1:${PROXY_LISTEN[sluiced]}"; mode = "tcp"; pool = "p"; } );
-pools = ( { name = "p"; servers = ( { address = "127.0.0.1:$1"; } ); } );
+$bpf
+listeners = ( { name = "bench"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "p"; } );
+pools = ( { name = "p"; servers = ( { address = "127.0.0.1:$1"; $limits } ); } );
 EOF
 }
 
@@ -316,9 +331,9 @@ start_proxy() {
 	case $sys in
 	direct)
 		return 0 ;;
-	sluiced)
+	sluiced|sluiced-nogate)
 		[ -x build/sluiced ] || return 1
-		conf=$WORK/sluiced.conf; gen_sluiced "$up" "$conf"
+		conf=$WORK/$sys.conf; gen_sluiced "$up" "$conf" "$sys"
 		"${PIN_PROXY[@]}" build/sluiced -c "$conf" >>"$log" 2>&1 & ;;
 	haproxy)
 		conf=$WORK/haproxy.cfg; gen_haproxy "$up" "$conf"
@@ -410,7 +425,7 @@ measure() { # SYSTEM SCENARIO REP
 	if ! start_proxy "$sys" "$up"; then
 		if [ "$rep" = 1 ] && [ "${SYS_STATUS[$sys]}" = untried ]; then
 			SYS_STATUS[$sys]="failed to start"
-			[ "$sys" = sluiced ] && [ ! -x build/sluiced ] && SYS_STATUS[$sys]="build/sluiced missing"
+			[[ $sys == sluiced* ]] && [ ! -x build/sluiced ] && SYS_STATUS[$sys]="build/sluiced missing"
 			log "$sys: n/a (${SYS_STATUS[$sys]}); skipping it"
 		fi
 		printf '%s\t%s\t%s\tERR\n' "$sys" "$sc" "$rep" >>"$SAMPLES"
@@ -479,6 +494,10 @@ write_results() { # STAMP SECONDS
 		| .ratio_sluiced_haproxy = (.medians | with_entries(.value |= (
 			if (.sluiced.median // null) != null and (.haproxy.median // 0) != 0
 			then .sluiced.median / .haproxy.median else null end)))
+		# what the BPF backend gate costs: sluiced with it / without it
+		| .ratio_gate = (.medians | with_entries(.value |= (
+			if (.sluiced.median // null) != null and (.["sluiced-nogate"].median // 0) != 0
+			then .sluiced.median / .["sluiced-nogate"].median else null end)))
 		# The same ratio per repeat: neighbours in time share the noise.
 		| .ratio_sluiced_haproxy_per_rep = (.samples | group_by(.scenario)
 			| map({key: .[0].scenario, value: (group_by(.rep) | map(
@@ -503,13 +522,13 @@ write_results() { # STAMP SECONDS
 		  "- machine: \($r.cpu_busy_before_pct)% CPU busy before the run; load average at the end \($r.loadavg_end) (other work on the machine makes every number noisy)",
 		  "- runtime: \($r.runtime_s) s; cells: median [min–max] over repeats; n/a: \([$r.systems | to_entries[] | select(.value != "ok") | "\(.key) (\(.value))"] | if length == 0 then "none" else join(", ") end)",
 		  "",
-		  "| metric | \($sys | join(" | ")) | sluiced/haproxy |",
-		  "|---|\($sys | map("---:") | join("|"))|---:|",
+		  "| metric | \($sys | join(" | ")) | sluiced/haproxy | gate/no-gate |",
+		  "|---|\($sys | map("---:") | join("|"))|---:|---:|",
 		  ($sc[] | .key as $k | .value.dec as $d
 		   | "| \(.value.label) | \($sys | map(. as $s | $r.medians[$k][$s]
 			| if . == null or .median == null then "n/a"
 			  else "\(.median | fmt($d)) [\(.min | fmt($d))–\(.max | fmt($d))]" end)
-			| join(" | ")) | \($r.ratio_sluiced_haproxy[$k] | fmt(2)) |")
+			| join(" | ")) | \($r.ratio_sluiced_haproxy[$k] | fmt(2)) | \($r.ratio_gate[$k] | fmt(3)) |")
 		' "$json" >"$md" || die "writing $md failed"
 	cat "$md"
 	log "results: $json"
@@ -517,8 +536,14 @@ write_results() { # STAMP SECONDS
 
 # ---- main -------------------------------------------------------------------------
 cleanup() {
+	local cg
 	trap - EXIT INT TERM
 	stop_all
+	# the gated sluiced's BPF state: pinned maps and its cgroup
+	rm -rf "$BPF_PIN"
+	cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	[ -n "$cg" ] && [ -d "$cg/$BPF_CGROUP" ] && rmdir "$cg/$BPF_CGROUP" 2>/dev/null
+	return 0
 }
 
 quick() {
