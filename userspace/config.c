@@ -830,22 +830,28 @@ static void parse_interfaces(struct pctx *pc, const config_setting_t *s, const s
 	}
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		size_t old = path_push_index(pc, (unsigned)i), len;
 		const char *v = get_string(pc, e);
-		size_t len;
+		int bad = 0;
 
-		if (!v)
+		if (!v) {
+			path_pop(pc, old);
 			return;
+		}
 		len = strlen(v);
 		if (len == 0 || len >= CFG_IFNAME_MAX || strpbrk(v, "/ \t\n:")) {
 			perr(pc, e, "bad interface name %s", quote(q, sizeof(q), v));
-			return;
+			bad = 1;
 		}
-		for (unsigned j = 0; j < g->ninterfaces; j++) {
+		for (unsigned j = 0; !bad && j < g->ninterfaces; j++) {
 			if (strcmp(g->interfaces[j], v) == 0) {
 				perr(pc, e, "interface %s listed twice", quote(q, sizeof(q), v));
-				return;
+				bad = 1;
 			}
 		}
+		path_pop(pc, old);
+		if (bad)
+			return;
 		strcpy(g->interfaces[g->ninterfaces++], v);
 	}
 }
