@@ -48,70 +48,105 @@ static void metric_head(struct admin_resp *r, const char *name, const char *type
 	admin_printf(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* What the kernel's maps say, per backend and per SYN gate. */
-static void kernel_metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
+/* Per-backend series: where each value comes from. */
+enum be_val {
+	BV_ACTIVE, BV_UP, BV_CONNECTS, BV_FAILURES, BV_BYTES_OUT, BV_BYTES_IN,
+	/* from the kernel's maps; absent without BPF */
+	BV_LEDGER, BV_MAX, BV_ADMITTED, BV_REFUSED_FULL, BV_REFUSED_RATE, BV_TOKENS,
+};
+
+static const struct {
+	const char *name, *type, *help; /* type NULL: another series of the metric above */
+	const char *labels;              /* appended to pool, backend, address */
+	enum be_val v;
+} be_series[] = {
+	{ "sluice_backend_connections", "gauge", "Backend connections connecting or open.", "",
+	  BV_ACTIVE },
+	{ "sluice_backend_up", "gauge", "1 when the backend takes new connections.", "", BV_UP },
+	{ "sluice_backend_connects_total", "counter", "Backend connections established.", "",
+	  BV_CONNECTS },
+	{ "sluice_backend_connect_failures_total", "counter", "Failed backend connects.", "",
+	  BV_FAILURES },
+	{ "sluice_backend_bytes_total", "counter", "Bytes proxied, by direction.",
+	  ",direction=\"to_backend\"", BV_BYTES_OUT },
+	{ "sluice_backend_bytes_total", NULL, NULL, ",direction=\"to_client\"", BV_BYTES_IN },
+	{ "sluice_backend_ledger_connections", "gauge",
+	  "Connections holding a slot of the kernel's ledger (all processes in the cgroup).", "",
+	  BV_LEDGER },
+	{ "sluice_backend_max_connections", "gauge", "max_conns in force (0: no limit).", "",
+	  BV_MAX },
+	{ "sluice_backend_admitted_total", "counter", "Backend connects the kernel let through.", "",
+	  BV_ADMITTED },
+	{ "sluice_backend_kernel_refused_total", "counter",
+	  "Backend connects the kernel refused, by reason.", ",reason=\"full\"", BV_REFUSED_FULL },
+	{ "sluice_backend_kernel_refused_total", NULL, NULL, ",reason=\"rate\"", BV_REFUSED_RATE },
+	{ "sluice_backend_tokens", "gauge",
+	  "Tokens in the backend's new-connection bucket now (burst when no rate limit).", "",
+	  BV_TOKENS },
+};
+
+/* The value of series V for BE at NOW_NS; 0 and *ok = 0 when it has none. */
+static unsigned long long be_value(const struct backend *be, enum be_val v, uint64_t now_ns,
+				   int *ok)
 {
-	static const char *const names[] = {
-		"sluice_backend_ledger_connections", "sluice_backend_max_connections",
-		"sluice_backend_admitted_total", "sluice_backend_kernel_refused_total",
-		"sluice_backend_tokens",
-	};
-	static const char *const helps[] = {
-		"Connections holding a slot of the kernel's ledger (all processes in the cgroup).",
-		"max_conns in force (0: no limit).",
-		"Backend connects the kernel let through.",
-		"Backend connects the kernel refused, by reason.",
-		"Tokens in the backend's new-connection bucket now (burst when no rate limit).",
-	};
-	static const char *const types[] = { "gauge", "gauge", "counter", "counter", "gauge" };
+	volatile struct sl_backend *kb = be->kb;
+
+	*ok = 1;
+	switch (v) {
+	case BV_ACTIVE: return LOAD(be->active);
+	case BV_UP: return (unsigned long long)backend_usable(be, now_ns / 1000000);
+	case BV_CONNECTS: return backend_total(be, connects);
+	case BV_FAILURES: return backend_total(be, failures);
+	case BV_BYTES_OUT: return backend_total(be, bytes_out);
+	case BV_BYTES_IN: return backend_total(be, bytes_in);
+	default: break;
+	}
+	if (!kb) {
+		*ok = 0;
+		return 0;
+	}
+	switch (v) {
+	case BV_LEDGER: return kb->active;
+	case BV_MAX: return kb->max_conns;
+	case BV_ADMITTED: return kb->admitted;
+	case BV_REFUSED_FULL: return kb->refused_full;
+	case BV_REFUSED_RATE: return kb->refused_rate;
+	default:
+		return sl_gcra_tokens(kb->bucket.tat_ns, now_ns, kb->bucket.interval_ns,
+				      kb->bucket.tau_ns, kb->burst ? kb->burst : 1);
+	}
+}
+
+static void backend_metrics(struct snapshot *s, struct admin_resp *r)
+{
 	uint64_t now = ebpf_now_ns();
 
-	if (!d->ebpf)
-		return;
-	for (unsigned k = 0; k < 5; k++) {
-		metric_head(r, names[k], types[k], helps[k]);
+	for (unsigned k = 0; k < sizeof(be_series) / sizeof(be_series[0]); k++) {
+		if (be_series[k].type)
+			metric_head(r, be_series[k].name, be_series[k].type, be_series[k].help);
 		for (unsigned i = 0; i < s->npools; i++) {
 			const struct snap_pool *p = &s->pools[i];
 
 			for (unsigned j = 0; j < p->nbe; j++) {
-				volatile struct sl_backend *kb = p->be[j]->kb;
-				const char *lbl = "{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n";
-				const char *pool = p->cfg->name, *name = p->cfg->servers[j].name;
-				const char *addr = p->be[j]->addr.text;
+				int ok;
+				unsigned long long v = be_value(p->be[j], be_series[k].v, now, &ok);
 
-				if (!kb)
-					continue;
-				admin_printf(r, "%s", names[k]);
-				switch (k) {
-				case 0:
-					admin_printf(r, lbl, pool, name, addr, "",
-						     (unsigned long long)kb->active);
-					break;
-				case 1:
-					admin_printf(r, lbl, pool, name, addr, "",
-						     (unsigned long long)kb->max_conns);
-					break;
-				case 2:
-					admin_printf(r, lbl, pool, name, addr, "",
-						     (unsigned long long)kb->admitted);
-					break;
-				case 3:
-					admin_printf(r, lbl, pool, name, addr, ",reason=\"full\"",
-						     (unsigned long long)kb->refused_full);
-					admin_printf(r, "%s", names[k]);
-					admin_printf(r, lbl, pool, name, addr, ",reason=\"rate\"",
-						     (unsigned long long)kb->refused_rate);
-					break;
-				default:
-					admin_printf(r, lbl, pool, name, addr, "",
-						     (unsigned long long)sl_gcra_tokens(
-							     kb->bucket.tat_ns, now,
-							     kb->bucket.interval_ns, kb->bucket.tau_ns,
-							     kb->burst ? kb->burst : 1));
-				}
+				if (ok)
+					admin_printf(r,
+						     "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n",
+						     be_series[k].name, p->cfg->name,
+						     p->cfg->servers[j].name, p->be[j]->addr.text,
+						     be_series[k].labels, v);
 			}
 		}
 	}
+}
+
+/* What the SYN gates' maps say. */
+static void syn_metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
+{
+	if (!d->ebpf)
+		return;
 	metric_head(r, "sluice_syn_total", "counter", "SYNs seen by the SYN gate, by verdict.");
 	for (unsigned i = 0; i < s->nlisteners; i++) {
 		volatile struct sl_listener *kl = ebpf_listener(d->ebpf, &s->listeners[i].cfg->addr);
@@ -189,46 +224,8 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 		    "Programs found detached by the safeguard and attached again.");
 	admin_printf(r, "sluice_bpf_reattach_total %llu\n",
 		     (unsigned long long)ebpf_reattached(d->ebpf));
-	kernel_metrics(d, s, r);
-
-	static const struct {
-		const char *name, *type, *help;
-	} be_metrics[] = {
-		{ "sluice_backend_connections", "gauge", "Backend connections connecting or open." },
-		{ "sluice_backend_up", "gauge", "1 when the backend takes new connections." },
-		{ "sluice_backend_connects_total", "counter", "Backend connections established." },
-		{ "sluice_backend_connect_failures_total", "counter", "Failed backend connects." },
-		{ "sluice_backend_bytes_total", "counter", "Bytes proxied, by direction." },
-	};
-	for (unsigned k = 0; k < sizeof(be_metrics) / sizeof(be_metrics[0]); k++) {
-		metric_head(r, be_metrics[k].name, be_metrics[k].type, be_metrics[k].help);
-		for (unsigned i = 0; i < s->npools; i++) {
-			const struct snap_pool *p = &s->pools[i];
-
-			for (unsigned j = 0; j < p->nbe; j++) {
-				const struct backend *be = p->be[j];
-				const char *pool = p->cfg->name, *name = p->cfg->servers[j].name;
-				const char *fmt = "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n";
-				unsigned long long v;
-
-				switch (k) {
-				case 0: v = LOAD(be->active); break;
-				case 1: v = (unsigned long long)backend_is_up(be); break;
-				case 2: v = backend_total(be, connects); break;
-				case 3: v = backend_total(be, failures); break;
-				default:
-					admin_printf(r, fmt, be_metrics[k].name, pool, name, be->addr.text,
-						     ",direction=\"to_backend\"",
-						     (unsigned long long)backend_total(be, bytes_out));
-					v = backend_total(be, bytes_in);
-					admin_printf(r, fmt, be_metrics[k].name, pool, name, be->addr.text,
-						     ",direction=\"to_client\"", v);
-					continue;
-				}
-				admin_printf(r, fmt, be_metrics[k].name, pool, name, be->addr.text, "", v);
-			}
-		}
-	}
+	syn_metrics(d, s, r);
+	backend_metrics(s, r);
 }
 
 static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp *r)
