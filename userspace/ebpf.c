@@ -840,7 +840,12 @@ int ebpf_check(struct ebpf *e)
 		log_warn("bpf: safeguard: SYN gate was removed from %s; attached again",
 			 x->ifname);
 	}
-	/* slots of removed backends come free once their last connection is gone */
+	/*
+	 * Slots of removed backends come free once their last connection is
+	 * gone. Only a process in the cgroup connecting to such an address in
+	 * the instant between this check and the delete could then hold a slot
+	 * that gets reused: sluiced itself no longer connects there.
+	 */
 	{
 		int bidx = bpf_map__fd(e->skel->maps.backend_idx);
 		struct sl_addr cur, next;
