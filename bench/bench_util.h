@@ -192,4 +192,249 @@ static inline long bench_rss_kib(long pid)
 	return kib;
 }
 
+/* ---- random numbers ------------------------------------------------------ */
+
+/*
+ * splitmix64: small, fast, and good enough for jitter, spreads and keys. Not
+ * for anything secret. Seed it with any value (0 included).
+ */
+struct bench_rng {
+	uint64_t s;
+};
+
+static inline uint64_t bench_rng_next(struct bench_rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, N) (0 when N is 0); the modulo bias is below 2^-40 for N < 2^24. */
+static inline uint64_t bench_rng_below(struct bench_rng *r, uint64_t n)
+{
+	return n ? bench_rng_next(r) % n : 0;
+}
+
+/* ---- base64 and SHA-1 (for the WebSocket handshake) ----------------------- */
+
+/*
+ * Standard base64 (with padding) of the LEN bytes at IN into OUT, which must
+ * hold 4 * ((LEN + 2) / 3) + 1 bytes. Returns the length written (NUL not
+ * counted).
+ */
+static inline size_t bench_base64(const uint8_t *in, size_t len, char *out)
+{
+	static const char tbl[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		out[o++] = tbl[v >> 18];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = tbl[(v >> 6) & 63];
+		out[o++] = tbl[v & 63];
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+
+		out[o++] = tbl[v >> 18];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static inline uint32_t bench_rol32(uint32_t x, unsigned int n)
+{
+	return (x << n) | (x >> (32 - n));
+}
+
+static inline void bench_sha1_block(uint32_t h[5], const uint8_t *p)
+{
+	uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
+	unsigned int i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (i = 16; i < 80; i++)
+		w[i] = bench_rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+	for (i = 0; i < 80; i++) {
+		if (i < 20) {
+			f = (b & c) | (~b & d);
+			k = 0x5a827999;
+		} else if (i < 40) {
+			f = b ^ c ^ d;
+			k = 0x6ed9eba1;
+		} else if (i < 60) {
+			f = (b & c) | (b & d) | (c & d);
+			k = 0x8f1bbcdc;
+		} else {
+			f = b ^ c ^ d;
+			k = 0xca62c1d6;
+		}
+		t = bench_rol32(a, 5) + f + e + k + w[i];
+		e = d;
+		d = c;
+		c = bench_rol32(b, 30);
+		b = a;
+		a = t;
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+	h[4] += e;
+}
+
+/*
+ * SHA-1 of the LEN bytes at DATA into OUT. Only for Sec-WebSocket-Accept,
+ * which RFC 6455 defines with SHA-1; kept here so the bench tools need no
+ * crypto library.
+ */
+static inline void bench_sha1(const void *data, size_t len, uint8_t out[20])
+{
+	uint32_t h[5] = { 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0 };
+	const uint8_t *p = data;
+	size_t full = len & ~(size_t)63, rest = len - full, tlen, i;
+	uint64_t bits = (uint64_t)len * 8;
+	uint8_t tail[128];
+
+	for (i = 0; i < full; i += 64)
+		bench_sha1_block(h, p + i);
+	memset(tail, 0, sizeof(tail));
+	memcpy(tail, p + full, rest);
+	tail[rest] = 0x80;
+	tlen = rest + 1 + 8 <= 64 ? 64 : 128;
+	for (i = 0; i < 8; i++)
+		tail[tlen - 1 - i] = (uint8_t)(bits >> (8 * i));
+	for (i = 0; i < tlen; i += 64)
+		bench_sha1_block(h, tail + i);
+	for (i = 0; i < 20; i++)
+		out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* ---- timers: a min-heap of deadlines, one per slot ------------------------ */
+
+/*
+ * For event loops where each of CAP slots (clients, connections) has at most
+ * one pending deadline: a give-up timeout, a backoff sleep, a hold. Setting a
+ * slot's timer again moves it; set, cancel and pop are O(log n), the earliest
+ * deadline is O(1). Slot ids are 0..CAP-1; keys are any uint64_t (ns).
+ */
+#define BENCH_HEAP_NONE UINT32_MAX
+
+struct bench_heap {
+	uint32_t *ids;	/* heap order: ids[0] has the smallest key */
+	uint32_t *pos;	/* by slot: its index in ids, or BENCH_HEAP_NONE */
+	uint64_t *keys; /* by slot */
+	uint32_t n, cap;
+};
+
+static inline void bench_heap_free(struct bench_heap *h)
+{
+	if (!h)
+		return;
+	free(h->ids);
+	free(h->pos);
+	free(h->keys);
+	memset(h, 0, sizeof(*h));
+}
+
+/* 0 or -ENOMEM. */
+static inline int bench_heap_init(struct bench_heap *h, uint32_t cap)
+{
+	uint32_t i;
+
+	memset(h, 0, sizeof(*h));
+	h->ids = calloc(cap ? cap : 1, sizeof(*h->ids));
+	h->pos = calloc(cap ? cap : 1, sizeof(*h->pos));
+	h->keys = calloc(cap ? cap : 1, sizeof(*h->keys));
+	if (!h->ids || !h->pos || !h->keys) {
+		bench_heap_free(h);
+		return -ENOMEM;
+	}
+	for (i = 0; i < cap; i++)
+		h->pos[i] = BENCH_HEAP_NONE;
+	h->cap = cap;
+	return 0;
+}
+
+static inline void bench_heap_swap(struct bench_heap *h, uint32_t i, uint32_t j)
+{
+	uint32_t t = h->ids[i];
+
+	h->ids[i] = h->ids[j];
+	h->ids[j] = t;
+	h->pos[h->ids[i]] = i;
+	h->pos[h->ids[j]] = j;
+}
+
+static inline void bench_heap_sift(struct bench_heap *h, uint32_t i)
+{
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+
+		if (h->keys[h->ids[p]] <= h->keys[h->ids[i]])
+			break;
+		bench_heap_swap(h, i, p);
+		i = p;
+	}
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < h->n && h->keys[h->ids[l]] < h->keys[h->ids[m]])
+			m = l;
+		if (r < h->n && h->keys[h->ids[r]] < h->keys[h->ids[m]])
+			m = r;
+		if (m == i)
+			break;
+		bench_heap_swap(h, i, m);
+		i = m;
+	}
+}
+
+/* Arm (or move) slot ID's timer to KEY. */
+static inline void bench_heap_set(struct bench_heap *h, uint32_t id, uint64_t key)
+{
+	h->keys[id] = key;
+	if (h->pos[id] == BENCH_HEAP_NONE) {
+		h->ids[h->n] = id;
+		h->pos[id] = h->n++;
+	}
+	bench_heap_sift(h, h->pos[id]);
+}
+
+/* Disarm slot ID's timer, if it has one. */
+static inline void bench_heap_cancel(struct bench_heap *h, uint32_t id)
+{
+	uint32_t i = h->pos[id], moved;
+
+	if (i == BENCH_HEAP_NONE)
+		return;
+	h->pos[id] = BENCH_HEAP_NONE;
+	if (i == --h->n)
+		return;
+	moved = h->ids[h->n];
+	h->ids[i] = moved;
+	h->pos[moved] = i;
+	bench_heap_sift(h, i);
+}
+
+/* The earliest timer: 1 with *ID and *KEY set, or 0 when none is armed. */
+static inline int bench_heap_peek(const struct bench_heap *h, uint32_t *id, uint64_t *key)
+{
+	if (!h->n)
+		return 0;
+	*id = h->ids[0];
+	*key = h->keys[h->ids[0]];
+	return 1;
+}
+
 #endif /* SLUICE_BENCH_UTIL_H */

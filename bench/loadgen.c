@@ -8,6 +8,9 @@
  *   idle   open -n connections, one request/reply each so the proxy has a
  *          backend connection too, hold them idle, and report how much the
  *          resident memory of --pid grew per connection.
+ *   storm  -n clients that were all just disconnected reconnect at once and
+ *          retry by --policy until each is through; reports how long the
+ *          herd took to get back and how many attempts it cost.
  *
  * Structure, so that more modes (rr, connrate, bulk, storm) slot in:
  *   - one option parser for every mode (struct lg_opts); a mode reads what it
@@ -36,6 +39,13 @@
 
 /* ---- options ----------------------------------------------------------- */
 
+enum lg_policy {
+	LG_POLICY_NONE = 0,
+	LG_POLICY_NAIVE,       /* retry at once */
+	LG_POLICY_BACKOFF,     /* exponential backoff, full jitter */
+	LG_POLICY_RETRY_AFTER, /* obey a 503's Retry-After, else backoff */
+};
+
 struct lg_opts {
 	const char *target;
 	struct sockaddr_storage addr;
@@ -51,6 +61,20 @@ struct lg_opts {
 	long pids[LG_MAX_PIDS];
 	unsigned int npids;
 	bool verbose;
+	bool hold_set;	      /* --hold-ms was given (storm: else hold to the end) */
+	/* storm */
+	enum lg_policy policy;	       /* --policy */
+	bool ws;		       /* --proto ws (else tcp) */
+	uint64_t connect_timeout_ms;   /* --connect-timeout-ms */
+	uint64_t give_up_ms;	       /* --give-up-ms: one attempt's patience */
+	uint64_t max_ms;	       /* --max-ms: the whole storm's deadline */
+	uint64_t spread_ms;	       /* --spread-ms: first attempts spread over this */
+	uint64_t backoff_base_ms;      /* --backoff-base-ms */
+	uint64_t backoff_max_ms;       /* --backoff-max-ms */
+	uint64_t seed;		       /* --seed */
+	bool seed_set;
+	const char *series;	       /* --series FILE: CSV per 100 ms */
+	bool json;		       /* --json: JSON report instead of the line */
 };
 
 /* ---- engine ------------------------------------------------------------ */
@@ -520,6 +544,766 @@ out:
 	return ret;
 }
 
+/* ---- mode: storm ------------------------------------------------------- */
+
+/*
+ * storm: -n clients that were all just disconnected reconnect at once (each
+ * first attempt at a uniform time in [0, --spread-ms]) and keep at it until
+ * they are through or --max-ms passes.
+ *
+ * One attempt: non-blocking connect; then for tcp one 16-byte message and its
+ * echo; for ws an HTTP/1.1 upgrade request, "101" with a checked
+ * Sec-WebSocket-Accept, one masked text frame and its echo. The echo is the
+ * success: the client is "reconnected" and holds the connection (to the end
+ * of the run, or for --hold-ms). Anything else fails the attempt and the
+ * client closes its socket:
+ *   gave up  no success within --give-up-ms of the attempt's start (or no
+ *            connect within --connect-timeout-ms): the client's own patience,
+ *            which is what makes a server's late work wasted;
+ *   refused  RST (ECONNREFUSED, ECONNRESET, EPIPE), EOF, a ws close frame, or
+ *            an HTTP status other than 101 (503 counted apart);
+ *   error    anything else (local errors such as EADDRNOTAVAIL, or a reply
+ *            that is not the echo).
+ * The next attempt follows --policy: naive at once; backoff after
+ * U(0, min(max, base * 2^k)) with k = failed attempts - 1 (AWS "full
+ * jitter": the first retry waits up to base); retry-after waits exactly the
+ * Retry-After of a 503 when there is one, else like backoff.
+ *
+ * Not built on lg_engine: that engine's one-request/one-reply lifecycle has
+ * no retries, per-client timers or upgrade handshake. Here one epoll loop and
+ * one min-heap of deadlines (struct bench_heap: start, give-up, retry, end of
+ * hold; one per client) drive everything, so nothing polls: the loop sleeps
+ * until the next event or the next deadline. A client has at most one socket
+ * at a time.
+ *
+ * New sockets are only opened from timers, never while an epoll batch is
+ * being handled, so a stale event in a batch (its client failed earlier in the
+ * same batch) can only find that client without a socket, and is ignored.
+ */
+
+#define STORM_OUT_MAX 384
+#define STORM_RX_MAX 64
+#define STORM_HEAD_MAX 4096
+#define STORM_BUCKET_MS 100
+#define STORM_NO_RETRY_AFTER UINT64_MAX
+#define STORM_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+enum storm_state {
+	ST_WAITING = 0, /* before the first attempt, or sleeping before a retry */
+	ST_CONNECTING,
+	ST_SENDING,	/* the echo message, or the upgrade request */
+	ST_HEAD,	/* ws: reading the response head */
+	ST_FRAME,	/* ws: sending the masked frame */
+	ST_ECHO,	/* reading the echo: raw bytes, or a ws frame */
+	ST_HOLDING,	/* reconnected; the connection stays open */
+	ST_DONE,	/* reconnected, then closed (hold over, or dropped) */
+};
+
+enum storm_why {
+	SW_GAVE_UP,
+	SW_RST,	 /* refused: ECONNREFUSED, ECONNRESET, EPIPE */
+	SW_EOF,	 /* refused: orderly close, or a ws close frame */
+	SW_503,	 /* refused: HTTP 503 */
+	SW_HTTP, /* refused: another HTTP status than 101 */
+	SW_ERROR,
+};
+
+struct storm_client {
+	int fd;
+	uint8_t state;	/* enum storm_state */
+	uint8_t rx_len;
+	uint16_t out_len, out_off;
+	uint32_t events;   /* what fd is registered for in epoll */
+	uint32_t attempts; /* started so far */
+	uint32_t head_len;
+	uint64_t t_attempt; /* CLOCK_MONOTONIC ns the current attempt started */
+	char *head;	    /* ws: the response head being assembled */
+	char msg[LG_ECHO_MSG_LEN + 1]; /* what must come back */
+	char key[32];	    /* ws: Sec-WebSocket-Key of this attempt */
+	char rx[STORM_RX_MAX];
+	char out[STORM_OUT_MAX];
+};
+
+struct storm_bucket {
+	uint32_t started, ok, gave_up, refused;
+};
+
+struct storm {
+	const struct lg_opts *o;
+	struct storm_client *cl;
+	uint32_t n;
+	int epfd;
+	struct bench_heap timers;
+	struct bench_rng rng;
+	uint64_t t0, deadline, t_end;
+	uint32_t pending;     /* clients whose business is not over */
+	uint32_t reconnected;
+	uint64_t *t_success;  /* ns after t0 of each success, in order */
+	struct storm_bucket *series;
+	uint32_t nbuckets;
+	/* counters */
+	uint64_t attempts, gave_up, rst, eof, http_503, http_other, errors;
+	uint32_t dropped;     /* held connections the server closed */
+	uint32_t cut;	      /* attempts still running at the deadline */
+	int first_err;
+	int loop_err;
+	char scratch[4096];
+};
+
+static struct storm_bucket *storm_bucket(struct storm *s, uint64_t now)
+{
+	uint64_t i = now > s->t0 ? (now - s->t0) / (STORM_BUCKET_MS * NSEC_PER_MSEC) : 0;
+
+	return &s->series[i < s->nbuckets ? i : s->nbuckets - 1];
+}
+
+static uint32_t storm_idx(struct storm *s, struct storm_client *c)
+{
+	return (uint32_t)(c - s->cl);
+}
+
+static void storm_close(struct storm_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd); /* also leaves the epoll set: the fd was never dup'ed */
+	c->fd = -1;
+	c->events = 0;
+	free(c->head);
+	c->head = NULL;
+	c->head_len = 0;
+	c->rx_len = 0;
+}
+
+static int storm_watch(struct storm *s, struct storm_client *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u32 = storm_idx(s, c) };
+
+	if (c->events == events)
+		return 0;
+	if (epoll_ctl(s->epfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev))
+		return -errno;
+	c->events = events;
+	return 0;
+}
+
+/* How long to sleep before the next attempt, in ns. */
+static uint64_t storm_retry_delay(struct storm *s, struct storm_client *c, uint64_t retry_after)
+{
+	const struct lg_opts *o = s->o;
+	uint64_t cap = o->backoff_max_ms;
+	uint32_t k = c->attempts ? c->attempts - 1 : 0;
+
+	if (o->policy == LG_POLICY_NAIVE)
+		return 0;
+	if (o->policy == LG_POLICY_RETRY_AFTER && retry_after != STORM_NO_RETRY_AFTER)
+		return retry_after;
+	if (k < 63 && o->backoff_base_ms <= (o->backoff_max_ms >> k))
+		cap = o->backoff_base_ms << k;
+	return bench_rng_below(&s->rng, cap * NSEC_PER_MSEC + 1);
+}
+
+/* The attempt failed: count it, close, and schedule the next one. */
+static void storm_fail(struct storm *s, struct storm_client *c, enum storm_why why, int err,
+		       uint64_t retry_after)
+{
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+	struct storm_bucket *b = storm_bucket(s, now);
+
+	switch (why) {
+	case SW_GAVE_UP:
+		s->gave_up++;
+		b->gave_up++;
+		break;
+	case SW_RST:
+		s->rst++;
+		b->refused++;
+		break;
+	case SW_EOF:
+		s->eof++;
+		b->refused++;
+		break;
+	case SW_503:
+		s->http_503++;
+		b->refused++;
+		break;
+	case SW_HTTP:
+		s->http_other++;
+		b->refused++;
+		break;
+	case SW_ERROR:
+		s->errors++;
+		if (!s->first_err)
+			s->first_err = err;
+		break;
+	}
+	storm_close(c);
+	c->state = ST_WAITING;
+	bench_heap_set(&s->timers, storm_idx(s, c), now + storm_retry_delay(s, c, retry_after));
+}
+
+static void storm_fail_errno(struct storm *s, struct storm_client *c, int err)
+{
+	bool refused = err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE;
+
+	storm_fail(s, c, refused ? SW_RST : SW_ERROR, err, STORM_NO_RETRY_AFTER);
+}
+
+static void storm_success(struct storm *s, struct storm_client *c)
+{
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+
+	s->t_success[s->reconnected++] = now - s->t0;
+	storm_bucket(s, now)->ok++;
+	c->state = ST_HOLDING;
+	free(c->head);
+	c->head = NULL;
+	if (s->o->hold_set) {
+		bench_heap_set(&s->timers, storm_idx(s, c), now + s->o->hold_ms * NSEC_PER_MSEC);
+	} else {
+		bench_heap_cancel(&s->timers, storm_idx(s, c));
+		s->pending--;
+	}
+}
+
+/* Start an attempt: socket, non-blocking connect, the connect deadline. */
+static void storm_attempt(struct storm *s, struct storm_client *c)
+{
+	const struct lg_opts *o = s->o;
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC), patience;
+	int one = 1, err;
+
+	c->attempts++;
+	s->attempts++;
+	storm_bucket(s, now)->started++;
+	c->t_attempt = now;
+	c->state = ST_CONNECTING;
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		storm_fail(s, c, SW_ERROR, -errno, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addr_len) && errno != EINPROGRESS) {
+		storm_fail_errno(s, c, -errno);
+		return;
+	}
+	err = storm_watch(s, c, EPOLLOUT);
+	if (err) {
+		storm_fail(s, c, SW_ERROR, err, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	patience = o->connect_timeout_ms < o->give_up_ms ? o->connect_timeout_ms : o->give_up_ms;
+	bench_heap_set(&s->timers, storm_idx(s, c), now + patience * NSEC_PER_MSEC);
+}
+
+/* The first thing to send once connected: the echo message or the upgrade. */
+static int storm_request(struct storm *s, struct storm_client *c)
+{
+	uint8_t raw[16];
+	unsigned int i;
+	int len;
+
+	snprintf(c->msg, sizeof(c->msg), "%07x:%07x\n", storm_idx(s, c) & 0xfffffffu,
+		 c->attempts & 0xfffffffu);
+	c->out_off = 0;
+	if (!s->o->ws) {
+		memcpy(c->out, c->msg, LG_ECHO_MSG_LEN);
+		c->out_len = LG_ECHO_MSG_LEN;
+		return 0;
+	}
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)bench_rng_next(&s->rng);
+	bench_base64(raw, sizeof(raw), c->key);
+	len = snprintf(c->out, sizeof(c->out),
+		       "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+		       "User-Agent: sluice-loadgen\r\n\r\n",
+		       s->o->target, c->key);
+	if (len < 0 || (size_t)len >= sizeof(c->out))
+		return -E2BIG;
+	c->out_len = (uint16_t)len;
+	return 0;
+}
+
+/* A masked text frame carrying c->msg (a client must mask, RFC 6455 5.3). */
+static void storm_frame(struct storm *s, struct storm_client *c)
+{
+	uint64_t m = bench_rng_next(&s->rng);
+	unsigned int i;
+
+	c->out[0] = (char)0x81; /* FIN, text */
+	c->out[1] = (char)(0x80 | LG_ECHO_MSG_LEN);
+	for (i = 0; i < 4; i++)
+		c->out[2 + i] = (char)(m >> (8 * i));
+	for (i = 0; i < LG_ECHO_MSG_LEN; i++)
+		c->out[6 + i] = (char)(c->msg[i] ^ c->out[2 + i % 4]);
+	c->out_len = 6 + LG_ECHO_MSG_LEN;
+	c->out_off = 0;
+}
+
+static void storm_echo(struct storm *s, struct storm_client *c);
+
+/* Send what is left of c->out, then wait for the answer. */
+static void storm_flush(struct storm *s, struct storm_client *c)
+{
+	int err;
+
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				err = storm_watch(s, c, EPOLLOUT);
+				if (err)
+					storm_fail(s, c, SW_ERROR, err, STORM_NO_RETRY_AFTER);
+				return;
+			}
+			storm_fail_errno(s, c, -errno);
+			return;
+		}
+		c->out_off += (uint16_t)n;
+	}
+	c->state = c->state == ST_SENDING && s->o->ws ? ST_HEAD : ST_ECHO;
+	err = storm_watch(s, c, EPOLLIN | EPOLLRDHUP);
+	if (err) {
+		storm_fail(s, c, SW_ERROR, err, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	/* Bytes that came with the 101 may already hold (part of) the echo. */
+	if (c->state == ST_ECHO && c->rx_len)
+		storm_echo(s, c);
+}
+
+/* Retry-After as delta-seconds, in ns; an HTTP-date or garbage counts as none. */
+static uint64_t storm_retry_after(const char *head, size_t len)
+{
+	const char *v = bench_http_header(head, len, "retry-after:", &len);
+	uint64_t secs = 0;
+	size_t i;
+
+	if (!v || !len || len > 7)
+		return STORM_NO_RETRY_AFTER;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return STORM_NO_RETRY_AFTER;
+		secs = secs * 10 + (uint64_t)(v[i] - '0');
+	}
+	return secs * NSEC_PER_SEC;
+}
+
+/* ws: the response head is complete up to END (its blank line included). */
+static void storm_head(struct storm *s, struct storm_client *c, const char *end)
+{
+	size_t hlen = (size_t)(end - c->head), rest = c->head_len - hlen, vlen;
+	char want[64], both[sizeof(c->key) + sizeof(STORM_WS_GUID)];
+	const char *v, *h = c->head;
+	unsigned int status;
+	uint8_t digest[20];
+
+	if (hlen < 16 || memcmp(h, "HTTP/1.", 7) || h[8] != ' ' || h[9] < '0' || h[9] > '9' ||
+	    h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') {
+		storm_fail(s, c, SW_ERROR, -EPROTO, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	status = (unsigned int)((h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0'));
+	if (status == 503) {
+		storm_fail(s, c, SW_503, -EBUSY, storm_retry_after(h, hlen));
+		return;
+	}
+	if (status != 101) {
+		storm_fail(s, c, SW_HTTP, -EPROTO, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	snprintf(both, sizeof(both), "%s%s", c->key, STORM_WS_GUID);
+	bench_sha1(both, strlen(both), digest);
+	bench_base64(digest, sizeof(digest), want);
+	v = bench_http_header(h, hlen, "sec-websocket-accept:", &vlen);
+	if (!v || vlen != strlen(want) || memcmp(v, want, vlen) || rest > sizeof(c->rx)) {
+		storm_fail(s, c, SW_ERROR, -EPROTO, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	memcpy(c->rx, end, rest);
+	c->rx_len = (uint8_t)rest;
+	free(c->head);
+	c->head = NULL;
+	c->head_len = 0;
+	storm_frame(s, c);
+	c->state = ST_FRAME;
+	storm_flush(s, c);
+}
+
+/* tcp: the 16 bytes back; ws: a frame with them (pings and pongs skipped). */
+static void storm_echo(struct storm *s, struct storm_client *c)
+{
+	if (!s->o->ws) {
+		if (c->rx_len < LG_ECHO_MSG_LEN)
+			return;
+		if (memcmp(c->rx, c->msg, LG_ECHO_MSG_LEN))
+			storm_fail(s, c, SW_ERROR, -EPROTO, STORM_NO_RETRY_AFTER);
+		else
+			storm_success(s, c);
+		return;
+	}
+	while (c->rx_len >= 2) {
+		uint8_t b0 = (uint8_t)c->rx[0], b1 = (uint8_t)c->rx[1], op = b0 & 0x0f;
+		size_t plen = b1 & 0x7f, hdr = 2 + (b1 & 0x80 ? 4 : 0), i;
+		char payload[STORM_RX_MAX];
+
+		if (hdr + plen > sizeof(c->rx)) { /* also 126/127: longer than ours */
+			storm_fail(s, c, SW_ERROR, -EPROTO, STORM_NO_RETRY_AFTER);
+			return;
+		}
+		if (c->rx_len < hdr + plen)
+			return;
+		if (op == 0x8) {
+			storm_fail(s, c, SW_EOF, -ECONNRESET, STORM_NO_RETRY_AFTER);
+			return;
+		}
+		if (op == 0x1 || op == 0x2) {
+			for (i = 0; i < plen; i++)
+				payload[i] = (char)(c->rx[hdr + i] ^ (hdr == 6 ? c->rx[2 + i % 4] : 0));
+			if ((b0 & 0x80) && plen == LG_ECHO_MSG_LEN &&
+			    !memcmp(payload, c->msg, LG_ECHO_MSG_LEN))
+				storm_success(s, c);
+			else
+				storm_fail(s, c, SW_ERROR, -EPROTO, STORM_NO_RETRY_AFTER);
+			return;
+		}
+		c->rx_len = (uint8_t)(c->rx_len - hdr - plen);
+		memmove(c->rx, c->rx + hdr + plen, c->rx_len);
+	}
+}
+
+static void storm_readable(struct storm *s, struct storm_client *c)
+{
+	const char *end;
+	char *dst;
+	size_t room;
+	ssize_t n;
+
+	if (c->state == ST_HEAD) {
+		if (!c->head && !(c->head = malloc(STORM_HEAD_MAX))) {
+			storm_fail(s, c, SW_ERROR, -ENOMEM, STORM_NO_RETRY_AFTER);
+			return;
+		}
+		dst = c->head + c->head_len;
+		room = STORM_HEAD_MAX - c->head_len;
+	} else {
+		dst = c->rx + c->rx_len;
+		room = sizeof(c->rx) - c->rx_len;
+	}
+	n = recv(c->fd, dst, room, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		storm_fail_errno(s, c, -errno);
+		return;
+	}
+	if (n == 0) {
+		storm_fail(s, c, SW_EOF, -ECONNRESET, STORM_NO_RETRY_AFTER);
+		return;
+	}
+	if (c->state == ST_ECHO) {
+		c->rx_len = (uint8_t)(c->rx_len + n);
+		storm_echo(s, c);
+		return;
+	}
+	c->head_len += (uint32_t)n;
+	end = memmem(c->head, c->head_len, "\r\n\r\n", 4);
+	if (end)
+		storm_head(s, c, end + 4);
+	else if (c->head_len == STORM_HEAD_MAX)
+		storm_fail(s, c, SW_ERROR, -E2BIG, STORM_NO_RETRY_AFTER);
+}
+
+/* A held connection: anything but EAGAIN or stray bytes means it is gone. */
+static void storm_held(struct storm *s, struct storm_client *c)
+{
+	ssize_t n = recv(c->fd, s->scratch, sizeof(s->scratch), 0);
+
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return;
+	s->dropped++;
+	storm_close(c);
+	c->state = ST_DONE;
+	if (s->o->hold_set) {
+		bench_heap_cancel(&s->timers, storm_idx(s, c));
+		s->pending--;
+	}
+}
+
+static void storm_event(struct storm *s, struct storm_client *c)
+{
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	switch ((enum storm_state)c->state) {
+	case ST_CONNECTING:
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+			err = errno;
+		if (err) {
+			storm_fail_errno(s, c, -err);
+			return;
+		}
+		err = storm_request(s, c);
+		if (err) {
+			storm_fail(s, c, SW_ERROR, err, STORM_NO_RETRY_AFTER);
+			return;
+		}
+		/* The give-up deadline replaces the connect deadline. */
+		bench_heap_set(&s->timers, storm_idx(s, c),
+			       c->t_attempt + s->o->give_up_ms * NSEC_PER_MSEC);
+		c->state = ST_SENDING;
+		storm_flush(s, c);
+		return;
+	case ST_SENDING:
+	case ST_FRAME:
+		storm_flush(s, c);
+		return;
+	case ST_HEAD:
+	case ST_ECHO:
+		storm_readable(s, c);
+		return;
+	case ST_HOLDING:
+		storm_held(s, c);
+		return;
+	case ST_WAITING:
+	case ST_DONE:
+		return; /* a stale event of a socket closed earlier in this batch */
+	}
+}
+
+static void storm_timer(struct storm *s, struct storm_client *c)
+{
+	switch ((enum storm_state)c->state) {
+	case ST_WAITING:
+		storm_attempt(s, c);
+		return;
+	case ST_CONNECTING:
+	case ST_SENDING:
+	case ST_HEAD:
+	case ST_FRAME:
+	case ST_ECHO:
+		storm_fail(s, c, SW_GAVE_UP, -ETIMEDOUT, STORM_NO_RETRY_AFTER);
+		return;
+	case ST_HOLDING: /* --hold-ms is over */
+		storm_close(c);
+		c->state = ST_DONE;
+		s->pending--;
+		return;
+	case ST_DONE:
+		return;
+	}
+}
+
+static void storm_loop(struct storm *s)
+{
+	struct epoll_event evs[512];
+
+	for (;;) {
+		uint64_t now = bench_now_ns(CLOCK_MONOTONIC), at;
+		uint32_t id, fired = 0;
+		int i, n, wait_ms;
+
+		if (!s->pending || now >= s->deadline)
+			break;
+		/*
+		 * Due timers. A timer re-armed while firing (naive: retry at once)
+		 * gets a later clock reading than NOW and waits for the next pass,
+		 * after epoll had its turn; the count bound is a second guard.
+		 */
+		while (fired++ < s->n && bench_heap_peek(&s->timers, &id, &at) && at <= now) {
+			bench_heap_cancel(&s->timers, id);
+			storm_timer(s, &s->cl[id]);
+		}
+		if (!s->pending)
+			break;
+		now = bench_now_ns(CLOCK_MONOTONIC);
+		if (!bench_heap_peek(&s->timers, &id, &at) || at > s->deadline)
+			at = s->deadline;
+		wait_ms = at <= now ? 0 : (int)((at - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
+		n = epoll_wait(s->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			s->loop_err = -errno;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			storm_event(s, &s->cl[evs[i].data.u32]);
+	}
+	s->t_end = bench_now_ns(CLOCK_MONOTONIC);
+}
+
+/* ms after the start when PCT % of the clients were back, or -1 if never. */
+static double storm_time_to(const struct storm *s, unsigned int pct)
+{
+	uint64_t need = ((uint64_t)s->n * pct + 99) / 100;
+
+	if (!need)
+		need = 1;
+	if (need > s->reconnected)
+		return -1;
+	return (double)s->t_success[need - 1] / NSEC_PER_MSEC;
+}
+
+static int storm_write_series(const struct storm *s, const char *path)
+{
+	uint64_t last = (s->t_end - s->t0) / (STORM_BUCKET_MS * NSEC_PER_MSEC), total = 0, i;
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -errno;
+	if (last >= s->nbuckets)
+		last = s->nbuckets - 1;
+	fprintf(f, "t_ms,attempts_started,successes,gave_up,refused,reconnected_total\n");
+	for (i = 0; i <= last; i++) {
+		const struct storm_bucket *b = &s->series[i];
+
+		total += b->ok;
+		fprintf(f, "%llu,%u,%u,%u,%u,%llu\n", (unsigned long long)(i * STORM_BUCKET_MS),
+			b->started, b->ok, b->gave_up, b->refused, (unsigned long long)total);
+	}
+	return fclose(f) ? -errno : 0;
+}
+
+static void storm_print_ms(double ms, bool json)
+{
+	if (ms < 0)
+		fputs(json ? "null" : "-", stdout);
+	else
+		printf("%.1f", ms);
+}
+
+static void storm_report(const struct storm *s)
+{
+	static const unsigned int pcts[] = { 50, 90, 99, 100 };
+	static const char *const policies[] = { "none", "naive", "backoff", "retry-after" };
+	const struct lg_opts *o = s->o;
+	uint32_t max_attempts = 0, i;
+	uint64_t refused = s->rst + s->eof + s->http_503 + s->http_other;
+	bool j = o->json;
+
+	for (i = 0; i < s->n; i++)
+		if (s->cl[i].attempts > max_attempts)
+			max_attempts = s->cl[i].attempts;
+	printf(j ? "{\"mode\":\"storm\",\"policy\":\"%s\",\"proto\":\"%s\",\"clients\":%u,"
+		   "\"reconnected\":%u,\"never_reconnected\":%u"
+		 : "storm policy=%s proto=%s clients=%u reconnected=%u never_reconnected=%u",
+	       policies[o->policy], o->ws ? "ws" : "tcp", s->n, s->reconnected,
+	       s->n - s->reconnected);
+	for (i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
+		printf(j ? ",\"t%u_ms\":" : " t%u_ms=", pcts[i]);
+		storm_print_ms(storm_time_to(s, pcts[i]), j);
+	}
+	printf(j ? ",\"attempts\":%llu,\"attempts_per_client\":%.2f,\"attempts_max\":%u,"
+		   "\"gave_up\":%llu,\"refused\":%llu,\"refused_rst\":%llu,\"refused_eof\":%llu,"
+		   "\"http_503\":%llu,\"http_other\":%llu,\"errors\":%llu,\"cut_at_deadline\":%u,"
+		   "\"dropped_while_held\":%u,\"elapsed_ms\":%.1f,\"give_up_ms\":%llu,"
+		   "\"max_ms\":%llu,\"spread_ms\":%llu,\"seed\":%llu}\n"
+		 : " attempts=%llu attempts_per_client=%.2f attempts_max=%u gave_up=%llu "
+		   "refused=%llu refused_rst=%llu refused_eof=%llu http_503=%llu http_other=%llu "
+		   "errors=%llu cut_at_deadline=%u dropped_while_held=%u elapsed_ms=%.1f "
+		   "give_up_ms=%llu max_ms=%llu spread_ms=%llu seed=%llu\n",
+	       (unsigned long long)s->attempts, (double)s->attempts / s->n, max_attempts,
+	       (unsigned long long)s->gave_up, (unsigned long long)refused,
+	       (unsigned long long)s->rst, (unsigned long long)s->eof,
+	       (unsigned long long)s->http_503, (unsigned long long)s->http_other,
+	       (unsigned long long)s->errors, s->cut, s->dropped,
+	       (double)(s->t_end - s->t0) / NSEC_PER_MSEC, (unsigned long long)o->give_up_ms,
+	       (unsigned long long)o->max_ms, (unsigned long long)o->spread_ms,
+	       (unsigned long long)o->seed);
+	fflush(stdout);
+}
+
+static void storm_free(struct storm *s)
+{
+	uint32_t i;
+
+	if (!s)
+		return;
+	for (i = 0; s->cl && i < s->n; i++)
+		storm_close(&s->cl[i]);
+	free(s->cl);
+	free(s->t_success);
+	free(s->series);
+	bench_heap_free(&s->timers);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	free(s);
+}
+
+static int mode_storm(const struct lg_opts *o)
+{
+	struct storm *s;
+	uint32_t i;
+	int err, ret = 1;
+
+	if (!o->conns || o->policy == LG_POLICY_NONE) {
+		fprintf(stderr, "loadgen storm: -n and --policy are required\n");
+		return 2;
+	}
+	if (!o->give_up_ms || !o->connect_timeout_ms || !o->max_ms) {
+		fprintf(stderr, "loadgen storm: timeouts must be positive\n");
+		return 2;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		fprintf(stderr, "loadgen storm: out of memory\n");
+		return 1;
+	}
+	s->o = o;
+	s->n = (uint32_t)o->conns;
+	s->epfd = -1;
+	s->rng.s = o->seed;
+	s->nbuckets = (uint32_t)(o->max_ms / STORM_BUCKET_MS + 2);
+	s->cl = calloc(s->n, sizeof(*s->cl));
+	s->t_success = calloc(s->n, sizeof(*s->t_success));
+	s->series = calloc(s->nbuckets, sizeof(*s->series));
+	if (!s->cl || !s->t_success || !s->series || bench_heap_init(&s->timers, s->n)) {
+		fprintf(stderr, "loadgen storm: out of memory\n");
+		goto out;
+	}
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		fprintf(stderr, "loadgen storm: epoll: %s\n", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < s->n; i++)
+		s->cl[i].fd = -1;
+
+	s->pending = s->n;
+	s->t0 = bench_now_ns(CLOCK_MONOTONIC);
+	s->deadline = s->t0 + o->max_ms * NSEC_PER_MSEC;
+	for (i = 0; i < s->n; i++)
+		bench_heap_set(&s->timers, i,
+			       s->t0 + bench_rng_below(&s->rng, o->spread_ms * NSEC_PER_MSEC + 1));
+	storm_loop(s);
+	if (s->loop_err) {
+		fprintf(stderr, "loadgen storm: epoll_wait: %s\n", strerror(-s->loop_err));
+		goto out;
+	}
+	for (i = 0; i < s->n; i++)
+		if (s->cl[i].state >= ST_CONNECTING && s->cl[i].state <= ST_ECHO)
+			s->cut++;
+	storm_report(s);
+	if (s->first_err && o->verbose)
+		fprintf(stderr, "loadgen storm: first error: %s\n", strerror(-s->first_err));
+	if (o->series) {
+		err = storm_write_series(s, o->series);
+		if (err) {
+			fprintf(stderr, "loadgen storm: %s: %s\n", o->series, strerror(-err));
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	storm_free(s);
+	return ret;
+}
+
 /* ---- main: option parsing and mode table -------------------------------- */
 
 struct lg_mode {
@@ -531,6 +1315,8 @@ struct lg_mode {
 static const struct lg_mode lg_modes[] = {
 	{ "idle", "open -n connections, one request each, hold idle, report RSS of --pid",
 	  mode_idle },
+	{ "storm", "-n clients reconnect at once, retrying by --policy; time and attempts to recover",
+	  mode_storm },
 };
 
 static void usage(FILE *out)
@@ -551,6 +1337,25 @@ static void usage(FILE *out)
 		"      --timeout-ms MS       deadline for the whole run (default 60000)\n"
 		"      --echo                echo backend: 16-byte message instead of HTTP\n"
 		"  -v, --verbose\n"
+		"storm options (loadgen storm -c ADDR -n N --policy P):\n"
+		"      --policy naive|backoff|retry-after\n"
+		"                            after a failed attempt: retry at once; sleep\n"
+		"                            U(0, min(max, base*2^k)), k = failures-1; or wait\n"
+		"                            a 503's Retry-After (ws), else like backoff\n"
+		"      --proto tcp|ws        tcp: 16-byte echo (backend --mode echo); ws: HTTP\n"
+		"                            upgrade, then one masked frame and its echo\n"
+		"      --connect-timeout-ms MS  give up a connect after MS (default 2000)\n"
+		"      --give-up-ms MS       give up an attempt after MS (default 2000)\n"
+		"      --max-ms MS           the storm's deadline (default 60000)\n"
+		"      --hold-ms MS          close a reconnected client after MS (default: hold\n"
+		"                            until every client is back or --max-ms)\n"
+		"      --spread-ms MS        first attempts uniform over MS (default 0)\n"
+		"      --backoff-base-ms MS  (default 100)\n"
+		"      --backoff-max-ms MS   (default 10000)\n"
+		"      --seed N              random seed (default: from the clock; reported)\n"
+		"      --series FILE         CSV per 100 ms: t_ms,attempts_started,successes,\n"
+		"                            gave_up,refused,reconnected_total\n"
+		"      --json                report as JSON instead of one line\n"
 		"modes:\n");
 	for (i = 0; i < sizeof(lg_modes) / sizeof(lg_modes[0]); i++)
 		fprintf(out, "  %-8s %s\n", lg_modes[i].name, lg_modes[i].help);
@@ -577,7 +1382,24 @@ static int parse_pids(struct lg_opts *o, const char *text)
 
 static int parse_args(int argc, char **argv, struct lg_opts *o)
 {
-	enum { OPT_HOLD = 256, OPT_INFLIGHT, OPT_TIMEOUT, OPT_ECHO, OPT_WARMUP };
+	enum {
+		OPT_HOLD = 256,
+		OPT_INFLIGHT,
+		OPT_TIMEOUT,
+		OPT_ECHO,
+		OPT_WARMUP,
+		OPT_POLICY,
+		OPT_PROTO,
+		OPT_CONNECT_TIMEOUT,
+		OPT_GIVE_UP,
+		OPT_MAX,
+		OPT_SPREAD,
+		OPT_BACKOFF_BASE,
+		OPT_BACKOFF_MAX,
+		OPT_SEED,
+		OPT_SERIES,
+		OPT_JSON,
+	};
 	static const struct option lopts[] = {
 		{ "connect", required_argument, NULL, 'c' },
 		{ "conns", required_argument, NULL, 'n' },
@@ -589,6 +1411,17 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 		{ "echo", no_argument, NULL, OPT_ECHO },
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "proto", required_argument, NULL, OPT_PROTO },
+		{ "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+		{ "give-up-ms", required_argument, NULL, OPT_GIVE_UP },
+		{ "max-ms", required_argument, NULL, OPT_MAX },
+		{ "spread-ms", required_argument, NULL, OPT_SPREAD },
+		{ "backoff-base-ms", required_argument, NULL, OPT_BACKOFF_BASE },
+		{ "backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "series", required_argument, NULL, OPT_SERIES },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -616,6 +1449,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 			break;
 		case OPT_HOLD:
 			err = bench_parse_u64(optarg, 3600 * 1000, &o->hold_ms);
+			o->hold_set = true;
 			break;
 		case OPT_INFLIGHT:
 			err = bench_parse_u64(optarg, 100000, &o->inflight);
@@ -630,6 +1464,50 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 			break;
 		case OPT_WARMUP:
 			err = bench_parse_u64(optarg, 1000000, &o->warmup);
+			break;
+		case OPT_POLICY:
+			if (!strcmp(optarg, "naive"))
+				o->policy = LG_POLICY_NAIVE;
+			else if (!strcmp(optarg, "backoff"))
+				o->policy = LG_POLICY_BACKOFF;
+			else if (!strcmp(optarg, "retry-after"))
+				o->policy = LG_POLICY_RETRY_AFTER;
+			else
+				err = -EINVAL;
+			break;
+		case OPT_PROTO:
+			if (!strcmp(optarg, "tcp") || !strcmp(optarg, "ws"))
+				o->ws = optarg[0] == 'w';
+			else
+				err = -EINVAL;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->connect_timeout_ms);
+			break;
+		case OPT_GIVE_UP:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->give_up_ms);
+			break;
+		case OPT_MAX:
+			err = bench_parse_u64(optarg, 24 * 3600 * 1000ULL, &o->max_ms);
+			break;
+		case OPT_SPREAD:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->spread_ms);
+			break;
+		case OPT_BACKOFF_BASE:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->backoff_base_ms);
+			break;
+		case OPT_BACKOFF_MAX:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->backoff_max_ms);
+			break;
+		case OPT_SEED:
+			err = bench_parse_u64(optarg, UINT64_MAX, &o->seed);
+			o->seed_set = true;
+			break;
+		case OPT_SERIES:
+			o->series = optarg;
+			break;
+		case OPT_JSON:
+			o->json = true;
 			break;
 		case 'v':
 			o->verbose = true;
@@ -664,6 +1542,11 @@ int main(int argc, char **argv)
 		.inflight = 256,
 		.hold_ms = 1000,
 		.timeout_ms = 60000,
+		.connect_timeout_ms = 2000,
+		.give_up_ms = 2000,
+		.max_ms = 60000,
+		.backoff_base_ms = 100,
+		.backoff_max_ms = 10000,
 	};
 	const struct lg_mode *m = NULL;
 	uint64_t nofile;
@@ -684,6 +1567,8 @@ int main(int argc, char **argv)
 	/* getopt starts after the mode word. */
 	if (parse_args(argc - 1, argv + 1, &o))
 		return 2;
+	if (!o.seed_set)
+		o.seed = bench_now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 
 	signal(SIGPIPE, SIG_IGN);
 	nofile = bench_raise_nofile();

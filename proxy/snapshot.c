@@ -90,6 +90,32 @@ static struct lsock *lsock_find(const struct snapshot *prev, const struct cfg_ad
 	return NULL;
 }
 
+static void pool_stats_put(struct pool_stats *ps)
+{
+	if (ps && atomic_fetch_sub(&ps->refs, 1) == 1)
+		free(ps);
+}
+
+/* PREV's counters for a pool of this name, or new ones. */
+static struct pool_stats *pool_stats_get(const struct snapshot *prev, const char *name)
+{
+	struct pool_stats *ps;
+
+	for (unsigned i = 0; prev && i < prev->npools; i++) {
+		ps = prev->pools[i].stats;
+		if (strcmp(ps->name, name) == 0) {
+			atomic_fetch_add(&ps->refs, 1);
+			return ps;
+		}
+	}
+	ps = calloc(1, sizeof(*ps));
+	if (ps) {
+		atomic_init(&ps->refs, 1);
+		snprintf(ps->name, sizeof(ps->name), "%s", name);
+	}
+	return ps;
+}
+
 static void snapshot_free(struct snapshot *s, int close_new_fds)
 {
 	if (!s)
@@ -98,6 +124,7 @@ static void snapshot_free(struct snapshot *s, int close_new_fds)
 		for (unsigned j = 0; j < s->pools[i].nbe; j++)
 			backend_put(s->pools[i].be[j]);
 		free(s->pools[i].be);
+		pool_stats_put(s->pools[i].stats);
 	}
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		lsock_put(s->listeners[i].ls, close_new_fds);
@@ -125,10 +152,14 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 		struct snap_pool *p = &s->pools[i];
 
 		p->cfg = &cfg->pools[i];
+		p->index = i;
 		p->be = calloc(p->cfg->nservers, sizeof(*p->be));
-		if (!p->be)
-			goto oom;
+		p->stats = pool_stats_get(prev, p->cfg->name);
 		s->npools++;
+		if (!p->be || !p->stats)
+			goto oom;
+		for (unsigned w = 0; w < CFG_MAX_WORKERS; w++)
+			atomic_init(&p->heads[w], UINT64_MAX);
 		for (j = 0; j < p->cfg->nservers; j++) {
 			p->be[j] = backend_get(&p->cfg->servers[j].addr);
 			if (!p->be[j])

@@ -29,11 +29,48 @@ struct lsock {
 	int fds[CFG_MAX_WORKERS];
 };
 
+/* Why a client was turned away or lost before reaching a backend. */
+enum refusal {
+	REFUSE_FULL,          /* waited for a slot (max_conns) until its time was up */
+	REFUSE_RATE,          /* waited for a token (rate) until its time was up */
+	REFUSE_QUEUE_FULL,    /* the queue held queue.max clients already */
+	REFUSE_QUEUE_TIMEOUT, /* waited queue.timeout_ms without the pool being limited */
+	REFUSE_DOWN,          /* no backend up */
+	REFUSE_CLIENT_GONE,   /* the client left while it waited: no backend was bothered */
+	REFUSE_COUNT,
+};
+
+/*
+ * Counters of a pool that outlive snapshots: a reload that keeps the pool's
+ * name keeps its counts. Written by workers with relaxed atomics.
+ */
+struct pool_stats {
+	_Atomic int refs;
+	char name[CFG_NAME_MAX];
+	_Atomic uint64_t refused[REFUSE_COUNT];
+	_Atomic uint64_t queued_total;   /* clients that had to wait */
+	_Atomic uint64_t admitted_total; /* clients that got a backend */
+	_Atomic uint64_t wait_hist[16];  /* queue waits: le 2^k * 10 ms, k = 0..14, +Inf */
+	_Atomic uint64_t wait_sum_us;
+};
+
 struct snap_pool {
 	const struct cfg_pool *cfg;
 	struct backend **be;
 	unsigned nbe;
+	unsigned index;      /* in the snapshot's pools */
 	_Atomic uint32_t rr; /* round-robin cursor, also breaks least_conn ties */
+	struct pool_stats *stats;
+	/*
+	 * The wait queue, shared by the workers: each keeps its own FIFO of
+	 * the pool's waiting clients and publishes the ticket of its oldest,
+	 * so a token goes to the globally oldest waiter (within the tokens in
+	 * sight), and queue.max holds across workers.
+	 */
+	_Atomic uint32_t queued;
+	_Atomic uint64_t tickets;
+	_Atomic uint64_t heads[CFG_MAX_WORKERS]; /* UINT64_MAX: no waiter there */
+	_Atomic uint64_t retry_slot_ns; /* the Retry-After schedule, see worker.c */
 };
 
 struct snap_listener {

@@ -11,7 +11,7 @@
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 struct totals {
-	uint64_t accepted, active, no_backend, backend_wait, closed_full, closed_rate, idle_timeouts,
+	uint64_t accepted, active, refused, bad_heads, head_timeouts, idle_timeouts,
 		resets, accept_errors, nobufs, grace_closed;
 };
 
@@ -23,10 +23,9 @@ static void sum_workers(struct daemon *d, struct totals *t)
 
 		t->accepted += LOAD(s->accepted);
 		t->active += LOAD(s->active);
-		t->no_backend += LOAD(s->no_backend);
-		t->backend_wait += LOAD(s->backend_wait);
-		t->closed_full += LOAD(s->closed_full);
-		t->closed_rate += LOAD(s->closed_rate);
+		t->refused += LOAD(s->refused);
+		t->bad_heads += LOAD(s->bad_heads);
+		t->head_timeouts += LOAD(s->head_timeouts);
 		t->idle_timeouts += LOAD(s->idle_timeouts);
 		t->resets += LOAD(s->resets);
 		t->accept_errors += LOAD(s->accept_errors);
@@ -142,6 +141,60 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 	}
 }
 
+static const char *const refusal_names[REFUSE_COUNT] = {
+	[REFUSE_FULL] = "full",
+	[REFUSE_RATE] = "rate",
+	[REFUSE_QUEUE_FULL] = "queue_full",
+	[REFUSE_QUEUE_TIMEOUT] = "queue_timeout",
+	[REFUSE_DOWN] = "down",
+	[REFUSE_CLIENT_GONE] = "client_gone",
+};
+
+/* Refusals, queue depth and waits per pool. */
+static void pool_metrics(struct snapshot *s, struct admin_resp *r)
+{
+	metric_head(r, "sluice_refused_total", "counter",
+		    "Clients that got no backend, by pool and reason.");
+	for (unsigned i = 0; i < s->npools; i++)
+		for (unsigned k = 0; k < REFUSE_COUNT; k++)
+			admin_printf(r, "sluice_refused_total{pool=\"%s\",reason=\"%s\"} %llu\n",
+				     s->pools[i].cfg->name, refusal_names[k],
+				     (unsigned long long)LOAD(s->pools[i].stats->refused[k]));
+	metric_head(r, "sluice_queue_depth", "gauge", "Clients waiting in the pool's queue now.");
+	for (unsigned i = 0; i < s->npools; i++)
+		admin_printf(r, "sluice_queue_depth{pool=\"%s\"} %u\n", s->pools[i].cfg->name,
+			     LOAD(s->pools[i].queued));
+	metric_head(r, "sluice_queued_total", "counter", "Clients that had to wait for a backend.");
+	for (unsigned i = 0; i < s->npools; i++)
+		admin_printf(r, "sluice_queued_total{pool=\"%s\"} %llu\n", s->pools[i].cfg->name,
+			     (unsigned long long)LOAD(s->pools[i].stats->queued_total));
+	metric_head(r, "sluice_admitted_total", "counter", "Clients that got a backend.");
+	for (unsigned i = 0; i < s->npools; i++)
+		admin_printf(r, "sluice_admitted_total{pool=\"%s\"} %llu\n", s->pools[i].cfg->name,
+			     (unsigned long long)LOAD(s->pools[i].stats->admitted_total));
+	metric_head(r, "sluice_queue_wait_seconds", "histogram",
+		    "How long clients that got a backend waited in the queue.");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct pool_stats *ps = s->pools[i].stats;
+		unsigned long long cum = 0;
+
+		for (unsigned k = 0; k < 16; k++) {
+			cum += LOAD(ps->wait_hist[k]);
+			if (k < 15)
+				admin_printf(r,
+					     "sluice_queue_wait_seconds_bucket{pool=\"%s\",le=\"%g\"} %llu\n",
+					     ps->name, (double)(10ull << k) / 1000.0, cum);
+			else
+				admin_printf(r,
+					     "sluice_queue_wait_seconds_bucket{pool=\"%s\",le=\"+Inf\"} %llu\n",
+					     ps->name, cum);
+		}
+		admin_printf(r, "sluice_queue_wait_seconds_sum{pool=\"%s\"} %.6f\n", ps->name,
+			     (double)LOAD(ps->wait_sum_us) / 1e6);
+		admin_printf(r, "sluice_queue_wait_seconds_count{pool=\"%s\"} %llu\n", ps->name, cum);
+	}
+}
+
 /* What the SYN gates' maps say. */
 static void syn_metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 {
@@ -197,14 +250,12 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	admin_printf(r, "sluice_connections_active %llu\n", (unsigned long long)t.active);
 	metric_head(r, "sluice_connections_closed_total", "counter",
 		    "Client connections ended by sluice, by reason.");
-	admin_printf(r, "sluice_connections_closed_total{reason=\"no_backend\"} %llu\n",
-		     (unsigned long long)(t.no_backend - t.backend_wait - t.closed_full - t.closed_rate));
-	admin_printf(r, "sluice_connections_closed_total{reason=\"backend_wait\"} %llu\n",
-		     (unsigned long long)t.backend_wait);
-	admin_printf(r, "sluice_connections_closed_total{reason=\"full\"} %llu\n",
-		     (unsigned long long)t.closed_full);
-	admin_printf(r, "sluice_connections_closed_total{reason=\"rate\"} %llu\n",
-		     (unsigned long long)t.closed_rate);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"refused\"} %llu\n",
+		     (unsigned long long)t.refused);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"bad_head\"} %llu\n",
+		     (unsigned long long)t.bad_heads);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"head_timeout\"} %llu\n",
+		     (unsigned long long)t.head_timeouts);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"idle_timeout\"} %llu\n",
 		     (unsigned long long)t.idle_timeouts);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"reset\"} %llu\n",
@@ -225,6 +276,7 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	admin_printf(r, "sluice_bpf_reattach_total %llu\n",
 		     (unsigned long long)ebpf_reattached(d->ebpf));
 	syn_metrics(d, s, r);
+	pool_metrics(s, r);
 	backend_metrics(s, r);
 }
 
@@ -237,9 +289,9 @@ static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp 
 		     SLUICE_VERSION, (unsigned long long)s->gen, d->nworkers,
 		     (unsigned long long)LOAD(d->reloads_ok),
 		     (unsigned long long)LOAD(d->reloads_failed));
-	admin_printf(r, "connections: accepted %llu  active %llu  no_backend %llu  resets %llu\n\n",
+	admin_printf(r, "connections: accepted %llu  active %llu  refused %llu  resets %llu\n\n",
 		     (unsigned long long)t.accepted, (unsigned long long)t.active,
-		     (unsigned long long)t.no_backend, (unsigned long long)t.resets);
+		     (unsigned long long)t.refused, (unsigned long long)t.resets);
 	admin_printf(r, "%-16s %-24s %-6s %s\n", "LISTENER", "ADDRESS", "MODE", "POOL");
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		admin_printf(r, "%-16s %-24s %-6s %s\n", s->listeners[i].cfg->name,
@@ -272,12 +324,12 @@ static void status_json(struct daemon *d, struct snapshot *s, struct admin_resp 
 	admin_printf(r,
 		     "{\"version\":\"%s\",\"generation\":%llu,\"workers\":%u,"
 		     "\"reloads\":{\"success\":%llu,\"failure\":%llu},"
-		     "\"connections\":{\"accepted\":%llu,\"active\":%llu,\"no_backend\":%llu,"
+		     "\"connections\":{\"accepted\":%llu,\"active\":%llu,\"refused\":%llu,"
 		     "\"resets\":%llu,\"idle_timeouts\":%llu},\"listeners\":[",
 		     SLUICE_VERSION, (unsigned long long)s->gen, d->nworkers,
 		     (unsigned long long)LOAD(d->reloads_ok),
 		     (unsigned long long)LOAD(d->reloads_failed), (unsigned long long)t.accepted,
-		     (unsigned long long)t.active, (unsigned long long)t.no_backend,
+		     (unsigned long long)t.active, (unsigned long long)t.refused,
 		     (unsigned long long)t.resets, (unsigned long long)t.idle_timeouts);
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		admin_printf(r, "%s{\"name\":\"%s\",\"address\":\"%s\",\"pool\":\"%s\"}", i ? "," : "",

@@ -27,6 +27,9 @@ enum ud_op {
 	UD_MSG,        /* ptr: payload of a message from another thread; res: its type */
 	UD_SIGNAL,     /* ptr: main loop; a signalfd read */
 	UD_TICK,       /* ptr: owner of a periodic timeout */
+	UD_POLL,       /* ptr: struct conn; a poll on the client (head data, or departure) */
+	UD_HEAD,       /* ptr: struct conn; a peek at the request head, or reading it out */
+	UD_RESP,       /* ptr: struct conn; the send of sluice's own answer (400, 503, Close) */
 	UD_OP_COUNT,
 };
 

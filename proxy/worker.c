@@ -48,122 +48,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bpf/sluice.h"
-#include "proxy/balance.h"
-#include "proxy/timer.h"
-#include "proxy/udata.h"
-#include "userspace/log.h"
+#include "proxy/worker_int.h"
 
 #define RING_ENTRIES 4096
-#define BUF_GROUP 0
-#define HALF_QMAX 4
 #define CHUNK_CONNS 1024
 #define ACCEPT_BACKOFF_MS 100
-
-enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ };
-
-enum half_flags {
-	HALF_RECV = 1 << 0,    /* a receive is in flight */
-	HALF_SEND = 1 << 1,    /* a send is in flight */
-	HALF_EOF = 1 << 2,     /* the source sent FIN */
-	HALF_SHUT = 1 << 3,    /* shutdown(SHUT_WR) of the sink is in flight */
-	HALF_DONE = 1 << 4,    /* FIN forwarded: nothing more goes this way */
-	HALF_STARVED = 1 << 5, /* data waits but the buffer ring was empty */
-};
-
-struct half {
-	uint16_t bid[HALF_QMAX];
-	uint32_t len[HALF_QMAX];
-	uint32_t sent; /* bytes of the head buffer already sent */
-	uint8_t head, count, flags;
-};
-
-enum conn_state { CONN_FREE = 0, CONN_CONNECTING, CONN_WAITING, CONN_OPEN, CONN_CLOSING };
-
-/* why the kernel last refused this client's backend connect */
-enum kreason { KR_NONE = 0, KR_FULL, KR_RATE };
-
-struct wgen;
-
-struct conn {
-	struct timer_node timer;
-	int fd[2]; /* client, backend */
-	uint8_t state;
-	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
-	uint8_t kreason; /* enum kreason */
-	uint8_t pad;
-	uint16_t inflight;
-	uint64_t accepted_ms;
-	uint64_t attempt_ms;
-	uint64_t active_ms; /* last byte either way */
-	uint64_t tried;     /* balance_bit() of backends tried */
-	struct backend *be;
-	struct snap_pool *pool;
-	struct wgen *gen;
-	struct conn *next, *prev; /* free list; starved list (open) or wait queue (waiting) */
-	struct half half[2];
-} __attribute__((aligned(64)));
-
-_Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
-_Static_assert(_Alignof(struct conn) >= UD_ALIGN, "udata needs aligned objects");
-
-/* A snapshot as one worker uses it: released when current no more and empty. */
-struct wgen {
-	struct snapshot *snap;
-	uint32_t nconns;
-	struct wgen *next;
-};
-
-struct wlistener {
-	struct worker *w;
-	struct lsock *ls;
-	struct snap_listener *sl; /* in the current snapshot; NULL once removed */
-	struct timer_node timer;  /* accept back-off */
-	int fd;
-	uint8_t armed;
-	uint8_t closing;
-	struct wlistener *next;
-} __attribute__((aligned(UD_ALIGN)));
 
 struct conn_chunk {
 	struct conn_chunk *next;
 	struct conn conns[CHUNK_CONNS];
 };
 
-struct worker {
-	unsigned id;
-	pthread_t thread;
-	struct io_uring ring;
-	int main_ring_fd;
-	sem_t ready;
-	int start_err;
-	struct snapshot *initial; /* handed to the thread, adopted once its ring is up */
+/* Every worker's ring, for MSG_WAKE between workers; -1 until it is up. */
+static _Atomic int ring_fds[CFG_MAX_WORKERS] = { [0 ... CFG_MAX_WORKERS - 1] = -1 };
 
-	struct io_uring_buf_ring *br;
-	char *bufs;
-	uint32_t nbufs, bufsize, bufs_out;
+void worker_wake(struct worker *w, unsigned id)
+{
+	struct io_uring_sqe *sqe;
+	int fd = atomic_load_explicit(&ring_fds[id], memory_order_acquire);
 
-	struct timer_heap timers;
-	struct timer_node grace;
-	struct timer_node waitq_timer;
-	uint64_t now;    /* ms, CLOCK_MONOTONIC, once per loop */
-	uint64_t now_ns; /* the same in ns: the kernel buckets' clock */
-
-	struct wgen *gen; /* current, head of the list */
-	struct wlistener *listeners;
-	unsigned nlisteners;
-
-	struct conn_chunk *chunks;
-	struct conn *free_conns;
-	struct conn starved; /* list head (circular, doubly linked) */
-	struct conn waitq;   /* clients waiting for a slot or a token, oldest first */
-	uint64_t nconns;     /* slots in use */
-	int stopping;
-	int done;
-	struct log_rl rl;
-
-	struct worker_stats stats;
-} __attribute__((aligned(64)));
+	if (id == w->id || fd < 0)
+		return;
+	sqe = w_sqe(w);
+	io_uring_prep_msg_ring(sqe, fd, MSG_WAKE, ud_pack(NULL, UD_MSG), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
 
 static void clock_update(struct worker *w)
 {
@@ -172,39 +82,6 @@ static void clock_update(struct worker *w)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	w->now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	w->now = w->now_ns / 1000000;
-}
-
-static void stat_inc(_Atomic uint64_t *c)
-{
-	/* single writer: a relaxed load+store, no locked instruction */
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-}
-
-static void stat_add(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
-
-static void stat_dec(_Atomic uint64_t *c)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1,
-			      memory_order_relaxed);
-}
-
-/*
- * An SQE, submitting what is queued when the SQ is full. Submission only
- * fails for reasons that leave nothing to do but retry (EINTR, EAGAIN), so
- * this never returns NULL.
- */
-static struct io_uring_sqe *w_sqe(struct worker *w)
-{
-	struct io_uring_sqe *sqe;
-
-	while (!(sqe = io_uring_get_sqe(&w->ring)))
-		io_uring_submit(&w->ring);
-	return sqe;
 }
 
 /* ---- provided buffers ------------------------------------------------- */
@@ -239,14 +116,6 @@ static int bufs_init(struct worker *w, uint32_t count, uint32_t size)
 	return 0;
 }
 
-static void buf_return(struct worker *w, uint16_t bid)
-{
-	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->bufsize, w->bufsize, bid,
-			      io_uring_buf_ring_mask(w->nbufs), 0);
-	io_uring_buf_ring_advance(w->br, 1);
-	w->bufs_out--;
-}
-
 /* ---- connection slots --------------------------------------------------- */
 
 static struct conn *conn_alloc(struct worker *w)
@@ -276,30 +145,55 @@ static struct conn *conn_alloc(struct worker *w)
 	return c;
 }
 
-/* Take C off the starved list or the wait queue, whichever it is on. */
-static void list_unlink(struct conn *c)
+void clist_append(struct clist *l, struct conn *c)
 {
-	if (c->prev) {
+	c->next = NULL;
+	c->prev = l->tail;
+	if (l->tail)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+void clist_prepend(struct clist *l, struct conn *c)
+{
+	c->prev = NULL;
+	c->next = l->head;
+	if (l->head)
+		l->head->prev = c;
+	else
+		l->tail = c;
+	l->head = c;
+	l->n++;
+}
+
+void clist_remove(struct clist *l, struct conn *c)
+{
+	if (c->prev)
 		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next)
 		c->next->prev = c->prev;
-		c->next = c->prev = NULL;
+	else
+		l->tail = c->prev;
+	c->next = c->prev = NULL;
+	l->n--;
+}
+
+/* Off whatever list C is on: a wait queue (waiting) or the starved list. */
+static void conn_unlist(struct worker *w, struct conn *c)
+{
+	if (!(c->flags & CF_LISTED))
+		return;
+	if (c->state == CONN_WAITING) {
+		admit_forget(w, c);
+		return;
 	}
-}
-
-static void list_append(struct conn *head, struct conn *c)
-{
-	c->prev = head->prev;
-	c->next = head;
-	head->prev->next = c;
-	head->prev = c;
-}
-
-static void list_prepend(struct conn *head, struct conn *c)
-{
-	c->next = head->next;
-	c->prev = head;
-	head->next->prev = c;
-	head->next = c;
+	clist_remove(&w->starved, c);
+	c->flags &= ~CF_LISTED;
 }
 
 static void gen_release(struct worker *w, struct wgen *g)
@@ -315,6 +209,7 @@ static void gen_release(struct worker *w, struct wgen *g)
 		}
 	}
 	snapshot_put(g->snap);
+	free(g->queues);
 	free(g);
 }
 
@@ -324,7 +219,7 @@ static void conn_free(struct worker *w, struct conn *c)
 		struct half *hf = &c->half[h];
 
 		for (; hf->count; hf->count--, hf->head = (hf->head + 1) % HALF_QMAX)
-			buf_return(w, hf->bid[hf->head]);
+			w_buf_return(w, hf->bid[hf->head]);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (c->fd[i] >= 0) {
@@ -338,11 +233,11 @@ static void conn_free(struct worker *w, struct conn *c)
 	if (c->be) {
 		atomic_fetch_sub_explicit(&c->be->active, 1, memory_order_relaxed);
 		/* its kernel slot frees with the close: let a waiting client try */
-		if (w->waitq.next != &w->waitq)
-			timer_set(&w->timers, &w->waitq_timer, w->now + 1);
+		admit_released(w, c->pool);
 	}
 	timer_cancel(&w->timers, &c->timer);
-	list_unlink(c);
+	conn_unlist(w, c);
+	free(c->resp);
 	c->gen->nconns--;
 	gen_release(w, c->gen);
 	stat_dec(&w->stats.active);
@@ -358,6 +253,11 @@ static void conn_maybe_free(struct worker *w, struct conn *c)
 		conn_free(w, c);
 }
 
+void worker_conn_done(struct worker *w, struct conn *c)
+{
+	conn_maybe_free(w, c);
+}
+
 static void conn_cancel_fd(struct worker *w, struct conn *c, int fd)
 {
 	struct io_uring_sqe *sqe = w_sqe(w);
@@ -371,15 +271,15 @@ static void conn_cancel_fd(struct worker *w, struct conn *c, int fd)
  * Tear a connection down. RST_MASK bit i: close fd[i] with a reset
  * (SO_LINGER 0) rather than a FIN, so a reset on one side reaches the other.
  */
-static void conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
+void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 {
 	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
 	if (c->state == CONN_CLOSING)
 		return;
+	conn_unlist(w, c);
 	c->state = CONN_CLOSING;
 	timer_cancel(&w->timers, &c->timer);
-	list_unlink(c);
 	if (rst_mask)
 		stat_inc(&w->stats.resets);
 	for (int i = 0; i < 2; i++) {
@@ -397,28 +297,15 @@ static void conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 
 static uint64_t conn_deadline(const struct conn *c)
 {
-	const struct sl_config *cfg = c->gen->snap->cfg;
-	uint64_t cap;
-
-	switch (c->state) {
-	case CONN_CONNECTING:
-		cap = c->accepted_ms + cfg->timeouts.backend_wait_ms;
-		return c->attempt_ms + cfg->timeouts.connect_ms < cap
-			       ? c->attempt_ms + cfg->timeouts.connect_ms
-			       : cap;
-	case CONN_WAITING:
-		return c->accepted_ms + cfg->timeouts.backend_wait_ms;
-	case CONN_OPEN:
-		return c->active_ms + (uint64_t)cfg->timeouts.idle_s * 1000;
-	default:
-		return UINT64_MAX;
-	}
+	if (c->state == CONN_OPEN)
+		return c->active_ms + (uint64_t)c->gen->snap->cfg->timeouts.idle_s * 1000;
+	return admit_deadline(c);
 }
 
-static void conn_timer_arm(struct worker *w, struct conn *c)
+void worker_conn_timer_arm(struct worker *w, struct conn *c)
 {
 	if (timer_set(&w->timers, &c->timer, conn_deadline(c)))
-		conn_abort(w, c, 0);
+		worker_conn_abort(w, c, 0);
 }
 
 /* ---- forwarding ------------------------------------------------------------ */
@@ -489,17 +376,24 @@ static void half_starve(struct worker *w, struct conn *c, unsigned h)
 {
 	c->half[h].flags |= HALF_STARVED;
 	stat_inc(&w->stats.nobufs);
-	if (!c->prev)
-		list_append(&w->starved, c);
+	if (!(c->flags & CF_LISTED)) {
+		c->flags |= CF_LISTED;
+		clist_append(&w->starved, c);
+	}
 }
 
-/* Buffers came back: let starved halves receive again, oldest first. */
+/* Buffers came back: let starved halves (and head peeks) receive again, oldest first. */
 static void starved_run(struct worker *w)
 {
-	while (w->starved.next != &w->starved && w->bufs_out < w->nbufs) {
-		struct conn *c = w->starved.next;
+	while (w->starved.head && w->bufs_out < w->nbufs) {
+		struct conn *c = w->starved.head;
 
-		list_unlink(c);
+		clist_remove(&w->starved, c);
+		c->flags &= ~CF_LISTED;
+		if (c->state == CONN_HEAD) {
+			admit_head_resume(w, c);
+			continue;
+		}
 		for (unsigned h = 0; h < 2; h++) {
 			if (c->half[h].flags & HALF_STARVED) {
 				c->half[h].flags &= ~HALF_STARVED;
@@ -520,7 +414,7 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 		w->bufs_out++;
 	if (c->state == CONN_CLOSING) {
 		if (cqe->flags & IORING_CQE_F_BUFFER)
-			buf_return(w, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+			w_buf_return(w, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
 		conn_maybe_free(w, c);
 		return;
 	}
@@ -547,7 +441,7 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 		return;
 	}
 	/* the source failed (a reset, mostly): the sink gets a reset too */
-	conn_abort(w, c, 1u << (h ^ 1));
+	worker_conn_abort(w, c, 1u << (h ^ 1));
 }
 
 static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
@@ -563,7 +457,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	}
 	if (res <= 0) {
 		/* the sink is gone: reset the source as well */
-		conn_abort(w, c, 1u << h);
+		worker_conn_abort(w, c, 1u << h);
 		return;
 	}
 	bs = &c->be->ws[w->id];
@@ -571,7 +465,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	c->active_ms = w->now;
 	hf->sent += (uint32_t)res;
 	if (hf->sent == hf->len[hf->head]) {
-		buf_return(w, hf->bid[hf->head]);
+		w_buf_return(w, hf->bid[hf->head]);
 		hf->head = (hf->head + 1) % HALF_QMAX;
 		hf->count--;
 		hf->sent = 0;
@@ -592,160 +486,23 @@ static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
 		return;
 	}
 	if (res < 0) {
-		conn_abort(w, c, 1u << h);
+		worker_conn_abort(w, c, 1u << h);
 		return;
 	}
 	if (c->half[h ^ 1].flags & HALF_DONE)
 		conn_close_clean(w, c);
 }
 
-/* ---- backend connect ------------------------------------------------------- */
+/* ---- a connection's life ---------------------------------------------------- */
 
-/* The client gave up waiting, or no backend could be had: close it, counted. */
-static void conn_refuse(struct worker *w, struct conn *c, int waited)
+void worker_conn_open(struct worker *w, struct conn *c)
 {
-	if (c->kreason == KR_FULL)
-		stat_inc(&w->stats.closed_full);
-	else if (c->kreason == KR_RATE)
-		stat_inc(&w->stats.closed_rate);
-	else if (waited)
-		stat_inc(&w->stats.backend_wait);
-	stat_inc(&w->stats.no_backend);
-	conn_abort(w, c, 0);
-}
-
-static void waitq_arm(struct worker *w, uint64_t wait_ns)
-{
-	uint64_t when = w->now + (wait_ns + 999999) / 1000000;
-
-	if (!timer_queued(&w->waitq_timer) || when < w->waitq_timer.when)
-		timer_set(&w->timers, &w->waitq_timer, when);
-}
-
-/*
- * Every backend of the pool is at its kernel limit for now: wait, in
- * arrival order, for the first token due in WAIT_NS or a slot to free.
- */
-static void conn_wait(struct worker *w, struct conn *c, uint64_t wait_ns)
-{
-	c->state = CONN_WAITING;
-	list_append(&w->waitq, c);
-	conn_timer_arm(w, c);
-	waitq_arm(w, wait_ns);
-}
-
-static void conn_connect(struct worker *w, struct conn *c)
-{
-	const struct sl_config *cfg = c->gen->snap->cfg;
-	struct io_uring_sqe *sqe;
-	struct backend *be;
-	uint64_t wait;
-	unsigned limited = 0;
-	int idx, fd, one = 1;
-
-	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
-		conn_refuse(w, c, 1);
-		return;
-	}
-	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
-	if (idx < 0 && c->tried) {
-		if (c->kreason == KR_NONE) {
-			/* all tried and retries left: go round again (down ones stay skipped) */
-			c->tried = 0;
-			idx = balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited);
-		} else if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited) >= 0) {
-			/*
-			 * Refused by the kernel though its state looked fine a
-			 * moment ago (another worker took the slot or token):
-			 * pause briefly rather than spin on connects.
-			 */
-			wait = 1000000;
-		}
-	}
-	if (idx < 0) {
-		if (wait != UINT64_MAX) {
-			/* what keeps it waiting, for the count if it gives up */
-			if (limited & BALANCE_FULL)
-				c->kreason = KR_FULL;
-			else if (limited & BALANCE_RATE)
-				c->kreason = KR_RATE;
-			conn_wait(w, c, wait);
-			return;
-		}
-		goto fail;
-	}
-	be = c->pool->be[idx];
-	c->tried |= balance_bit((unsigned)idx);
-	c->tries++;
-	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,
-				strerror(errno));
-		goto fail;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->fd[1] = fd;
-	c->be = be;
-	c->state = CONN_CONNECTING;
-	atomic_fetch_add_explicit(&be->active, 1, memory_order_relaxed);
-	be->ws[w->id].pending++;
-	sqe = w_sqe(w);
-	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CONNECT));
-	c->inflight++;
-	c->attempt_ms = w->now;
-	conn_timer_arm(w, c);
-	return;
-fail:
-	stat_inc(&w->stats.no_backend);
-	conn_abort(w, c, 0);
-}
-
-static void on_connect(struct worker *w, struct conn *c, int res)
-{
-	struct backend *be = c->be;
-
-	c->inflight--;
-	be->ws[w->id].pending--;
-	if (c->state == CONN_CLOSING) {
-		conn_maybe_free(w, c);
-		return;
-	}
-	if (res == 0) {
-		backend_connect_ok(be, w->id);
-		c->state = CONN_OPEN;
-		c->active_ms = w->now;
-		conn_timer_arm(w, c);
-		half_recv(w, c, 0);
-		half_recv(w, c, 1);
-		return;
-	}
-	/* nothing else is pending on this socket: close it right here */
-	close(c->fd[1]);
-	c->fd[1] = -1;
-	c->be = NULL;
-	atomic_fetch_sub_explicit(&be->active, 1, memory_order_relaxed);
-	if (res == -SL_ERR_FULL || res == -SL_ERR_RATE) {
-		/*
-		 * The kernel held the backend to its limits: no fault of the
-		 * backend's and no retry spent. Another backend, or wait.
-		 */
-		c->tries--;
-		c->kreason = res == -SL_ERR_FULL ? KR_FULL : KR_RATE;
-		stat_inc(res == -SL_ERR_FULL ? &be->ws[w->id].refused_full
-					     : &be->ws[w->id].refused_rate);
-		conn_connect(w, c);
-		return;
-	}
-	backend_connect_failed(be, w->id, w->now);
-	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
-			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
-	if (c->tries <= c->pool->cfg->retries) {
-		conn_connect(w, c);
-	} else {
-		stat_inc(&w->stats.no_backend);
-		conn_abort(w, c, 0);
-	}
+	c->state = CONN_OPEN;
+	c->active_ms = w->now;
+	admit_poll_cancel(w, c);
+	worker_conn_timer_arm(w, c);
+	half_recv(w, c, 0);
+	half_recv(w, c, 1);
 }
 
 static void on_conn_timer(struct worker *w, struct conn *c)
@@ -754,69 +511,15 @@ static void on_conn_timer(struct worker *w, struct conn *c)
 
 	if (deadline > w->now) {
 		/* activity moved it: lazy deadlines are checked only when due */
-		conn_timer_arm(w, c);
+		worker_conn_timer_arm(w, c);
 		return;
 	}
-	if (c->state == CONN_CONNECTING) {
-		/*
-		 * The connect completes with -ECANCELED and is retried or
-		 * failed there. Cancel by user_data, not by descriptor: the
-		 * cancel is done at submission, but keying it to this
-		 * connection's connect keeps it from ever touching a reused fd.
-		 */
-		struct io_uring_sqe *sqe = w_sqe(w);
-
-		io_uring_prep_cancel64(sqe, ud_pack(c, UD_CONNECT), 0);
-		io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
-		c->inflight++;
-	} else if (c->state == CONN_WAITING) {
-		conn_refuse(w, c, 1);
-	} else if (c->state == CONN_OPEN) {
+	if (c->state == CONN_OPEN) {
 		stat_inc(&w->stats.idle_timeouts);
-		conn_abort(w, c, 0);
+		worker_conn_abort(w, c, 0);
+		return;
 	}
-}
-
-/*
- * Let waiting clients try again, oldest first. Each looks at the kernel's
- * state before connecting, so only those with a slot and a token in sight
- * leave the queue; the rest keep their place.
- */
-static void waitq_run(struct worker *w)
-{
-	struct conn *c, *next;
-	uint64_t min_wait = UINT64_MAX;
-
-	for (c = w->waitq.next; c != &w->waitq; c = next) {
-		struct snap_pool *p = c->pool;
-		uint64_t wait;
-		int idx;
-
-		next = c->next;
-		idx = balance_pick(p, 0, w->id, w->now_ns, &wait, NULL);
-		if (idx < 0) {
-			if (wait == UINT64_MAX) {
-				/* nothing left to wait for: every backend is down */
-				list_unlink(c);
-				conn_refuse(w, c, 1);
-				continue;
-			}
-			if (wait < min_wait)
-				min_wait = wait;
-			continue;
-		}
-		list_unlink(c);
-		c->tried = 0;
-		c->kreason = KR_NONE;
-		conn_connect(w, c);
-		/* refused again at once: back to the head, its place kept */
-		if (c->state == CONN_WAITING) {
-			list_unlink(c);
-			list_prepend(&w->waitq, c);
-		}
-	}
-	if (min_wait != UINT64_MAX)
-		waitq_arm(w, min_wait);
+	admit_timer(w, c);
 }
 
 /* ---- listeners --------------------------------------------------------------- */
@@ -878,13 +581,14 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	stat_inc(&w->stats.accepted);
 	stat_inc(&w->stats.active);
 	c->fd[0] = fd;
-	c->state = CONN_CONNECTING;
 	c->accepted_ms = w->now;
 	c->attempt_ms = w->now;
 	c->gen = w->gen;
 	c->gen->nconns++;
 	c->pool = wl->sl->pool;
-	conn_connect(w, c);
+	if (wl->sl->cfg->mode == CFG_MODE_HTTP)
+		c->flags |= CF_HTTP;
+	admit_start(w, c);
 }
 
 static void on_accept(struct worker *w, struct wlistener *wl, struct io_uring_cqe *cqe)
@@ -919,7 +623,10 @@ static int worker_adopt(struct worker *w, struct snapshot *snap)
 	struct wgen *g = calloc(1, sizeof(*g)), *old = w->gen;
 	struct wlistener *wl, *next;
 
-	if (!g) {
+	if (g)
+		g->queues = calloc(snap->npools ? snap->npools : 1, sizeof(*g->queues));
+	if (!g || !g->queues) {
+		free(g);
 		snapshot_put(snap);
 		return -ENOMEM;
 	}
@@ -989,7 +696,7 @@ static void worker_grace_expired(struct worker *w)
 			if (c->state == CONN_FREE || c->state == CONN_CLOSING)
 				continue;
 			stat_inc(&w->stats.grace_closed);
-			conn_abort(w, c, 0);
+			worker_conn_abort(w, c, 0);
 		}
 	}
 }
@@ -1008,6 +715,9 @@ static void on_msg(struct worker *w, void *ptr, int type)
 	case MSG_STOP:
 		worker_stop(w);
 		break;
+	case MSG_WAKE:
+		timer_set(&w->timers, &w->waitq_timer, w->now);
+		break;
 	default:
 		log_warn("worker %u: unknown message %d", w->id, type);
 	}
@@ -1025,7 +735,16 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		on_accept(w, ptr, cqe);
 		break;
 	case UD_CONNECT:
-		on_connect(w, ptr, cqe->res);
+		admit_on_connect(w, ptr, cqe->res);
+		break;
+	case UD_HEAD:
+		admit_on_head(w, ptr, cqe);
+		break;
+	case UD_POLL:
+		admit_on_poll(w, ptr, cqe->res);
+		break;
+	case UD_RESP:
+		admit_on_resp(w, ptr, cqe->res);
 		break;
 	case UD_RECV:
 	case UD_RECV_1:
@@ -1075,7 +794,7 @@ static void run_timers(struct worker *w)
 			worker_grace_expired(w);
 			break;
 		case TK_WAITQ:
-			waitq_run(w);
+			admit_run(w);
 			break;
 		}
 	}
@@ -1121,6 +840,7 @@ static void worker_teardown(struct worker *w)
 	while ((g = w->gen)) {
 		w->gen = g->next;
 		snapshot_put(g->snap);
+		free(g->queues);
 		free(g);
 	}
 	timer_heap_free(&w->timers);
@@ -1191,8 +911,7 @@ struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->main_ring_fd = main_ring_fd;
-	w->starved.next = w->starved.prev = &w->starved;
-	w->waitq.next = w->waitq.prev = &w->waitq;
+	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)(uintptr_t)w;
 	timer_node_init(&w->grace, TK_GRACE);
 	timer_node_init(&w->waitq_timer, TK_WAITQ);
 	sem_init(&w->ready, 0, 0);
@@ -1206,6 +925,8 @@ struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd
 	}
 	while (sem_wait(&w->ready) && errno == EINTR)
 		;
+	if (!w->start_err)
+		atomic_store_explicit(&ring_fds[id], w->ring.ring_fd, memory_order_release);
 	if (w->start_err) {
 		pthread_join(w->thread, NULL);
 		errno = -w->start_err;

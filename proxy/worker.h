@@ -19,16 +19,16 @@ enum worker_msg {
 	MSG_ADOPT = 1,   /* main → worker; ptr: a snapshot reference for the worker */
 	MSG_STOP,        /* main → worker: stop accepting, finish within drain.grace_s */
 	MSG_WORKER_EXIT, /* worker → main; ptr: the worker */
+	MSG_WAKE,        /* worker → worker: its oldest waiting client may go now */
 };
 
 /* Counters a worker keeps about itself; read by the admin thread. */
 struct worker_stats {
 	_Atomic uint64_t accepted;      /* client connections accepted */
 	_Atomic uint64_t active;        /* client connections alive now */
-	_Atomic uint64_t no_backend;    /* clients closed: no backend could be reached */
-	_Atomic uint64_t backend_wait;  /* ... of those, because backend_wait_ms ran out */
-	_Atomic uint64_t closed_full;   /* ... of those, waiting for a slot (max_conns) */
-	_Atomic uint64_t closed_rate;   /* ... of those, waiting for a token (rate) */
+	_Atomic uint64_t refused;       /* clients that got no backend (by reason: pool_stats) */
+	_Atomic uint64_t bad_heads;     /* mode http: heads answered with 400 */
+	_Atomic uint64_t head_timeouts; /* mode http: heads not whole within head_ms */
 	_Atomic uint64_t idle_timeouts; /* connections closed by timeouts.idle_s */
 	_Atomic uint64_t resets;        /* connections ended by a reset on either side */
 	_Atomic uint64_t accept_errors; /* accept failures (EMFILE, ENOBUFS, ...) */

@@ -244,6 +244,8 @@ struct cfg_key {
 #define KEY_ENUM(key, type, field, table, fl) \
 	{ .name = key, .parse = parse_enum, .off = offsetof(type, field), .arg = table, \
 	  .flags = fl }
+#define KEY_PERMILLE(key, type, field) \
+	{ .name = key, .parse = parse_permille, .off = offsetof(type, field) }
 #define KEY_BOOL(key, type, field) \
 	{ .name = key, .parse = parse_bool, .off = offsetof(type, field) }
 #define KEY_GROUP(key, table) { .name = key, .parse = parse_subgroup, .arg = table }
@@ -358,6 +360,54 @@ static const char *get_string(struct pctx *pc, const config_setting_t *s)
 	if (!expect_type(pc, s, CONFIG_TYPE_STRING, "a string"))
 		return NULL;
 	return config_setting_get_string(s);
+}
+
+/* A fraction 0.0..1.0 (a float, or the integers 0 and 1), stored in 1/1000. */
+static void parse_permille(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	double v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+		v = config_setting_get_float(s);
+	} else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+		   config_setting_type(s) == CONFIG_TYPE_INT64) {
+		v = (double)config_setting_get_int64(s);
+	} else {
+		perr(pc, s, "expected a number from 0.0 to 1.0, got %s", type_name(s));
+		return;
+	}
+	if (!(v >= 0.0 && v <= 1.0)) {
+		perr(pc, s, "value %g out of range (0.0..1.0)", v);
+		return;
+	}
+	*(uint32_t *)((char *)base + k->off) = (uint32_t)(v * 1000.0 + 0.5);
+}
+
+/* An HTTP request path for health checks: "/" and visible ASCII, no spaces. */
+static void parse_http_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	const char *v = get_string(pc, s);
+	char q[96];
+	size_t len;
+
+	if (!v)
+		return;
+	len = strlen(v);
+	if (len == 0 || len >= CFG_PATH_MAX || v[0] != '/') {
+		perr(pc, s, "http_path %s must start with / (at most %d characters)",
+		     quote(q, sizeof(q), v), CFG_PATH_MAX - 1);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) {
+			perr(pc, s, "http_path %s: spaces and control characters are not allowed",
+			     quote(q, sizeof(q), v));
+			return;
+		}
+	}
+	strcpy((char *)base + k->off, v);
 }
 
 static void parse_bool(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
@@ -698,8 +748,29 @@ out:
 
 /* ---- servers ------------------------------------------------------------- */
 
+static const struct cfg_key agent_keys[] = {
+	KEY_U32("port", struct cfg_server, agent.port, 1, 65535),
+	KEY_U32("interval_ms", struct cfg_server, agent.interval_ms, 100, 3600000),
+	KEY_END
+};
+
+static void parse_agent(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			void *base)
+{
+	struct cfg_server *sv = base;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	sv->agent.enabled = 1;
+	sv->agent.interval_ms = 2000;
+	parse_group(pc, s, agent_keys, sv);
+	if (!config_setting_get_member(s, "port"))
+		perr(pc, s, "agent needs a port");
+}
+
 static const struct cfg_key server_keys[] = {
 	KEY_ADDR("address", struct cfg_server, addr, KF_REQUIRED),
+	KEY_CUSTOM("agent", parse_agent, 0),
 	KEY_NAME("name", struct cfg_server, name, 0),
 	KEY_U32("max_conns", struct cfg_server, max_conns, 0, 10000000),
 	KEY_U32("rate", struct cfg_server, rate, 0, 10000000),
@@ -754,10 +825,47 @@ static const struct cfg_enum balance_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct cfg_key queue_keys[] = {
+	KEY_U32("max", struct cfg_pool, queue.max, 0, 10000000),
+	KEY_U32("timeout_ms", struct cfg_pool, queue.timeout_ms, 1, 3600000),
+	KEY_END
+};
+
+static const struct cfg_key retry_after_keys[] = {
+	KEY_U32("min_s", struct cfg_pool, retry_after.min_s, 0, 86400),
+	KEY_U32("max_s", struct cfg_pool, retry_after.max_s, 1, 86400),
+	KEY_PERMILLE("jitter", struct cfg_pool, retry_after.jitter_permille),
+	KEY_END
+};
+
+static const struct cfg_key health_keys[] = {
+	KEY_U32("interval_ms", struct cfg_pool, health.interval_ms, 100, 3600000),
+	KEY_U32("timeout_ms", struct cfg_pool, health.timeout_ms, 10, 600000),
+	KEY_U32("rise", struct cfg_pool, health.rise, 1, 100),
+	KEY_U32("fall", struct cfg_pool, health.fall, 1, 100),
+	{ .name = "http_path", .parse = parse_http_path, .off = offsetof(struct cfg_pool, health.http_path) },
+	KEY_END
+};
+
+static void parse_health(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			 void *base)
+{
+	struct cfg_pool *p = base;
+
+	if (expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }")) {
+		p->health.enabled = 1;
+		parse_group(pc, s, health_keys, p);
+	}
+}
+
 static const struct cfg_key pool_keys[] = {
 	KEY_NAME("name", struct cfg_pool, name, KF_REQUIRED),
 	KEY_ENUM("balance", struct cfg_pool, balance, balance_names, 0),
 	KEY_U32("retries", struct cfg_pool, retries, 0, 16),
+	KEY_GROUP("queue", queue_keys),
+	KEY_GROUP("retry_after", retry_after_keys),
+	KEY_CUSTOM("health", parse_health, 0),
+	KEY_U32("slow_start_s", struct cfg_pool, slow_start_s, 0, 86400),
 	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
 	KEY_END
 };
@@ -768,6 +876,15 @@ static void pool_defaults(void *elem)
 
 	p->balance = CFG_BAL_LEAST_CONN;
 	p->retries = 2;
+	p->queue.max = 10000;
+	p->queue.timeout_ms = 10000;
+	p->retry_after.min_s = 1;
+	p->retry_after.max_s = 120;
+	p->retry_after.jitter_permille = 500;
+	p->health.interval_ms = 2000;
+	p->health.timeout_ms = 1000;
+	p->health.rise = 2;
+	p->health.fall = 3;
 }
 
 static const struct cfg_list pool_list = {
@@ -793,6 +910,7 @@ static void parse_pools(struct pctx *pc, const config_setting_t *s, const struct
 
 static const struct cfg_enum mode_names[] = {
 	{ "tcp", CFG_MODE_TCP },
+	{ "http", CFG_MODE_HTTP },
 	{ NULL, 0 },
 };
 
@@ -948,6 +1066,7 @@ static const struct cfg_key timeouts_keys[] = {
 	KEY_U32("connect_ms", struct sl_config, timeouts.connect_ms, 1, 600000),
 	KEY_U32("idle_s", struct sl_config, timeouts.idle_s, 1, 604800),
 	KEY_U32("backend_wait_ms", struct sl_config, timeouts.backend_wait_ms, 1, 3600000),
+	KEY_U32("head_ms", struct sl_config, timeouts.head_ms, 1, 600000),
 	KEY_END
 };
 
@@ -993,6 +1112,7 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->timeouts.connect_ms = 3000;
 	cfg->timeouts.idle_s = 3600;
 	cfg->timeouts.backend_wait_ms = 10000;
+	cfg->timeouts.head_ms = 5000;
 	cfg->drain.period_s = 30;
 	cfg->drain.grace_s = 60;
 	cfg->buffers.count = 512;
@@ -1000,6 +1120,22 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->bpf.enabled = 1;
 	strcpy(cfg->bpf.pin_path, "/sys/fs/bpf/sluice");
 	strcpy(cfg->bpf.cgroup, "sluice");
+}
+
+static void check_pools(struct pctx *pc)
+{
+	const struct sl_config *cfg = pc->cfg;
+	char path[64];
+
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		const struct cfg_pool *p = &cfg->pools[i];
+
+		if (p->retry_after.min_s > p->retry_after.max_s) {
+			snprintf(path, sizeof(path), "pools[%u].retry_after", i);
+			perr_at(pc, pc->name, p->line, path, "min_s (%u) is above max_s (%u)",
+				p->retry_after.min_s, p->retry_after.max_s);
+		}
+	}
 }
 
 /* Limits are the kernel's to enforce: without BPF they would be a silent lie. */
@@ -1424,6 +1560,7 @@ static struct sl_config *load_text(const char *text, const char *name, char **er
 	cfg->admin.enabled = cfg->admin.addr.len != 0;
 	check_shared_servers(&pc);
 	check_bpf_needed(&pc);
+	check_pools(&pc);
 out:
 	config_destroy(&lc);
 	if (pc.oom)

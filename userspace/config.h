@@ -27,6 +27,7 @@
 
 enum cfg_mode {
 	CFG_MODE_TCP = 0,
+	CFG_MODE_HTTP, /* read the request head first: WebSocket upgrades, 503 + Retry-After */
 };
 
 enum cfg_balance {
@@ -46,6 +47,11 @@ struct cfg_server {
 	uint32_t max_conns; /* concurrent connections, 0: no limit (kernel-enforced) */
 	uint32_t rate;      /* new connections per second, 0: no limit (kernel-enforced) */
 	uint32_t burst;     /* default: rate / 10, at least 1 */
+	struct {
+		int enabled;          /* the group is present */
+		uint32_t port;        /* the agent's TCP port on the server's address */
+		uint32_t interval_ms; /* default 2000 */
+	} agent;
 	int line;
 };
 
@@ -53,6 +59,22 @@ struct cfg_pool {
 	char name[CFG_NAME_MAX];
 	enum cfg_balance balance;
 	uint32_t retries; /* further backends tried after a failed connect */
+	struct {
+		uint32_t max;        /* clients waiting for a slot or token, all workers; default 10000 */
+		uint32_t timeout_ms; /* longest wait; default 10000 */
+	} queue;
+	struct {
+		uint32_t min_s, max_s;   /* Retry-After is clamped to these; default 1, 120 */
+		uint32_t jitter_permille; /* "jitter" 0.0..1.0 as 1/1000; default 500 */
+	} retry_after;
+	struct {
+		int enabled;          /* active checks: the group is present */
+		uint32_t interval_ms; /* default 2000 (each check jittered by up to 10%) */
+		uint32_t timeout_ms;  /* default 1000 */
+		uint32_t rise, fall;  /* default 2, 3; fall also counts failed client connects */
+		char http_path[CFG_PATH_MAX]; /* "": a TCP connect is the check */
+	} health;
+	uint32_t slow_start_s; /* ramp of rate and max_conns after a backend comes up; 0: none */
 	struct cfg_server *servers;
 	unsigned nservers;
 	int line;
@@ -96,6 +118,7 @@ struct sl_config {
 		uint32_t connect_ms;      /* one backend connect attempt */
 		uint32_t idle_s;          /* no byte either way */
 		uint32_t backend_wait_ms; /* hard cap: accept until backend connected */
+		uint32_t head_ms;         /* mode http: the request head must arrive within this */
 	} timeouts;
 	struct {
 		uint32_t period_s;

@@ -42,7 +42,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 say "black-hole client closed after $ms ms"
 [ "$(kv failed "$T/hole.log")" = 1 ] || fail "black-hole client should fail"
 [ $ms -ge 1200 ] && [ $ms -le 3000 ] || fail "closed after $ms ms; backend_wait_ms is 1500"
-[ "$(metric 'sluice_connections_closed_total{reason="backend_wait"}')" -ge 1 ] || fail "not counted"
+[ "$(metric 'sluice_refused_total{pool="hole",reason="down"}')" -ge 1 ] || fail "not counted"
 
 # idle: a connection with no traffic either way is closed after idle_s
 in_lb "$TPEER" hold -c 10.77.0.1:8080 -n 10 --banner --wait-close-ms 8000 >"$T/idle.log" 2>&1 ||

@@ -14,7 +14,7 @@ admin = { address = "$ADMIN"; };
 $BPF_CONF
 timeouts = { backend_wait_ms = 60000; };
 listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; } );
-pools = ( { name = "app"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; max_conns = 50; } ); } );
+pools = ( { name = "app"; queue = { timeout_ms = 60000; }; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; max_conns = 50; } ); } );
 CONF
 sluiced_start "$T/s.conf"
 

@@ -16,7 +16,7 @@ admin = { address = "$ADMIN"; };
 $BPF_CONF
 timeouts = { backend_wait_ms = 60000; };
 listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; } );
-pools = ( { name = "app"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = 100; burst = 10; } ); } );
+pools = ( { name = "app"; queue = { timeout_ms = 60000; }; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = 100; burst = 10; } ); } );
 CONF
 sluiced_start "$T/s.conf"
 client flood echo-clients -c 10.77.0.1:8080 -n 2000 -p 2000 --io-timeout-ms 60000 \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SIGHUP changes max_conns and rate in the kernel in place: the ledger is not
 # reset (connections already open still count), the new limit holds at once,
-# and clients that cannot get a slot wait and are closed after
+# and clients that cannot get a slot wait in the queue and are closed after
 # backend_wait_ms, counted by reason.
 # timeout: 90
 . "$(dirname "$0")/lib.sh"
@@ -37,8 +37,8 @@ client more echo-clients -c 10.77.0.1:8080 -n 20 -p 20 --hold --io-timeout-ms 50
 ok=$(kv ok "$T/more.log"); failed=$(kv failed "$T/more.log")
 say "of 20 more clients: $ok got in, $failed were turned away"
 [ "$ok" = 10 ] && [ "$failed" = 10 ] || fail "expected 10 in and 10 out under max_conns = 40"
-[ "$(metric 'sluice_connections_closed_total{reason="full"}')" = 10 ] ||
-	fail "closed_total{full} = $(metric 'sluice_connections_closed_total{reason="full"}')"
+[ "$(metric 'sluice_refused_total{pool="app",reason="queue_timeout"}')" = 10 ] ||
+	fail "refused_total{queue_timeout} = $(metric 'sluice_refused_total{pool="app",reason="queue_timeout"}')"
 wait_for 5 ledger_eq 1 30 || fail "ledger $(ledger 1) after the 10 left"
 
 # raise the limit: room again, the 30 still counted

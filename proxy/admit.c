@@ -1,0 +1,774 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Admission: how an accepted client gets a backend, or a refusal that
+ * spreads the herd instead of feeding it.
+ *
+ * The head. On a mode = "http" listener the client's request head is read
+ * with MSG_PEEK: the bytes stay in the socket, cost no userspace buffer while
+ * the client waits, and are forwarded unchanged once a backend is there. A
+ * head that arrives in pieces raises SO_RCVLOWAT so the next poll fires only
+ * when more has come. The parser (httphead.c) is strict and bounded; a bad
+ * head gets 400, a slow one is closed after timeouts.head_ms.
+ *
+ * Budgets. A client may go to a backend when every budget in `budgets` has
+ * something for it now; each says how long until it will, and why not. The
+ * backends' kernel ledgers and buckets are the one budget so far (read from
+ * the BPF maps, the kernel enforcing them at connect()); handshake budgets
+ * join the list in front. The queue only ever looks at budgets through it.
+ *
+ * The queue. A client no budget can take now waits in its pool's queue: a
+ * FIFO per worker, plus what the workers share in struct snap_pool — the
+ * count for queue.max, a ticket per client in arrival order, and each
+ * worker's oldest ticket. A worker lets its oldest client go only when it is
+ * within FAIR_SLACK tickets of the oldest of all workers, so clients get in
+ * in arrival order whichever worker accepted them. Nothing polls: a worker
+ * wakes when the next token is due (computed from the bucket), when a slot
+ * frees on it, or when a slot might have freed elsewhere (BACKEND_FULL_RETRY_NS).
+ * A waiting client costs its socket and its slot; a poll on its socket
+ * notices when it leaves (FIN, RST), and it is dropped at once, so no
+ * backend ever does work for a client that has given up.
+ *
+ * Refusals. A client that cannot be taken — queue full, waited too long, no
+ * backend up — gets 503 with a Retry-After on an http listener, a FIN on a
+ * tcp one. Retry-After follows a virtual schedule per pool: each refusal
+ * takes the next free slot after everyone queued, one admission interval
+ * apart, so clients refused in the same instant are told to come back at
+ * times spread over the whole window, then each gets up to
+ * retry_after.jitter more on top.
+ */
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/worker_int.h"
+#include "proxy/balance.h"
+#include "proxy/httphead.h"
+
+#define HEAD_MAX 8192
+#define HEAD_MAX_HEADERS 100
+#define FAIR_SLACK 8
+#define RESPOND_MS 2000
+
+static void conn_connect(struct worker *w, struct conn *c);
+
+/* ---- budgets -------------------------------------------------------------- */
+
+struct budget {
+	const char *name;
+	/*
+	 * ns until C could draw from this budget (0: now; UINT64_MAX: it
+	 * cannot, nothing to wait for); *WHY collects BALANCE_FULL/RATE.
+	 */
+	uint64_t (*wait)(struct worker *w, struct conn *c, unsigned *why);
+};
+
+static uint64_t backend_budget(struct worker *w, struct conn *c, unsigned *why)
+{
+	uint64_t wait;
+	unsigned limited = 0;
+
+	if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited) >= 0)
+		return 0;
+	*why |= limited;
+	return wait;
+}
+
+static const struct budget budgets[] = {
+	{ "backend", backend_budget },
+};
+
+static uint64_t budgets_wait(struct worker *w, struct conn *c, unsigned *why)
+{
+	uint64_t wait = 0;
+
+	*why = 0;
+	for (unsigned i = 0; i < sizeof(budgets) / sizeof(budgets[0]); i++) {
+		uint64_t b = budgets[i].wait(w, c, why);
+
+		if (b > wait)
+			wait = b;
+	}
+	return wait;
+}
+
+/* ---- pool-wide state ---------------------------------------------------------- */
+
+/* Admissions per second the pool can take now: the sum of its backends' rates. */
+static double pool_rate(const struct snap_pool *p, uint64_t now_ms)
+{
+	double rate = 0;
+
+	for (unsigned i = 0; i < p->nbe; i++) {
+		const struct backend *be = p->be[i];
+		volatile struct sl_backend *kb = be->kb;
+
+		if (!backend_usable(be, now_ms))
+			continue;
+		if (!kb || !kb->bucket.interval_ns) {
+			/* unlimited: the pace is whatever frees slots; assume brisk */
+			rate += 100;
+			continue;
+		}
+		rate += 1e9 / (double)kb->bucket.interval_ns;
+	}
+	return rate > 0.1 ? rate : 0.1;
+}
+
+static void publish_head(struct worker *w, struct snap_pool *p, const struct clist *q)
+{
+	atomic_store_explicit(&p->heads[w->id], q->head ? q->head->ticket : UINT64_MAX,
+			      memory_order_release);
+}
+
+/* The oldest ticket waiting on another worker, and which worker holds it. */
+static uint64_t others_oldest(const struct snap_pool *p, unsigned me, unsigned *who)
+{
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < CFG_MAX_WORKERS; i++) {
+		uint64_t t;
+
+		if (i == me)
+			continue;
+		t = atomic_load_explicit(&p->heads[i], memory_order_acquire);
+		if (t < min) {
+			min = t;
+			*who = i;
+		}
+	}
+	return min;
+}
+
+/* How long to let another worker's older clients go first: about one token. */
+static uint64_t fair_wait(const struct snap_pool *p)
+{
+	uint64_t wait = BACKEND_FULL_RETRY_NS;
+
+	for (unsigned i = 0; i < p->nbe; i++) {
+		volatile struct sl_backend *kb = p->be[i]->kb;
+
+		if (kb && kb->bucket.interval_ns && kb->bucket.interval_ns < wait)
+			wait = kb->bucket.interval_ns;
+	}
+	return wait < 1000000 ? 1000000 : wait;
+}
+
+static void waitq_arm(struct worker *w, uint64_t wait_ns)
+{
+	uint64_t when = w->now + (wait_ns + 999999) / 1000000;
+
+	if (!timer_queued(&w->waitq_timer) || when < w->waitq_timer.when)
+		timer_set(&w->timers, &w->waitq_timer, when);
+}
+
+static void wait_histogram(struct pool_stats *ps, uint64_t waited_ms)
+{
+	unsigned k = 0;
+
+	/* buckets: <= 10 ms * 2^k for k = 0..14, then +Inf */
+	while (k < 15 && waited_ms > (10ull << k))
+		k++;
+	stat_shared_inc(&ps->wait_hist[k]);
+	atomic_fetch_add_explicit(&ps->wait_sum_us, waited_ms * 1000, memory_order_relaxed);
+}
+
+/* ---- polls on the client -------------------------------------------------------- */
+
+static void poll_arm(struct worker *w, struct conn *c, unsigned events)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_poll_add(sqe, c->fd[0], events);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_POLL));
+	c->flags |= CF_POLL;
+	c->inflight++;
+}
+
+void admit_poll_cancel(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!(c->flags & CF_POLL))
+		return;
+	sqe = w_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_pack(c, UD_POLL), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
+	c->inflight++;
+}
+
+/* ---- sluice's own answers ---------------------------------------------------------- */
+
+static unsigned retry_after_s(struct worker *w, struct snap_pool *p)
+{
+	const struct cfg_pool *cfg = p->cfg;
+	uint64_t now = w->now_ns, q = atomic_load_explicit(&p->queued, memory_order_relaxed);
+	uint64_t step = (uint64_t)(1e9 / pool_rate(p, w->now)), old, base, next;
+	double secs, u;
+
+	/*
+	 * The virtual schedule: this client's turn comes after everyone
+	 * queued and after every client refused before it, one admission
+	 * interval apart. A CAS, since every worker refuses into the same one.
+	 */
+	old = atomic_load_explicit(&p->retry_slot_ns, memory_order_relaxed);
+	do {
+		base = now + q * step;
+		if (old > base)
+			base = old;
+		next = base + step;
+	} while (!atomic_compare_exchange_weak_explicit(&p->retry_slot_ns, &old, next,
+							memory_order_relaxed, memory_order_relaxed));
+	secs = (double)(next - now) / 1e9;
+	u = (double)(w_random(w) >> 11) / (double)(1ull << 53);
+	secs += secs * (double)cfg->retry_after.jitter_permille / 1000.0 * u;
+	if (secs < cfg->retry_after.min_s)
+		secs = cfg->retry_after.min_s;
+	if (secs > cfg->retry_after.max_s)
+		secs = cfg->retry_after.max_s;
+	return (unsigned)ceil(secs);
+}
+
+static void resp_send(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_send(sqe, c->fd[0], c->resp, strlen(c->resp), MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
+	c->inflight++;
+}
+
+/* Read the head (or what was peeked of a bad one) out of the socket first. */
+static void resp_consume(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+
+	io_uring_prep_recv(sqe, c->fd[0], NULL, c->head_len < w->bufsize ? c->head_len : w->bufsize,
+			   0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
+	c->inflight++;
+}
+
+/*
+ * Answer STATUS and close. The head is read out first: closing a socket
+ * with unread data sends a reset, which could destroy the answer before the
+ * client reads it.
+ */
+static void respond(struct worker *w, struct conn *c, int status, unsigned retry_after)
+{
+	static const char body503[] = "sluice: the service is busy; retry after the time given\n";
+	static const char body400[] = "sluice: bad request head\n";
+	char buf[512];
+	int n;
+
+	if (status == 503)
+		n = snprintf(buf, sizeof(buf),
+			     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %u\r\n"
+			     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
+			     "Connection: close\r\n\r\n%s",
+			     retry_after, sizeof(body503) - 1, body503);
+	else
+		n = snprintf(buf, sizeof(buf),
+			     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+			     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			     sizeof(body400) - 1, body400);
+	c->resp = malloc((size_t)n + 1);
+	if (!c->resp) {
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	memcpy(c->resp, buf, (size_t)n + 1);
+	c->state = CONN_RESPONDING;
+	c->attempt_ms = w->now;
+	worker_conn_timer_arm(w, c);
+	if (c->head_len && !(c->flags & CF_CONSUMED))
+		resp_consume(w, c);
+	else
+		resp_send(w, c);
+}
+
+/* C gets no backend: count why, and answer as its listener speaks. */
+static void refuse(struct worker *w, struct conn *c, enum refusal why)
+{
+	struct snap_pool *p = c->pool;
+
+	stat_shared_inc(&p->stats->refused[why]);
+	stat_inc(&w->stats.refused);
+	if (why == REFUSE_CLIENT_GONE || !(c->flags & CF_HTTP)) {
+		/* tcp: a plain close, FIN */
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	respond(w, c, 503, retry_after_s(w, p));
+}
+
+void admit_on_resp(struct worker *w, struct conn *c, int res)
+{
+	c->inflight--;
+	free(c->resp);
+	c->resp = NULL;
+	/* sent or not, the answer is all there is: close (a FIN) */
+	if (c->state == CONN_CLOSING)
+		worker_conn_done(w, c);
+	else
+		worker_conn_abort(w, c, 0);
+}
+
+/* ---- the queue ----------------------------------------------------------------------- */
+
+static struct clist *queue_of(struct conn *c)
+{
+	return &c->gen->queues[c->pool->index];
+}
+
+static void dequeue(struct worker *w, struct conn *c)
+{
+	struct clist *q = queue_of(c);
+
+	clist_remove(q, c);
+	c->flags &= ~CF_LISTED;
+	c->gen->nwaiting--;
+	w->nwaiting--;
+	atomic_fetch_sub_explicit(&c->pool->queued, 1, memory_order_relaxed);
+	publish_head(w, c->pool, q);
+}
+
+void admit_forget(struct worker *w, struct conn *c)
+{
+	if (c->state == CONN_WAITING && (c->flags & CF_LISTED))
+		dequeue(w, c);
+}
+
+/*
+ * Every budget is spent for now: wait in the pool's queue, in arrival
+ * order, for WAIT_NS (the next token) or a freed slot. WHY: what held it.
+ */
+static void enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned why)
+{
+	struct snap_pool *p = c->pool;
+	struct clist *q = queue_of(c);
+	int again = c->flags & CF_WAITED;
+
+	if (!again && atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed) >=
+			      p->cfg->queue.max) {
+		atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
+		/* queue.max = 0: no queueing, say what was lacking */
+		refuse(w, c, p->cfg->queue.max ? REFUSE_QUEUE_FULL :
+			     why & BALANCE_FULL ? REFUSE_FULL : REFUSE_RATE);
+		return;
+	}
+	if (again) {
+		/* refused at the connect after all: back to the front, its place kept */
+		atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
+		clist_prepend(q, c);
+	} else {
+		c->ticket = atomic_fetch_add_explicit(&p->tickets, 1, memory_order_relaxed);
+		c->attempt_ms = w->now;
+		c->flags |= CF_WAITED;
+		stat_shared_inc(&p->stats->queued_total);
+		clist_append(q, c);
+	}
+	c->refusal = REFUSE_QUEUE_TIMEOUT;
+	c->state = CONN_WAITING;
+	c->flags |= CF_LISTED;
+	c->gen->nwaiting++;
+	w->nwaiting++;
+	publish_head(w, p, q);
+	if (!(c->flags & CF_POLL))
+		poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+	worker_conn_timer_arm(w, c);
+	waitq_arm(w, wait_ns);
+}
+
+/* Let this worker's waiting clients of pool P go, as budgets and fairness allow. */
+static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
+{
+	struct conn *c;
+	unsigned who = 0;
+	uint64_t theirs;
+
+	while ((c = q->head)) {
+		unsigned why;
+		uint64_t wait = budgets_wait(w, c, &why);
+
+		if (wait == UINT64_MAX) {
+			/* nothing left to wait for: every backend is down */
+			dequeue(w, c);
+			refuse(w, c, REFUSE_DOWN);
+			continue;
+		}
+		if (wait)
+			return wait;
+		theirs = others_oldest(p, w->id, &who);
+		if (theirs != UINT64_MAX && c->ticket > theirs + FAIR_SLACK) {
+			/* older clients on another worker first: tell it they may go */
+			worker_wake(w, who);
+			return fair_wait(p);
+		}
+		dequeue(w, c);
+		wait_histogram(p->stats, w->now - c->attempt_ms);
+		c->tried = 0;
+		c->state = CONN_CONNECTING;
+		conn_connect(w, c);
+		if (c->state == CONN_WAITING)
+			return 1000000; /* refused at once: let the kernel's state settle */
+	}
+	return UINT64_MAX;
+}
+
+void admit_run(struct worker *w)
+{
+	uint64_t min_wait = UINT64_MAX;
+
+	for (struct wgen *g = w->gen; g; g = g->next) {
+		if (!g->nwaiting)
+			continue;
+		for (unsigned i = 0; i < g->snap->npools; i++) {
+			if (g->queues[i].n) {
+				uint64_t wait = run_pool(w, &g->snap->pools[i], &g->queues[i]);
+
+				if (wait < min_wait)
+					min_wait = wait;
+			}
+		}
+	}
+	if (min_wait != UINT64_MAX)
+		waitq_arm(w, min_wait);
+}
+
+void admit_released(struct worker *w, struct snap_pool *p)
+{
+	struct clist *q;
+	unsigned who = 0;
+	uint64_t mine = UINT64_MAX, theirs;
+
+	/*
+	 * The slot is free once the close is submitted, at the end of this
+	 * loop: whoever holds the pool's oldest waiter goes next — here, or
+	 * woken on its own worker (a slot freed here may be its turn).
+	 */
+	if (p && w->gen) {
+		for (struct wgen *g = w->gen; g; g = g->next) {
+			if (p->index < g->snap->npools && &g->snap->pools[p->index] == p) {
+				q = &g->queues[p->index];
+				mine = q->head ? q->head->ticket : UINT64_MAX;
+				break;
+			}
+		}
+		theirs = others_oldest(p, w->id, &who);
+		if (theirs < mine)
+			worker_wake(w, who);
+	}
+	if (w->nwaiting)
+		timer_set(&w->timers, &w->waitq_timer, w->now + 1);
+}
+
+/* ---- backend connect ------------------------------------------------------------------ */
+
+static void conn_connect(struct worker *w, struct conn *c)
+{
+	const struct sl_config *cfg = c->gen->snap->cfg;
+	struct io_uring_sqe *sqe;
+	struct backend *be;
+	unsigned limited = 0;
+	uint64_t wait;
+	int idx, fd, one = 1;
+
+	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
+		refuse(w, c, c->refusal != REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
+		return;
+	}
+	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
+	if (idx < 0 && c->tried) {
+		if (!limited) {
+			/* all tried and retries left: go round again (down ones stay skipped) */
+			c->tried = 0;
+			idx = balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited);
+		} else if (balance_pick(c->pool, 0, w->id, w->now_ns, &wait, &limited) >= 0) {
+			/*
+			 * Refused by the kernel though its state looked fine a
+			 * moment ago (another worker took the slot or token):
+			 * pause briefly rather than spin on connects.
+			 */
+			wait = 1000000;
+		}
+	}
+	if (idx < 0) {
+		if (wait != UINT64_MAX)
+			enqueue(w, c, wait, limited);
+		else
+			refuse(w, c, REFUSE_DOWN);
+		return;
+	}
+	be = c->pool->be[idx];
+	c->tried |= balance_bit((unsigned)idx);
+	c->tries++;
+	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,
+				strerror(errno));
+		refuse(w, c, REFUSE_DOWN);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd[1] = fd;
+	c->be = be;
+	c->state = CONN_CONNECTING;
+	atomic_fetch_add_explicit(&be->active, 1, memory_order_relaxed);
+	be->ws[w->id].pending++;
+	sqe = w_sqe(w);
+	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CONNECT));
+	c->inflight++;
+	c->attempt_ms = w->now;
+	worker_conn_timer_arm(w, c);
+}
+
+void admit_on_connect(struct worker *w, struct conn *c, int res)
+{
+	struct backend *be = c->be;
+
+	c->inflight--;
+	be->ws[w->id].pending--;
+	if (c->state == CONN_CLOSING) {
+		worker_conn_done(w, c);
+		return;
+	}
+	if (res == 0) {
+		backend_connect_ok(be, w->id);
+		stat_shared_inc(&c->pool->stats->admitted_total);
+		worker_conn_open(w, c);
+		return;
+	}
+	/* nothing else is pending on this socket: close it right here */
+	close(c->fd[1]);
+	c->fd[1] = -1;
+	c->be = NULL;
+	atomic_fetch_sub_explicit(&be->active, 1, memory_order_relaxed);
+	if (res == -SL_ERR_FULL || res == -SL_ERR_RATE) {
+		/*
+		 * The kernel held the backend to its limits: no fault of the
+		 * backend's and no retry spent. Another backend, or wait.
+		 */
+		c->tries--;
+		stat_inc(res == -SL_ERR_FULL ? &be->ws[w->id].refused_full
+					     : &be->ws[w->id].refused_rate);
+		conn_connect(w, c);
+		return;
+	}
+	backend_connect_failed(be, w->id, w->now);
+	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
+			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
+	if (c->tries <= c->pool->cfg->retries)
+		conn_connect(w, c);
+	else
+		refuse(w, c, REFUSE_DOWN);
+}
+
+/* ---- deadlines ---------------------------------------------------------------------------- */
+
+uint64_t admit_deadline(const struct conn *c)
+{
+	const struct sl_config *cfg = c->gen->snap->cfg;
+	uint64_t cap = c->accepted_ms + cfg->timeouts.backend_wait_ms, t;
+
+	switch (c->state) {
+	case CONN_HEAD:
+		return c->accepted_ms + cfg->timeouts.head_ms;
+	case CONN_CONNECTING:
+		t = c->attempt_ms + cfg->timeouts.connect_ms;
+		return t < cap ? t : cap;
+	case CONN_WAITING:
+		t = c->attempt_ms + c->pool->cfg->queue.timeout_ms;
+		return t < cap ? t : cap;
+	case CONN_RESPONDING:
+		return c->attempt_ms + RESPOND_MS;
+	default:
+		return UINT64_MAX;
+	}
+}
+
+void admit_timer(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	switch (c->state) {
+	case CONN_HEAD:
+		stat_inc(&w->stats.head_timeouts);
+		worker_conn_abort(w, c, 0);
+		break;
+	case CONN_CONNECTING:
+		/*
+		 * The connect completes with -ECANCELED and is retried or
+		 * failed there. Cancel by user_data, not by descriptor: the
+		 * cancel is done at submission, but keying it to this
+		 * connection's connect keeps it from ever touching a reused fd.
+		 */
+		sqe = w_sqe(w);
+		io_uring_prep_cancel64(sqe, ud_pack(c, UD_CONNECT), 0);
+		io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
+		c->inflight++;
+		break;
+	case CONN_WAITING:
+		dequeue(w, c);
+		refuse(w, c, c->refusal);
+		break;
+	case CONN_RESPONDING:
+		worker_conn_abort(w, c, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- the request head ------------------------------------------------------------------------- */
+
+static void head_peek(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+	unsigned len = w->bufsize < HEAD_MAX + 1 ? w->bufsize : HEAD_MAX + 1;
+
+	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
+	c->inflight++;
+}
+
+void admit_start(struct worker *w, struct conn *c)
+{
+	c->refusal = REFUSE_COUNT;
+	if (c->flags & CF_HTTP) {
+		c->state = CONN_HEAD;
+		worker_conn_timer_arm(w, c);
+		head_peek(w, c);
+		return;
+	}
+	c->state = CONN_CONNECTING;
+	conn_connect(w, c);
+}
+
+static void head_parsed(struct worker *w, struct conn *c, const char *buf, int len)
+{
+	struct httphead h;
+	enum httphead_status st = httphead_parse(buf, (size_t)len, HEAD_MAX, HEAD_MAX_HEADERS, &h);
+	int lowat = 1;
+
+	switch (st) {
+	case HTTPHEAD_OK:
+		c->head_len = (uint16_t)h.head_len;
+		if (h.upgrade_websocket)
+			c->flags |= CF_WS;
+		if (c->flags & CF_LOWAT) {
+			setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+			c->flags &= ~CF_LOWAT;
+		}
+		c->state = CONN_CONNECTING;
+		conn_connect(w, c);
+		return;
+	case HTTPHEAD_NEED_MORE:
+		/* wake when more than what is there has come, not before */
+		lowat = len + 1;
+		setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		c->flags |= CF_LOWAT;
+		poll_arm(w, c, POLLIN | POLLRDHUP | POLLHUP | POLLERR);
+		return;
+	default:
+		stat_inc(&w->stats.bad_heads);
+		log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: bad request head: %s", w->id,
+				h.reason ? h.reason : "?");
+		c->head_len = (uint16_t)len;
+		respond(w, c, 400, 0);
+	}
+}
+
+void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+{
+	int res = cqe->res, buffered = cqe->flags & IORING_CQE_F_BUFFER;
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+
+	c->inflight--;
+	if (buffered)
+		w->bufs_out++;
+	if (c->state == CONN_RESPONDING) {
+		/* the head is out of the socket: now the answer */
+		if (buffered)
+			w_buf_return(w, bid);
+		c->flags |= CF_CONSUMED;
+		if (res < 0) {
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+		resp_send(w, c);
+		return;
+	}
+	if (c->state != CONN_HEAD) {
+		if (buffered)
+			w_buf_return(w, bid);
+		worker_conn_done(w, c);
+		return;
+	}
+	if (res > 0) {
+		head_parsed(w, c, w->bufs + (size_t)bid * w->bufsize, res);
+		w_buf_return(w, bid);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		/* no buffer to peek into: look again when one is back */
+		c->flags |= CF_LISTED;
+		clist_append(&w->starved, c);
+		return;
+	}
+	/* closed or failed before the head was whole */
+	worker_conn_abort(w, c, res < 0 ? 1u : 0u);
+}
+
+/* A starved head peek: a buffer is back. */
+void admit_head_resume(struct worker *w, struct conn *c)
+{
+	head_peek(w, c);
+}
+
+void admit_on_poll(struct worker *w, struct conn *c, int res)
+{
+	int gone = res > 0 && (res & (POLLRDHUP | POLLHUP | POLLERR));
+
+	c->inflight--;
+	c->flags &= ~CF_POLL;
+	if (c->state == CONN_CLOSING) {
+		worker_conn_done(w, c);
+		return;
+	}
+	if (res == -ECANCELED)
+		return;
+	switch (c->state) {
+	case CONN_HEAD:
+		if (gone && !(res & POLLIN)) {
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+		head_peek(w, c);
+		return;
+	case CONN_WAITING:
+	case CONN_CONNECTING:
+		if (!gone) {
+			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+			return;
+		}
+		/* the client gave up: it leaves the queue, and no backend sees it */
+		if (c->state == CONN_WAITING)
+			dequeue(w, c);
+		refuse(w, c, REFUSE_CLIENT_GONE);
+		return;
+	default:
+		return;
+	}
+}

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker_int — what the modules of a worker share: the connection and the
+ * worker themselves, and the calls between worker.c (loop, listeners,
+ * forwarding, a connection's lifetime) and admit.c (request head, backend
+ * choice, connect, wait queue, refusals). Not for use outside a worker.
+ */
+#ifndef SLUICE_WORKER_INT_H
+#define SLUICE_WORKER_INT_H
+
+#include <liburing.h>
+#include <semaphore.h>
+#include <stdint.h>
+
+#include "proxy/snapshot.h"
+#include "proxy/timer.h"
+#include "proxy/udata.h"
+#include "proxy/worker.h"
+#include "userspace/log.h"
+
+#define HALF_QMAX 4
+
+enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ };
+
+enum half_flags {
+	HALF_RECV = 1 << 0,    /* a receive is in flight */
+	HALF_SEND = 1 << 1,    /* a send is in flight */
+	HALF_EOF = 1 << 2,     /* the source sent FIN */
+	HALF_SHUT = 1 << 3,    /* shutdown(SHUT_WR) of the sink is in flight */
+	HALF_DONE = 1 << 4,    /* FIN forwarded: nothing more goes this way */
+	HALF_STARVED = 1 << 5, /* data waits but the buffer ring was empty */
+};
+
+struct half {
+	uint16_t bid[HALF_QMAX];
+	uint32_t len[HALF_QMAX];
+	uint32_t sent; /* bytes of the head buffer already sent */
+	uint8_t head, count, flags;
+};
+
+enum conn_state {
+	CONN_FREE = 0,
+	CONN_HEAD,       /* mode http: waiting for the whole request head */
+	CONN_CONNECTING, /* a backend connect in flight */
+	CONN_WAITING,    /* in the pool's wait queue */
+	CONN_OPEN,       /* forwarding */
+	CONN_RESPONDING, /* sending sluice's own answer (400, 503), then closing */
+	CONN_CLOSING,
+};
+
+enum conn_flags {
+	CF_HTTP = 1 << 0,    /* accepted on a mode = "http" listener */
+	CF_WS = 1 << 1,      /* the head asked for a WebSocket upgrade */
+	CF_POLL = 1 << 2,    /* a poll on the client is armed (head data, or client gone) */
+	CF_LISTED = 1 << 3,  /* on a list: the starved list (open) or a wait queue (waiting) */
+	CF_LOWAT = 1 << 4,   /* SO_RCVLOWAT was raised to wait for more of the head */
+	CF_WAITED = 1 << 5,  /* went through the wait queue */
+	CF_CONSUMED = 1 << 6, /* the head was read out of the socket (responding) */
+};
+
+struct wgen;
+
+struct conn {
+	struct timer_node timer;
+	int fd[2]; /* client, backend */
+	uint8_t state;
+	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
+	uint8_t refusal; /* enum refusal to count if it ends without a backend; REFUSE_COUNT: none */
+	uint8_t flags;   /* enum conn_flags */
+	uint16_t inflight;
+	uint16_t head_len; /* mode http: bytes of the request head, still in the socket */
+	uint64_t accepted_ms;
+	uint64_t attempt_ms; /* current connect attempt, or when it began waiting */
+	uint64_t active_ms;  /* last byte either way */
+	uint64_t tried;      /* balance_bit() of backends tried */
+	uint64_t ticket;     /* place in the pool's wait queue */
+	struct backend *be;
+	struct snap_pool *pool;
+	struct wgen *gen;
+	struct conn *next, *prev; /* free list; starved list or wait queue */
+	char *resp;               /* CONN_RESPONDING: the answer being sent (malloc'd) */
+	struct half half[2];
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
+_Static_assert(_Alignof(struct conn) >= UD_ALIGN, "udata needs aligned objects");
+
+/* A doubly linked list of connections, NULL-terminated, with its length. */
+struct clist {
+	struct conn *head, *tail;
+	uint32_t n;
+};
+
+/* A snapshot as one worker uses it: released when current no more and empty. */
+struct wgen {
+	struct snapshot *snap;
+	uint32_t nconns;
+	struct wgen *next;
+	struct clist *queues; /* per pool of the snapshot: this worker's waiting clients */
+	uint32_t nwaiting;    /* in all of them */
+};
+
+struct wlistener {
+	struct worker *w;
+	struct lsock *ls;
+	struct snap_listener *sl; /* in the current snapshot; NULL once removed */
+	struct timer_node timer;  /* accept back-off */
+	int fd;
+	uint8_t armed;
+	uint8_t closing;
+	struct wlistener *next;
+} __attribute__((aligned(UD_ALIGN)));
+
+struct conn_chunk;
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct io_uring ring;
+	int main_ring_fd;
+	sem_t ready;
+	int start_err;
+	struct snapshot *initial; /* handed to the thread, adopted once its ring is up */
+
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	uint32_t nbufs, bufsize, bufs_out;
+
+	struct timer_heap timers;
+	struct timer_node grace;
+	struct timer_node waitq_timer;
+	uint64_t now;    /* ms, CLOCK_MONOTONIC, once per loop */
+	uint64_t now_ns; /* the same in ns: the kernel buckets' clock */
+	uint64_t rng;    /* xorshift state: Retry-After jitter, drain order */
+
+	struct wgen *gen; /* current, head of the list */
+	struct wlistener *listeners;
+	unsigned nlisteners;
+
+	struct conn_chunk *chunks;
+	struct conn *free_conns;
+	struct clist starved; /* open connections waiting for a buffer, oldest first */
+	uint64_t nconns;      /* slots in use */
+	uint32_t nwaiting;    /* clients in this worker's wait queues */
+	int stopping;
+	int done;
+	struct log_rl rl;
+
+	struct worker_stats stats;
+} __attribute__((aligned(64)));
+
+#define BUF_GROUP 0
+
+/* ---- small shared helpers ---------------------------------------------------- */
+
+static inline void stat_inc(_Atomic uint64_t *c)
+{
+	/* single writer: a relaxed load+store, no locked instruction */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline void stat_dec(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+}
+
+/* For counters several workers write (per pool): a real atomic add. */
+static inline void stat_shared_inc(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/*
+ * An SQE, submitting what is queued when the SQ is full. Submission only
+ * fails for reasons that leave nothing to do but retry (EINTR, EAGAIN), so
+ * this never returns NULL.
+ */
+static inline struct io_uring_sqe *w_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		io_uring_submit(&w->ring);
+	return sqe;
+}
+
+/* Give provided buffer BID back to the ring. */
+static inline void w_buf_return(struct worker *w, uint16_t bid)
+{
+	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->bufsize, w->bufsize, bid,
+			      io_uring_buf_ring_mask(w->nbufs), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+	w->bufs_out--;
+}
+
+static inline uint64_t w_random(struct worker *w)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+void clist_append(struct clist *l, struct conn *c);
+void clist_prepend(struct clist *l, struct conn *c);
+void clist_remove(struct clist *l, struct conn *c);
+
+/* ---- worker.c, for admit.c ------------------------------------------------------- */
+
+/* Tell worker ID (not W itself) to let its waiting clients try now. */
+void worker_wake(struct worker *w, unsigned id);
+
+/* Tear C down; RST_MASK bit i: close fd[i] with a reset. */
+void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask);
+/* (Re)queue C's deadline timer from its state. */
+void worker_conn_timer_arm(struct worker *w, struct conn *c);
+/* The backend is connected: start moving bytes. */
+void worker_conn_open(struct worker *w, struct conn *c);
+/* A completion of C's came back after it began closing: free it when the last one has. */
+void worker_conn_done(struct worker *w, struct conn *c);
+
+/* ---- admit.c, for worker.c --------------------------------------------------------- */
+
+/* A client was accepted on a listener of MODE: read its head, or find it a backend. */
+void admit_start(struct worker *w, struct conn *c);
+void admit_on_connect(struct worker *w, struct conn *c, int res);
+/* A UD_HEAD completion: a peek at the request head, or reading it out to answer. */
+void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe);
+/* A UD_POLL completion: more of the head arrived, or the client left. */
+void admit_on_poll(struct worker *w, struct conn *c, int res);
+/* A UD_RESP completion: sluice's own answer was sent. */
+void admit_on_resp(struct worker *w, struct conn *c, int res);
+/* When C's deadline is, in a state admit.c owns. */
+uint64_t admit_deadline(const struct conn *c);
+/* C's deadline passed in a state admit.c owns. */
+void admit_timer(struct worker *w, struct conn *c);
+/* The wait-queue timer: let waiting clients try again. */
+void admit_run(struct worker *w);
+/* C is going away: take it out of any wait queue. */
+void admit_forget(struct worker *w, struct conn *c);
+/* A connection to a backend of pool P closed here: a waiting client may go. */
+void admit_released(struct worker *w, struct snap_pool *p);
+/* Stop polling for a waiting client's departure (it has its backend). */
+void admit_poll_cancel(struct worker *w, struct conn *c);
+/* A head peek that found no buffer: a buffer is back, peek again. */
+void admit_head_resume(struct worker *w, struct conn *c);
+
+#endif
