@@ -101,6 +101,8 @@ static __always_inline int admit(struct bpf_sock_addr *ctx, struct sl_addr *key)
 	struct sl_sk *st;
 	__u32 *slotp, slot;
 
+	if (ctx->sk && ctx->sk->mark == SL_MARK_CHECK)
+		return 1; /* a health or agent check of sluice's own */
 	slotp = bpf_map_lookup_elem(&backend_idx, key);
 	if (!slotp)
 		return 1; /* not a backend of ours */

@@ -33,6 +33,13 @@
 #define SL_AF_INET 2
 #define SL_AF_INET6 10
 
+/*
+ * SO_MARK of sluice's own health-check and agent sockets: the backend gate
+ * lets them through without a slot or a token, so a backend at its limits
+ * is not judged down by its own limits.
+ */
+#define SL_MARK_CHECK 0x51ce0001u
+
 /* An IP address and TCP port; IPv4 in ip[0], the rest zero. Network order. */
 struct sl_addr {
 	__u32 ip[4];

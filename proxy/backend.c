@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "userspace/log.h"
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct backend *registry;
 
@@ -70,13 +72,24 @@ void backend_connect_ok(struct backend *be, unsigned worker)
 void backend_connect_failed(struct backend *be, unsigned worker, uint64_t now_ms)
 {
 	atomic_fetch_add_explicit(&be->ws[worker].failures, 1, memory_order_relaxed);
+	uint32_t fails = atomic_fetch_add_explicit(&be->fails, 1, memory_order_relaxed) + 1;
+	uint32_t fall = atomic_load_explicit(&be->fall, memory_order_relaxed);
+
+	if (atomic_load_explicit(&be->checked, memory_order_relaxed)) {
+		/* passive health: down until the active checks see it rise */
+		if (fails >= (fall ? fall : BACKEND_FAIL_DOWN) &&
+		    !atomic_exchange_explicit(&be->hc_down, 1, memory_order_relaxed))
+			log_warn("health: backend %s down after %u failed connects", be->addr.text,
+				 fails);
+		return;
+	}
 	/*
 	 * Circuit breaker: after BACKEND_FAIL_DOWN failures in a row the
 	 * backend gets no new clients for BACKEND_DOWN_MS; then one more try
 	 * is let through (the counter stays high, so a failure re-arms it at
 	 * once and a success clears it).
 	 */
-	if (atomic_fetch_add_explicit(&be->fails, 1, memory_order_relaxed) + 1 >= BACKEND_FAIL_DOWN)
+	if (fails >= BACKEND_FAIL_DOWN)
 		atomic_store_explicit(&be->down_until_ms, now_ms + BACKEND_DOWN_MS,
 				      memory_order_relaxed);
 }

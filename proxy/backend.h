@@ -49,6 +49,16 @@ struct backend {
 	_Atomic uint32_t fails;           /* consecutive failed connects */
 	_Atomic uint64_t down_until_ms;   /* monotonic; 0 = not down */
 	/*
+	 * Health, set by the main thread's checks (proxy/health.c) and, for
+	 * hc_down, by workers whose connects fail `fall` times in a row while
+	 * active checks watch the backend (they alone bring it back).
+	 */
+	_Atomic int checked;    /* active health checks watch it */
+	_Atomic uint32_t fall;  /* consecutive failed connects that mark it down */
+	_Atomic int hc_down;    /* failed its health checks */
+	_Atomic int agent_down; /* its agent says down, fail or stopped */
+	_Atomic int drained;    /* agent drain/maint (or an operator's drain): no new clients */
+	/*
 	 * The kernel's ledger and bucket for this address (shared memory,
 	 * written by the BPF programs), or NULL without BPF. Set by the main
 	 * thread when a config is applied; stable for the life of the object.
@@ -66,10 +76,13 @@ void backend_put(struct backend *be);
 /* Visit every registered backend (main or admin thread; takes the registry lock). */
 void backend_foreach(void (*fn)(struct backend *be, void *arg), void *arg);
 
-/* May a new connection be tried on BE now? (down state expires by itself) */
+/* May a new connection be tried on BE now? */
 static inline int backend_usable(const struct backend *be, uint64_t now_ms)
 {
-	return atomic_load_explicit(&be->down_until_ms, memory_order_relaxed) <= now_ms;
+	return !atomic_load_explicit(&be->hc_down, memory_order_relaxed) &&
+	       !atomic_load_explicit(&be->agent_down, memory_order_relaxed) &&
+	       !atomic_load_explicit(&be->drained, memory_order_relaxed) &&
+	       atomic_load_explicit(&be->down_until_ms, memory_order_relaxed) <= now_ms;
 }
 
 /*
@@ -107,7 +120,11 @@ static inline uint64_t backend_kernel_wait(const struct backend *be, unsigned wo
 
 /* A connect to BE succeeded: it is up again. */
 void backend_connect_ok(struct backend *be, unsigned worker);
-/* A connect to BE failed; after BACKEND_FAIL_DOWN in a row it is down for BACKEND_DOWN_MS. */
+/*
+ * A connect to BE failed. Watched by health checks: after `fall` in a row it
+ * is down until they see it up. Otherwise: after BACKEND_FAIL_DOWN in a row
+ * it is down for BACKEND_DOWN_MS, then one client probes it.
+ */
 void backend_connect_failed(struct backend *be, unsigned worker, uint64_t now_ms);
 
 /* Sum a per-worker counter over all workers. */

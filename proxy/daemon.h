@@ -24,6 +24,7 @@ struct daemon {
 	pthread_mutex_t lock; /* guards cur against readers on other threads */
 	struct snapshot *cur;
 	struct ebpf *ebpf; /* NULL when bpf.enabled = false */
+	struct health *health;
 
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;

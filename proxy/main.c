@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "proxy/daemon.h"
+#include "proxy/health.h"
 #include "version.h"
 #include "proxy/stats.h"
 #include "proxy/udata.h"
@@ -86,6 +87,14 @@ static int send_msg(struct main_loop *m, struct worker *w, enum worker_msg type,
 	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*
@@ -157,6 +166,8 @@ static void reload(struct daemon *d, struct main_loop *m)
 		send_msg(m, d->workers[i], MSG_ADOPT, s);
 	}
 	io_uring_submit(&m->ring);
+	health_sync(d->health, s, mono_ms());
+	health_tick(d->health, mono_ms());
 	snapshot_put(old);
 	atomic_fetch_add(&d->reloads_ok, 1);
 	atomic_store(&d->last_reload_ok, (uint64_t)time(NULL));
@@ -189,14 +200,6 @@ static void arm_signal_read(struct main_loop *m)
 	io_uring_sqe_set_data64(sqe, ud_pack(m, UD_SIGNAL));
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int main_loop_run(struct daemon *d, struct main_loop *m)
 {
 	uint64_t next_check = mono_ms() + 1000;
@@ -217,6 +220,8 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 			next_check = mono_ms() + 1000;
 			ebpf_check(d->ebpf);
 		}
+		if (!d->stopping)
+			health_tick(d->health, mono_ms());
 		io_uring_for_each_cqe(&m->ring, head, cqe)
 		{
 			n++;
@@ -233,6 +238,12 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 			case UD_MSG:
 				if (cqe->res == MSG_WORKER_EXIT)
 					m->exited++;
+				break;
+			case UD_CONNECT:
+			case UD_SEND:
+			case UD_RECV:
+				health_on_cqe(d->health, ud_ptr(cqe->user_data), ud_op(cqe->user_data),
+					      cqe->res, mono_ms());
 				break;
 			default:
 				break;
@@ -339,7 +350,7 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&d.last_reload_ok, d.start_time);
 	m.sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	ret = io_uring_queue_init(64, &m.ring, 0);
+	ret = io_uring_queue_init(256, &m.ring, 0);
 	if (m.sfd < 0 || ret) {
 		log_error("start: signalfd/io_uring: %s", strerror(ret ? -ret : errno));
 		return 1;
@@ -357,6 +368,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	d.health = health_new(&m.ring, d.ebpf);
+	if (!d.health) {
+		log_error("start: out of memory");
+		ret = 1;
+		goto out;
+	}
+	health_sync(d.health, d.cur, mono_ms());
 	if (d.cur->cfg->admin.enabled) {
 		admin = admin_start(&d.cur->cfg->admin.addr, stats_handle, &d, err, sizeof(err));
 		if (!admin)
@@ -370,6 +388,7 @@ out:
 	admin_stop(admin);
 	for (unsigned i = 0; i < d.nworkers; i++)
 		worker_join(d.workers[i]);
+	health_free(d.health);
 	snapshot_put(d.cur);
 	/* every connection is closed by now: the programs may go */
 	ebpf_close(d.ebpf, 1);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "proxy/daemon.h"
+#include "proxy/health.h"
 #include "version.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -275,6 +276,17 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 		    "Programs found detached by the safeguard and attached again.");
 	admin_printf(r, "sluice_bpf_reattach_total %llu\n",
 		     (unsigned long long)ebpf_reattached(d->ebpf));
+	{
+		uint64_t ok, fail;
+
+		health_counts(d->health, &ok, &fail);
+		metric_head(r, "sluice_health_checks_total", "counter",
+			    "Active health checks done, by result.");
+		admin_printf(r, "sluice_health_checks_total{result=\"pass\"} %llu\n",
+			     (unsigned long long)ok);
+		admin_printf(r, "sluice_health_checks_total{result=\"fail\"} %llu\n",
+			     (unsigned long long)fail);
+	}
 	syn_metrics(d, s, r);
 	pool_metrics(s, r);
 	backend_metrics(s, r);

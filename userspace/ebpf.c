@@ -770,6 +770,23 @@ out:
 	return ret;
 }
 
+int ebpf_backend_limits(struct ebpf *e, const struct cfg_addr *addr, uint32_t max_conns,
+			uint32_t rate, uint32_t burst)
+{
+	volatile struct sl_backend *b = ebpf_backend(e, addr);
+	__u64 interval, tau;
+
+	if (!b)
+		return -ENOENT;
+	sl_bucket_params(rate, burst, &interval, &tau);
+	b->max_conns = max_conns;
+	b->bucket.interval_ns = interval;
+	b->bucket.tau_ns = tau;
+	b->rate = rate;
+	b->burst = burst;
+	return 0;
+}
+
 volatile struct sl_backend *ebpf_backend(struct ebpf *e, const struct cfg_addr *addr)
 {
 	struct sl_addr k = to_key(addr);

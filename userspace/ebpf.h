@@ -44,6 +44,14 @@ struct ebpf *ebpf_open(const struct sl_config *cfg, char *err, size_t errlen);
  */
 int ebpf_apply(struct ebpf *e, const struct sl_config *cfg, char *err, size_t errlen);
 
+/*
+ * Limits in force for backend ADDR now, below what the config says while it
+ * ramps up (slow start) or while its agent asks for less. Written in place:
+ * ledger and bucket state are kept. 0, or -ENOENT if ADDR has no slot.
+ */
+int ebpf_backend_limits(struct ebpf *e, const struct cfg_addr *addr, uint32_t max_conns,
+			uint32_t rate, uint32_t burst);
+
 /* The kernel's entry for backend ADDR (shared memory, live), or NULL. */
 volatile struct sl_backend *ebpf_backend(struct ebpf *e, const struct cfg_addr *addr);
 
