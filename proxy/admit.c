@@ -239,7 +239,7 @@ static void resp_send(struct worker *w, struct conn *c)
 {
 	struct io_uring_sqe *sqe = w_sqe(w);
 
-	io_uring_prep_send(sqe, c->fd[0], c->resp, strlen(c->resp), MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fd[0], c->resp, c->resp_len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
 	c->inflight++;
 }
@@ -286,6 +286,7 @@ static void respond(struct worker *w, struct conn *c, int status, unsigned retry
 		return;
 	}
 	memcpy(c->resp, buf, (size_t)n + 1);
+	c->resp_len = (uint32_t)n;
 	c->state = CONN_RESPONDING;
 	c->attempt_ms = w->now;
 	worker_conn_timer_arm(w, c);

@@ -120,6 +120,75 @@ static int apply_limits(struct daemon *d, struct snapshot *s, char *err, size_t 
 	return 0;
 }
 
+/*
+ * New connections per second the pools of S can take in all: the pace a
+ * drain must not exceed, or the reconnects it causes would queue up. 0 when
+ * some backend has no rate limit (nothing to bound it by).
+ */
+static double admit_capacity(const struct snapshot *s)
+{
+	double sum = 0;
+
+	for (unsigned i = 0; i < s->npools; i++)
+		for (unsigned j = 0; j < s->pools[i].nbe; j++) {
+			if (!s->pools[i].cfg->servers[j].rate)
+				return 0;
+			sum += s->pools[i].cfg->servers[j].rate;
+		}
+	return sum;
+}
+
+/* Ask every worker to drain, paced: all of it, or a backend's, or a listener's. */
+static void send_drain(struct daemon *d, struct main_loop *m, enum worker_msg type,
+		       enum drain_kind kind, const void *target, double cap)
+{
+	const struct sl_config *cfg = d->cur->cfg;
+
+	for (unsigned i = 0; i < d->nworkers; i++) {
+		struct drain_req *r = aligned_alloc(16, sizeof(*r));
+
+		if (!r) {
+			log_error("drain: out of memory");
+			continue;
+		}
+		*r = (struct drain_req){ .kind = kind, .target = target,
+					 .period_s = cfg->drain.period_s, .cap_per_s = cap,
+					 .nworkers = d->nworkers, .grace_s = cfg->drain.grace_s };
+		send_msg(m, d->workers[i], type, r);
+	}
+	io_uring_submit(&m->ring);
+}
+
+/* What OLD had and NEW has not: drained, at the drain pace. */
+static void drain_removed(struct daemon *d, struct main_loop *m, const struct snapshot *old,
+			  const struct snapshot *new)
+{
+	for (unsigned i = 0; i < old->npools; i++) {
+		for (unsigned j = 0; j < old->pools[i].nbe; j++) {
+			const struct backend *be = old->pools[i].be[j];
+			int kept = 0;
+
+			for (unsigned k = 0; k < new->npools && !kept; k++)
+				for (unsigned l = 0; l < new->pools[k].nbe && !kept; l++)
+					kept = new->pools[k].be[l] == be;
+			if (!kept) {
+				log_info("reload: backend %s removed: draining its connections",
+					 be->addr.text);
+				send_drain(d, m, MSG_DRAIN, DRAIN_BACKEND, be, admit_capacity(new));
+			}
+		}
+	}
+	for (unsigned i = 0; i < old->nlisteners; i++) {
+		const struct lsock *ls = old->listeners[i].ls;
+
+		if (!snapshot_find_lsock((struct snapshot *)new, ls)) {
+			log_info("reload: listener %s removed: draining its connections",
+				 old->listeners[i].cfg->name);
+			send_drain(d, m, MSG_DRAIN, DRAIN_LISTENER, ls, admit_capacity(new));
+		}
+	}
+}
+
 static void reload(struct daemon *d, struct main_loop *m)
 {
 	char err[512], *errors = NULL;
@@ -166,6 +235,7 @@ static void reload(struct daemon *d, struct main_loop *m)
 		send_msg(m, d->workers[i], MSG_ADOPT, s);
 	}
 	io_uring_submit(&m->ring);
+	drain_removed(d, m, old, s);
 	health_sync(d->health, s, mono_ms());
 	health_tick(d->health, mono_ms());
 	snapshot_put(old);
@@ -185,11 +255,9 @@ static void stop(struct daemon *d, struct main_loop *m)
 		log_info("stop: already stopping");
 		return;
 	}
-	log_info("stop: closing listeners; connections have %u s to finish",
-		 d->cur->cfg->drain.grace_s);
-	for (unsigned i = 0; i < d->nworkers; i++)
-		send_msg(m, d->workers[i], MSG_STOP, NULL);
-	io_uring_submit(&m->ring);
+	log_info("stop: closing listeners; connections drained over %u s, then %u s of grace",
+		 d->cur->cfg->drain.period_s, d->cur->cfg->drain.grace_s);
+	send_drain(d, m, MSG_STOP, DRAIN_ALL, NULL, admit_capacity(d->cur));
 }
 
 static void arm_signal_read(struct main_loop *m)

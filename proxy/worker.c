@@ -141,6 +141,8 @@ static struct conn *conn_alloc(struct worker *w)
 	memset(c, 0, sizeof(*c));
 	timer_node_init(&c->timer, TK_CONN);
 	c->fd[0] = c->fd[1] = -1;
+	c->serial = ++w->serial;
+	wsframe_init(&c->ws);
 	w->nconns++;
 	return c;
 }
@@ -297,9 +299,14 @@ void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 
 static uint64_t conn_deadline(const struct conn *c)
 {
-	if (c->state == CONN_OPEN)
-		return c->active_ms + (uint64_t)c->gen->snap->cfg->timeouts.idle_s * 1000;
-	return admit_deadline(c);
+	uint64_t idle;
+
+	if (c->state != CONN_OPEN)
+		return admit_deadline(c);
+	idle = c->active_ms + (uint64_t)c->gen->snap->cfg->timeouts.idle_s * 1000;
+	if ((c->flags & CF_DRAIN) && c->attempt_ms + DRAIN_WS_MS < idle)
+		return c->attempt_ms + DRAIN_WS_MS; /* no boundary came in time */
+	return idle;
 }
 
 void worker_conn_timer_arm(struct worker *w, struct conn *c)
@@ -403,6 +410,43 @@ static void starved_run(struct worker *w)
 	}
 }
 
+/* A drained WebSocket may get its Close frame now: between two whole messages. */
+static int ws_ready(const struct conn *c)
+{
+	return (c->flags & CF_WS) && !c->half[1].count && !(c->half[1].flags & HALF_SEND) &&
+	       wsframe_at_boundary(&c->ws);
+}
+
+/*
+ * Tell a drained WebSocket client that the service restarts (Close 1012)
+ * rather than dropping it, so it reconnects as a planned event. Forwarding
+ * stops: what is in flight is cancelled first (cancels are done at
+ * submission, in order, so the Close frame's send is not among them), and
+ * the connection closes once the frame is sent.
+ */
+static void ws_close(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	c->resp = malloc(2 + 2 + 123);
+	if (!c->resp) {
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	c->resp_len = (uint32_t)wsframe_close((uint8_t *)c->resp, 1012, "service restart");
+	for (int i = 0; i < 2; i++)
+		if (c->inflight)
+			conn_cancel_fd(w, c, c->fd[i]);
+	c->state = CONN_RESPONDING;
+	c->attempt_ms = w->now;
+	worker_conn_timer_arm(w, c);
+	stat_inc(&w->stats.ws_closes);
+	sqe = w_sqe(w);
+	io_uring_prep_send(sqe, c->fd[0], c->resp, c->resp_len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
+	c->inflight++;
+}
+
 static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_uring_cqe *cqe)
 {
 	struct half *hf = &c->half[h];
@@ -412,7 +456,8 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	hf->flags &= ~HALF_RECV;
 	if (cqe->flags & IORING_CQE_F_BUFFER)
 		w->bufs_out++;
-	if (c->state == CONN_CLOSING) {
+	if (c->state != CONN_OPEN) {
+		/* closing, or answering (a Close frame): the bytes go nowhere */
 		if (cqe->flags & IORING_CQE_F_BUFFER)
 			w_buf_return(w, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
 		conn_maybe_free(w, c);
@@ -420,8 +465,14 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	}
 	if (res > 0) {
 		unsigned tail = (hf->head + hf->count) % HALF_QMAX;
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
-		hf->bid[tail] = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		/* a WebSocket's server→client frames, followed so a drain can close between them */
+		if (h == 1 && (c->flags & CF_WS) &&
+		    wsframe_feed(&c->ws, (const uint8_t *)w->bufs + (size_t)bid * w->bufsize,
+				 (size_t)res))
+			c->flags &= ~CF_WS;
+		hf->bid[tail] = bid;
 		hf->len[tail] = (uint32_t)res;
 		hf->count++;
 		c->active_ms = w->now;
@@ -451,7 +502,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 
 	c->inflight--;
 	hf->flags &= ~HALF_SEND;
-	if (c->state == CONN_CLOSING) {
+	if (c->state != CONN_OPEN) {
 		conn_maybe_free(w, c);
 		return;
 	}
@@ -470,6 +521,10 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 		hf->count--;
 		hf->sent = 0;
 	}
+	if (h == 1 && !hf->count && (c->flags & CF_DRAIN) && ws_ready(c)) {
+		ws_close(w, c);
+		return;
+	}
 	if (hf->count)
 		half_send(w, c, h);
 	else if (hf->flags & HALF_EOF)
@@ -481,7 +536,7 @@ static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
 {
 	c->inflight--;
 	c->half[h].flags = (uint8_t)((c->half[h].flags & ~HALF_SHUT) | HALF_DONE);
-	if (c->state == CONN_CLOSING) {
+	if (c->state != CONN_OPEN) {
 		conn_maybe_free(w, c);
 		return;
 	}
@@ -515,7 +570,8 @@ static void on_conn_timer(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->state == CONN_OPEN) {
-		stat_inc(&w->stats.idle_timeouts);
+		if (!(c->flags & CF_DRAIN))
+			stat_inc(&w->stats.idle_timeouts);
 		worker_conn_abort(w, c, 0);
 		return;
 	}
@@ -586,6 +642,7 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	c->gen = w->gen;
 	c->gen->nconns++;
 	c->pool = wl->sl->pool;
+	c->ls = wl->ls;
 	if (wl->sl->cfg->mode == CFG_MODE_HTTP)
 		c->flags |= CF_HTTP;
 	admit_start(w, c);
@@ -671,10 +728,121 @@ static int worker_adopt(struct worker *w, struct snapshot *snap)
 	return 0;
 }
 
-static void worker_stop(struct worker *w)
+/* ---- paced drain ----------------------------------------------------------------- */
+
+/*
+ * Closing connections on purpose must not cause the flood sluice exists to
+ * prevent: every client closed reconnects. So a drain closes the chosen
+ * connections a few at a time, in random order (no client population
+ * reconnects in step), at n / period_s per second and never faster than the
+ * cap (what the remaining backends admit), each worker its own share. A
+ * WebSocket gets a Close frame (1012, service restart) between two messages
+ * instead of a dropped connection.
+ */
+static int drain_match(const struct drain_req *r, const struct conn *c)
+{
+	switch (r->kind) {
+	case DRAIN_BACKEND:
+		return c->be == r->target;
+	case DRAIN_LISTENER:
+		return c->ls == r->target;
+	default:
+		return 1;
+	}
+}
+
+static void drain_one(struct worker *w, struct conn *c)
+{
+	if (c->state != CONN_OPEN || (c->flags & CF_DRAIN))
+		return;
+	stat_inc(&w->stats.drained);
+	if (!(c->flags & CF_WS)) {
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	c->flags |= CF_DRAIN;
+	c->attempt_ms = w->now;
+	if (ws_ready(c))
+		ws_close(w, c);
+	else
+		worker_conn_timer_arm(w, c); /* DRAIN_WS_MS for a boundary to come */
+}
+
+static void drain_add(struct worker *w, const struct drain_req *r)
+{
+	struct drain_job *j = calloc(1, sizeof(*j));
+	uint32_t cap = 0;
+	double per_s;
+
+	if (!j)
+		goto fail;
+	for (struct conn_chunk *ch = w->chunks; ch; ch = ch->next)
+		for (unsigned i = 0; i < CHUNK_CONNS; i++)
+			cap += ch->conns[i].state == CONN_OPEN && drain_match(r, &ch->conns[i]);
+	j->v = calloc(cap ? cap : 1, sizeof(*j->v));
+	if (!j->v)
+		goto fail;
+	for (struct conn_chunk *ch = w->chunks; ch; ch = ch->next) {
+		for (unsigned i = 0; i < CHUNK_CONNS; i++) {
+			struct conn *c = &ch->conns[i];
+			uint32_t k;
+
+			if (c->state != CONN_OPEN || !drain_match(r, c))
+				continue;
+			/* inside-out Fisher-Yates: a random order as they are collected */
+			k = (uint32_t)(w_random(w) % (j->n + 1));
+			j->v[j->n] = j->v[k];
+			j->v[k].c = c;
+			j->v[k].serial = c->serial;
+			j->n++;
+		}
+	}
+	per_s = r->period_s ? (double)j->n / r->period_s : (double)j->n * 10;
+	if (r->cap_per_s > 0 && per_s > r->cap_per_s / (r->nworkers ? r->nworkers : 1))
+		per_s = r->cap_per_s / (r->nworkers ? r->nworkers : 1);
+	j->per_tick = per_s * DRAIN_TICK_MS / 1000.0;
+	/* the first close at once, not one tick later */
+	j->credit = j->per_tick < 1 ? 1 : j->per_tick;
+	j->next_job = w->drains;
+	w->drains = j;
+	log_info("worker %u: draining %u connections at %.1f/s", w->id, j->n, per_s);
+	timer_set(&w->timers, &w->drain_timer, w->now);
+	return;
+fail:
+	free(j);
+	log_error("worker %u: drain: out of memory; connections stay", w->id);
+}
+
+static void drain_tick(struct worker *w)
+{
+	struct drain_job **jp = &w->drains, *j;
+
+	while ((j = *jp)) {
+		while (j->credit >= 1 && j->next < j->n) {
+			struct conn *c = j->v[j->next].c;
+
+			if (c->serial == j->v[j->next].serial && c->state == CONN_OPEN) {
+				drain_one(w, c);
+				j->credit -= 1;
+			}
+			j->next++;
+		}
+		if (j->next == j->n) {
+			*jp = j->next_job;
+			free(j->v);
+			free(j);
+			continue;
+		}
+		j->credit += j->per_tick;
+		jp = &j->next_job;
+	}
+	if (w->drains)
+		timer_set(&w->timers, &w->drain_timer, w->now + DRAIN_TICK_MS);
+}
+
+static void worker_stop(struct worker *w, const struct drain_req *r)
 {
 	struct wlistener *wl, *next;
-	uint32_t grace_s = w->gen->snap->cfg->drain.grace_s;
 
 	if (w->stopping)
 		return;
@@ -683,7 +851,9 @@ static void worker_stop(struct worker *w)
 		next = wl->next;
 		listener_close(w, wl);
 	}
-	timer_set(&w->timers, &w->grace, w->now + (uint64_t)grace_s * 1000);
+	drain_add(w, r);
+	timer_set(&w->timers, &w->grace,
+		  w->now + ((uint64_t)r->period_s + r->grace_s) * 1000);
 }
 
 /* Grace ran out: close what is left (pacing belongs to the drain, not here). */
@@ -713,7 +883,13 @@ static void on_msg(struct worker *w, void *ptr, int type)
 			log_error("worker %u: cannot adopt new config: out of memory", w->id);
 		break;
 	case MSG_STOP:
-		worker_stop(w);
+		worker_stop(w, ptr);
+		free(ptr);
+		break;
+	case MSG_DRAIN:
+		if (!w->stopping)
+			drain_add(w, ptr);
+		free(ptr);
 		break;
 	case MSG_WAKE:
 		timer_set(&w->timers, &w->waitq_timer, w->now);
@@ -796,6 +972,9 @@ static void run_timers(struct worker *w)
 		case TK_WAITQ:
 			admit_run(w);
 			break;
+		case TK_DRAIN:
+			drain_tick(w);
+			break;
 		}
 	}
 }
@@ -836,6 +1015,13 @@ static void worker_teardown(struct worker *w)
 	while ((ch = w->chunks)) {
 		w->chunks = ch->next;
 		free(ch);
+	}
+	while (w->drains) {
+		struct drain_job *j = w->drains;
+
+		w->drains = j->next_job;
+		free(j->v);
+		free(j);
 	}
 	while ((g = w->gen)) {
 		w->gen = g->next;
@@ -914,6 +1100,7 @@ struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd
 	w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)(uintptr_t)w;
 	timer_node_init(&w->grace, TK_GRACE);
 	timer_node_init(&w->waitq_timer, TK_WAITQ);
+	timer_node_init(&w->drain_timer, TK_DRAIN);
 	sem_init(&w->ready, 0, 0);
 	w->initial = snap;
 	ret = pthread_create(&w->thread, NULL, worker_main, w);

@@ -20,7 +20,20 @@ enum worker_msg {
 	MSG_STOP,        /* main → worker: stop accepting, finish within drain.grace_s */
 	MSG_WORKER_EXIT, /* worker → main; ptr: the worker */
 	MSG_WAKE,        /* worker → worker: its oldest waiting client may go now */
+	MSG_DRAIN,       /* main → worker; ptr: a struct drain_req for the worker to free */
 };
+
+/* What to close, paced: every connection, a backend's, or a listener's. */
+enum drain_kind { DRAIN_ALL, DRAIN_BACKEND, DRAIN_LISTENER };
+
+struct drain_req {
+	enum drain_kind kind;
+	const void *target; /* struct backend * or struct lsock *; only compared */
+	uint32_t period_s;  /* spread the closes over this */
+	double cap_per_s;   /* and never faster than this (all workers; 0: no cap) */
+	unsigned nworkers;  /* who share the cap */
+	uint32_t grace_s;   /* with stop: how long stragglers get after period_s */
+} __attribute__((aligned(16)));
 
 /* Counters a worker keeps about itself; read by the admin thread. */
 struct worker_stats {
@@ -34,6 +47,8 @@ struct worker_stats {
 	_Atomic uint64_t accept_errors; /* accept failures (EMFILE, ENOBUFS, ...) */
 	_Atomic uint64_t nobufs;        /* receives that found the buffer ring empty */
 	_Atomic uint64_t grace_closed;  /* connections closed when drain.grace_s ran out */
+	_Atomic uint64_t drained;       /* connections closed by a paced drain */
+	_Atomic uint64_t ws_closes;     /* ... of those, WebSockets told Close 1012 */
 } __attribute__((aligned(64)));
 
 struct worker;

@@ -16,11 +16,12 @@
 #include "proxy/timer.h"
 #include "proxy/udata.h"
 #include "proxy/worker.h"
+#include "proxy/wsframe.h"
 #include "userspace/log.h"
 
 #define HALF_QMAX 4
 
-enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ };
+enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ, TK_DRAIN };
 
 enum half_flags {
 	HALF_RECV = 1 << 0,    /* a receive is in flight */
@@ -56,6 +57,7 @@ enum conn_flags {
 	CF_LOWAT = 1 << 4,   /* SO_RCVLOWAT was raised to wait for more of the head */
 	CF_WAITED = 1 << 5,  /* went through the wait queue */
 	CF_CONSUMED = 1 << 6, /* the head was read out of the socket (responding) */
+	CF_DRAIN = 1 << 7,    /* being drained: a Close frame goes out at the next boundary */
 };
 
 struct wgen;
@@ -74,12 +76,16 @@ struct conn {
 	uint64_t active_ms;  /* last byte either way */
 	uint64_t tried;      /* balance_bit() of backends tried */
 	uint64_t ticket;     /* place in the pool's wait queue */
+	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
+	struct lsock *ls;    /* the listener that accepted it */
 	struct backend *be;
 	struct snap_pool *pool;
 	struct wgen *gen;
 	struct conn *next, *prev; /* free list; starved list or wait queue */
 	char *resp;               /* CONN_RESPONDING: the answer being sent (malloc'd) */
+	uint32_t resp_len;
 	struct half half[2];
+	struct wsframe ws; /* CF_WS: where the backend→client frames stand */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
@@ -113,6 +119,18 @@ struct wlistener {
 
 struct conn_chunk;
 
+/* A drain in progress: connections picked at its start, in random order. */
+struct drain_job {
+	struct {
+		struct conn *c;
+		uint32_t serial;
+	} *v;
+	uint32_t n, next;
+	double per_tick; /* closes per 100 ms */
+	double credit;
+	struct drain_job *next_job;
+};
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -140,6 +158,9 @@ struct worker {
 	struct conn_chunk *chunks;
 	struct conn *free_conns;
 	struct clist starved; /* open connections waiting for a buffer, oldest first */
+	struct drain_job *drains;
+	struct timer_node drain_timer;
+	uint32_t serial;
 	uint64_t nconns;      /* slots in use */
 	uint32_t nwaiting;    /* clients in this worker's wait queues */
 	int stopping;
@@ -200,6 +221,9 @@ static inline void w_buf_return(struct worker *w, uint16_t bid)
 	io_uring_buf_ring_advance(w->br, 1);
 	w->bufs_out--;
 }
+
+#define DRAIN_TICK_MS 100
+#define DRAIN_WS_MS 5000 /* a WebSocket waits this long at most for a message boundary */
 
 static inline uint64_t w_random(struct worker *w)
 {

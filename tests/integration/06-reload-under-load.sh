@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # 1000 established connections keep exchanging data through 20 SIGHUP reloads
 # that move new connections between backends: not one is dropped, and each
-# reload changes where new connections go.
+# reload changes where new connections go. (Both backends stay in the config:
+# the listener's pool changes. A backend removed from the config would have
+# its connections drained at the drain pace — 21-paced-drain.)
 # timeout: 180
 . "$(dirname "$0")/lib.sh"
 netns_setup
 backend b1 1 banner --threads 2
 backend b2 2 banner --threads 2
-write_conf "$T/a.conf" 2 least_conn 1
-write_conf "$T/b.conf" 2 least_conn 2
+conf() { # conf FILE POOL: the listener routes to POOL; pools one (b1) and two (b2)
+	cat >"$1" <<CONF
+workers = 2;
+admin = { address = "$ADMIN"; };
+$BPF_CONF
+listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "$2"; } );
+pools = ( { name = "one"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; } ); },
+          { name = "two"; servers = ( { name = "b2"; address = "$(be_addr 2):9000"; } ); } );
+CONF
+}
+conf "$T/a.conf" one
+conf "$T/b.conf" two
 cp "$T/a.conf" "$T/s.conf"
 sluiced_start "$T/s.conf"
 

@@ -123,6 +123,7 @@ static const char usage_text[] =
 	"    be opened it prints the summary at once (no \"ready\") and exits 1.\n"
 	"    W = 0: hold until SIGTERM/SIGINT, then close all and exit 0.\n"
 	"    -> open= closed_by_peer= first_close_ms= last_close_ms= resets= stray_bytes=\n"
+	"       max_closes_1s= (the most closes in any 1 s window)\n"
 	"  tpeer connect-only -c ADDR -n N [-p P]\n"
 	"    connect N times (P at once, default 100), close at once. Exit 0 unless\n"
 	"    the deadline hit; the caller judges the numbers. Failures by kind:\n"
@@ -2012,6 +2013,9 @@ out:
 
 static int run_hold(void)
 {
+	/* closes by the peer per 100 ms since all were open (2 minutes) */
+	enum { HOLD_SLOTS = 1200 };
+	static uint64_t close_slots[HOLD_SLOTS];
 	struct epoll_event ee = { .events = EPOLLIN, .data.ptr = NULL }, evs[256];
 	uint64_t t0, now, wait_end = 0, closed = 0, resets = 0, stray = 0;
 	int64_t first = -1, last = -1;
@@ -2095,14 +2099,31 @@ static int run_hold(void)
 			last = (int64_t)((now - t0) / NS_PER_MS);
 			if (first < 0)
 				first = last;
+			if (last / 100 < HOLD_SLOTS)
+				close_slots[last / 100]++;
 			closed++;
 			cl_close_fd(&e, c);
 			c->state = CL_DONE;
 		}
 	}
-	printf("open=%" PRIu64 " closed_by_peer=%" PRIu64 " first_close_ms=%" PRId64
-	       " last_close_ms=%" PRId64 " resets=%" PRIu64 " stray_bytes=%" PRIu64 "%s\n",
-	       opt.n, closed, first, last, resets, stray, e.timed_out ? " timeout=1" : "");
+	{
+		/* the most closes in any 1 s window (ten 100 ms slots), and per second */
+		uint64_t max1s = 0;
+
+		for (int64_t i = 0; first >= 0 && i <= last / 100 && i < HOLD_SLOTS; i++) {
+			uint64_t w1 = 0;
+
+			for (int64_t k = i; k < i + 10 && k < HOLD_SLOTS; k++)
+				w1 += close_slots[k];
+			if (w1 > max1s)
+				max1s = w1;
+		}
+		printf("open=%" PRIu64 " closed_by_peer=%" PRIu64 " first_close_ms=%" PRId64
+		       " last_close_ms=%" PRId64 " resets=%" PRIu64 " stray_bytes=%" PRIu64
+		       " max_closes_1s=%" PRIu64 "%s\n",
+		       opt.n, closed, first, last, resets, stray, max1s,
+		       e.timed_out ? " timeout=1" : "");
+	}
 	if (e.timed_out)
 		rc = 1;
 	else if (!opt.wait_close_ms)
