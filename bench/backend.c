@@ -2,9 +2,9 @@
 /*
  * backend — a fast, boring benchmark backend.
  *
- *   backend [--mode http|echo] [--listen ADDR:PORT] [--threads N] [--body BYTES]
+ *   backend [--mode http|echo|ws] [--listen ADDR:PORT] [--threads N] [--body BYTES]
  *           [--conn-cost-us N] [--summary FILE] [--ready FILE] [--backlog N]
- *           [--max-seconds S]
+ *           [--max-seconds S] [--push-ms N]
  *
  * Every thread owns an epoll instance and its own SO_REUSEPORT listening
  * socket, so the kernel spreads new connections over the threads and a
@@ -16,6 +16,17 @@
  *       Pipelined requests are answered in order.
  * echo: bytes are sent back as they come. When the peer half-closes, what is
  *       still buffered is flushed, then our side is shut down too.
+ * ws:   a WebSocket (RFC 6455) echo server. The HTTP/1.1 upgrade request
+ *       (head at most 8 KiB) gets "101 Switching Protocols"; a plain
+ *       "GET /healthz" gets "200 OK" and a close; anything else "400" and a
+ *       close. Then every data frame comes back unmasked with the same
+ *       opcode, FIN bit and length (so fragmented messages are echoed
+ *       fragment by fragment), Ping gets Pong, and a Close is answered with a
+ *       Close carrying the same code before the connection is closed. A
+ *       protocol error (unmasked client frame, RSV bits, bad opcode, bad
+ *       fragmentation, oversized control frame) gets Close 1002. With
+ *       --push-ms N every connection also gets a text message "tick SEQ"
+ *       every N ms, always between two of its echoed messages.
  *
  * --conn-cost-us burns that much thread CPU time for every accepted connection
  * before it is served, on the event loop itself: it models a backend that pays
@@ -36,6 +47,7 @@
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,8 +59,12 @@
 #define ACCEPT_BATCH 32
 #define BUCKET_MS 10
 #define LAG_BUCKETS 1088
+#define WS_MAX_HEAD (8 * 1024)
+#define WS_WBUF_SIZE (64 * 1024)
+#define WS_CTL_MAX 125
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-enum mode { MODE_HTTP, MODE_ECHO };
+enum mode { MODE_HTTP, MODE_ECHO, MODE_WS };
 
 struct options {
 	enum mode mode;
@@ -59,22 +75,47 @@ struct options {
 	uint64_t conn_cost_us;
 	uint64_t backlog;
 	uint64_t max_seconds;
+	uint64_t push_ms;
 	const char *summary;
 	const char *ready;
+};
+
+/*
+ * ws: the frame parser of one upgraded connection. Payload is never buffered:
+ * a data frame's header is answered at once with the echo's header (same FIN,
+ * opcode and length) and its payload is unmasked into the output as it
+ * arrives, so memory per connection stays bounded whatever the message size.
+ * Only a control frame's payload (at most 125 bytes) is kept until complete.
+ */
+struct ws {
+	uint8_t hdr[14]; /* the frame header being assembled */
+	uint8_t hdr_len;
+	uint8_t opcode;	 /* of the current frame */
+	bool fin;
+	bool in_frame;	 /* header done, payload still coming */
+	bool in_message; /* a data message is being echoed: no tick now */
+	bool tick_due;	 /* a --push-ms tick waits for a message boundary */
+	uint8_t mask[4];
+	uint8_t ctl_len;
+	uint8_t ctl[WS_CTL_MAX];
+	uint64_t left; /* payload bytes of the current frame still to come */
+	uint64_t off;  /* payload bytes of the current frame seen so far */
+	uint64_t ticks;
 };
 
 /* One client connection. Buffers exist only while something is pending. */
 struct conn {
 	int fd;
-	bool want_close;  /* http: close once the output is flushed */
+	bool want_close;  /* http, ws: close once the output is flushed */
 	bool peer_eof;	  /* echo: peer half-closed; finish after the flush */
 	bool out_armed;	  /* waiting for EPOLLOUT, EPOLLIN is off */
-	char *in;	  /* http: an incomplete request head */
+	char *in;	  /* http, ws: an incomplete request head */
 	uint32_t in_len;
 	char *out;	  /* unsent output */
 	uint32_t out_len;
 	uint32_t out_off;
 	uint64_t body_skip; /* http: request body bytes still to discard */
+	struct ws *ws;	    /* ws: set once upgraded */
 	struct conn *prev, *next; /* the worker's list, to free them all at exit */
 };
 
@@ -84,9 +125,14 @@ struct worker {
 	int epfd;
 	int lfd;
 	int wakefd;
+	int pushfd;	/* ws: the --push-ms timerfd, or -1 */
 	char *scratch;
+	uint8_t *wbuf;	/* ws: output gathered for one connection */
+	size_t wlen;
 	struct conn *conns;
 	uint64_t requests;
+	uint64_t ws_upgrades, ws_messages, ws_closes, ws_pings, ws_pushes, ws_errors;
+	uint64_t ws_health, ws_bad_heads;
 	uint64_t lag_max_ns;
 	uint64_t lag_hist[LAG_BUCKETS];
 };
@@ -112,8 +158,8 @@ static _Atomic int64_t conns_max;
 static _Atomic uint64_t accept_errors;
 static atomic_bool stopping;
 
-/* Epoll tags for the two non-connection fds of a worker. */
-static char tag_listener, tag_wake;
+/* Epoll tags for the non-connection fds of a worker. */
+static char tag_listener, tag_wake, tag_push;
 
 /* ---- loop lag histogram: log-linear, 32 sub-buckets per power of two ---- */
 
@@ -158,6 +204,7 @@ static void conn_free(struct worker *w, struct conn *c)
 	}
 	free(c->in);
 	free(c->out);
+	free(c->ws);
 	free(c);
 }
 
@@ -399,6 +446,460 @@ static int echo_readable(struct worker *w, struct conn *c)
 	return err < 0 ? err : 0;
 }
 
+/* ---- ws ---------------------------------------------------------------- */
+
+/*
+ * Output of a ws connection is gathered in the worker's wbuf (the 101, the
+ * frame headers, unmasked payload, pongs, ticks) and handed to conn_send in
+ * one piece, instead of a send() per frame. Only one connection uses wbuf at
+ * a time; every path that fills it drains it before returning to the loop.
+ */
+static int ws_drain(struct worker *w, struct conn *c)
+{
+	int err;
+
+	if (!w->wlen)
+		return 0;
+	err = conn_send(w, c, (const char *)w->wbuf, w->wlen);
+	w->wlen = 0;
+	return err < 0 ? err : 0;
+}
+
+/* Queue LEN (at most WS_WBUF_SIZE) bytes. 0 or -errno. */
+static int ws_put(struct worker *w, struct conn *c, const void *buf, size_t len)
+{
+	if (w->wlen + len > WS_WBUF_SIZE) {
+		int err = ws_drain(w, c);
+
+		if (err)
+			return err;
+	}
+	memcpy(w->wbuf + w->wlen, buf, len);
+	w->wlen += len;
+	return 0;
+}
+
+/* Unmask LEN bytes of SRC into DST; OFF is the payload offset of SRC[0]. */
+static void ws_unmask(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t mask[4],
+		      uint64_t off)
+{
+	uint8_t m[8];
+	uint64_t m64, v;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		m[i] = mask[(off + i) & 3];
+	memcpy(&m64, m, sizeof(m64));
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&v, src + i, sizeof(v));
+		v ^= m64;
+		memcpy(dst + i, &v, sizeof(v));
+	}
+	for (; i < len; i++)
+		dst[i] = src[i] ^ m[i & 7];
+}
+
+/* Queue the unmasked echo of LEN payload bytes of the current frame. */
+static int ws_put_payload(struct worker *w, struct conn *c, const uint8_t *p, size_t len)
+{
+	struct ws *ws = c->ws;
+
+	while (len) {
+		size_t n = WS_WBUF_SIZE - w->wlen;
+
+		if (!n) {
+			int err = ws_drain(w, c);
+
+			if (err)
+				return err;
+			continue;
+		}
+		if (n > len)
+			n = len;
+		ws_unmask(w->wbuf + w->wlen, p, n, ws->mask, ws->off);
+		w->wlen += n;
+		ws->off += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Queue an unmasked frame header: FIN and OPCODE in B0, payload of LEN bytes. */
+static int ws_put_header(struct worker *w, struct conn *c, uint8_t b0, uint64_t len)
+{
+	uint8_t h[10];
+	size_t n = 0;
+	int i;
+
+	h[n++] = b0;
+	if (len < 126) {
+		h[n++] = (uint8_t)len;
+	} else if (len <= 0xffff) {
+		h[n++] = 126;
+		h[n++] = (uint8_t)(len >> 8);
+		h[n++] = (uint8_t)len;
+	} else {
+		h[n++] = 127;
+		for (i = 7; i >= 0; i--)
+			h[n++] = (uint8_t)(len >> (8 * i));
+	}
+	return ws_put(w, c, h, n);
+}
+
+/* Queue our Close (CODE, or none when 0); nothing is read or sent after it. */
+static int ws_put_close(struct worker *w, struct conn *c, unsigned int code)
+{
+	uint8_t f[4] = { 0x88, 0, (uint8_t)(code >> 8), (uint8_t)code };
+
+	c->want_close = true;
+	if (!code)
+		return ws_put(w, c, f, 2);
+	f[1] = 2;
+	return ws_put(w, c, f, 4);
+}
+
+static int ws_protocol_error(struct worker *w, struct conn *c)
+{
+	w->ws_errors++;
+	return ws_put_close(w, c, 1002);
+}
+
+/*
+ * Queue the due tick, if this is a place where a message may start: not
+ * inside an echoed message (a data frame must not be cut, nor the fragments
+ * of one message interleaved with another), and not behind output the peer
+ * is not reading (the tick then waits for the flush; due ticks coalesce).
+ */
+static int ws_put_tick(struct worker *w, struct conn *c)
+{
+	struct ws *ws = c->ws;
+	char msg[32];
+	int len, err;
+
+	if (!ws->tick_due || ws->in_message || c->want_close || c->out_off < c->out_len)
+		return 0;
+	ws->tick_due = false;
+	len = snprintf(msg, sizeof(msg), "tick %llu", (unsigned long long)++ws->ticks);
+	err = ws_put_header(w, c, 0x81, (uint64_t)len);
+	if (!err)
+		err = ws_put(w, c, msg, (size_t)len);
+	if (!err)
+		w->ws_pushes++;
+	return err;
+}
+
+/* The header in ws->hdr is complete: check it, and start the echo. */
+static int ws_frame_start(struct worker *w, struct conn *c)
+{
+	struct ws *ws = c->ws;
+	uint8_t b0 = ws->hdr[0], b1 = ws->hdr[1];
+	uint64_t len = b1 & 0x7f;
+	size_t i, n = 2;
+
+	ws->opcode = b0 & 0x0f;
+	ws->fin = b0 & 0x80;
+	if (len == 126) {
+		len = (uint64_t)ws->hdr[2] << 8 | ws->hdr[3];
+		n = 4;
+	} else if (len == 127) {
+		for (len = 0, i = 2; i < 10; i++)
+			len = len << 8 | ws->hdr[i];
+		n = 10;
+	}
+	/* No extension was negotiated, so no RSV bit; the MSB of a length is 0. */
+	if ((b0 & 0x70) || len >> 63)
+		return ws_protocol_error(w, c);
+	memcpy(ws->mask, ws->hdr + n, 4);
+	ws->left = len;
+	ws->off = 0;
+	ws->ctl_len = 0;
+	ws->in_frame = true;
+
+	switch (ws->opcode) {
+	case 0x0: /* continuation */
+	case 0x1: /* text */
+	case 0x2: /* binary */
+		/* A continuation needs an open message, text/binary must not have one. */
+		if ((ws->opcode == 0) != ws->in_message)
+			return ws_protocol_error(w, c);
+		ws->in_message = true;
+		return ws_put_header(w, c, (uint8_t)(b0 & 0x8f), len);
+	case 0x8: /* close */
+	case 0x9: /* ping */
+	case 0xa: /* pong */
+		if (!ws->fin || len > WS_CTL_MAX || (ws->opcode == 0x8 && len == 1))
+			return ws_protocol_error(w, c);
+		return 0;
+	default:
+		return ws_protocol_error(w, c);
+	}
+}
+
+/* The current frame's payload is all in. */
+static int ws_frame_end(struct worker *w, struct conn *c)
+{
+	struct ws *ws = c->ws;
+	int err = 0;
+
+	ws->in_frame = false;
+	ws->hdr_len = 0;
+	switch (ws->opcode) {
+	case 0x0:
+	case 0x1:
+	case 0x2:
+		if (ws->fin) {
+			ws->in_message = false;
+			w->ws_messages++;
+			err = ws_put_tick(w, c);
+		}
+		break;
+	case 0x8:
+		w->ws_closes++;
+		err = ws_put_close(w, c,
+				   ws->ctl_len >= 2 ? (unsigned int)ws->ctl[0] << 8 | ws->ctl[1] : 0);
+		break;
+	case 0x9:
+		w->ws_pings++;
+		err = ws_put_header(w, c, 0x8a, ws->ctl_len);
+		if (!err)
+			err = ws_put(w, c, ws->ctl, ws->ctl_len);
+		break;
+	default: /* an unsolicited pong */
+		break;
+	}
+	return err;
+}
+
+/*
+ * Run LEN bytes of client frames at P through the parser, queueing the
+ * answers in wbuf (the caller drains it). Stops at our Close. 0 or -errno.
+ */
+static int ws_consume(struct worker *w, struct conn *c, const uint8_t *p, size_t len)
+{
+	struct ws *ws = c->ws;
+	int err = 0;
+
+	while (!err && !c->want_close && (len || (ws->in_frame && !ws->left))) {
+		if (!ws->in_frame) {
+			size_t need = 2, take;
+
+			if (ws->hdr_len >= 2) {
+				uint8_t l7 = ws->hdr[1] & 0x7f;
+
+				need += (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + 4;
+			}
+			take = need - ws->hdr_len < len ? need - ws->hdr_len : len;
+			memcpy(ws->hdr + ws->hdr_len, p, take);
+			ws->hdr_len = (uint8_t)(ws->hdr_len + take);
+			p += take;
+			len -= take;
+			/* Clients must mask: refuse before waiting for a key. */
+			if (ws->hdr_len == 2 && !(ws->hdr[1] & 0x80))
+				err = ws_protocol_error(w, c);
+			else if (ws->hdr_len == need && need > 2)
+				err = ws_frame_start(w, c);
+			continue;
+		}
+		if (ws->left) {
+			size_t take = ws->left < len ? (size_t)ws->left : len;
+
+			if (ws->opcode & 0x8) {
+				ws_unmask(ws->ctl + ws->ctl_len, p, take, ws->mask, ws->off);
+				ws->ctl_len = (uint8_t)(ws->ctl_len + take);
+				ws->off += take;
+			} else {
+				err = ws_put_payload(w, c, p, take);
+			}
+			ws->left -= take;
+			p += take;
+			len -= take;
+			if (ws->left)
+				continue;
+		}
+		if (!err)
+			err = ws_frame_end(w, c);
+	}
+	return err;
+}
+
+static const char ws_resp_health[] = "HTTP/1.1 200 OK\r\nServer: sluice-bench\r\n"
+				     "Content-Type: text/plain\r\nContent-Length: 3\r\n"
+				     "Connection: close\r\n\r\nok\n";
+static const char ws_resp_bad[] = "HTTP/1.1 400 Bad Request\r\nServer: sluice-bench\r\n"
+				  "Sec-WebSocket-Version: 13\r\n"
+				  "Content-Type: text/plain\r\nContent-Length: 12\r\n"
+				  "Connection: close\r\n\r\nbad request\n";
+
+/*
+ * Answer the request head at HEAD (LEN bytes, up to its blank line): 101 and
+ * a parser for what follows, 200 for a health check, or 400. Queues the
+ * answer in wbuf. 0 or -errno.
+ */
+static int ws_handshake(struct worker *w, struct conn *c, const char *head, size_t len)
+{
+	const char *eol = memchr(head, '\r', len), *path = head + 4, *v;
+	char both[64 + sizeof(WS_GUID)], accept[32], resp[160];
+	size_t plen = 0, vlen;
+	uint8_t digest[20];
+	int n;
+
+	w->requests++;
+	if (!eol || len < 4 || memcmp(head, "GET ", 4))
+		goto bad;
+	while (path + plen < eol && path[plen] != ' ')
+		plen++;
+	if (path + plen + 9 > eol || memcmp(path + plen, " HTTP/1.", 8))
+		goto bad;
+
+	v = bench_http_header(head, len, "upgrade:", &vlen);
+	if (!v) {
+		if ((plen == 8 && !memcmp(path, "/healthz", 8)) ||
+		    (plen > 8 && !memcmp(path, "/healthz?", 9))) {
+			w->ws_health++;
+			c->want_close = true;
+			return ws_put(w, c, ws_resp_health, sizeof(ws_resp_health) - 1);
+		}
+		goto bad;
+	}
+	if (!bench_memcasemem(v, vlen, "websocket"))
+		goto bad;
+	v = bench_http_header(head, len, "connection:", &vlen);
+	if (!v || !bench_memcasemem(v, vlen, "upgrade"))
+		goto bad;
+	v = bench_http_header(head, len, "sec-websocket-version:", &vlen);
+	if (!v || vlen != 2 || memcmp(v, "13", 2))
+		goto bad;
+	v = bench_http_header(head, len, "sec-websocket-key:", &vlen);
+	if (!v || !vlen || vlen > 64)
+		goto bad;
+
+	c->ws = calloc(1, sizeof(*c->ws));
+	if (!c->ws)
+		return -ENOMEM;
+	memcpy(both, v, vlen);
+	memcpy(both + vlen, WS_GUID, sizeof(WS_GUID) - 1);
+	bench_sha1(both, vlen + sizeof(WS_GUID) - 1, digest);
+	bench_base64(digest, sizeof(digest), accept);
+	n = snprintf(resp, sizeof(resp),
+		     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		     accept);
+	w->ws_upgrades++;
+	return ws_put(w, c, resp, (size_t)n);
+bad:
+	w->ws_bad_heads++;
+	c->want_close = true;
+	return ws_put(w, c, ws_resp_bad, sizeof(ws_resp_bad) - 1);
+}
+
+/*
+ * Before the upgrade: gather the request head (in c->in once it spans reads,
+ * never more than WS_MAX_HEAD bytes), answer it, and feed what came after it
+ * to the frame parser.
+ */
+static int ws_read_head(struct worker *w, struct conn *c)
+{
+	char *buf = w->scratch, *end;
+	size_t have = 0, room = SCRATCH_SIZE, hlen;
+	ssize_t n;
+	int err;
+
+	if (c->in) {
+		buf = c->in;
+		have = c->in_len;
+		room = WS_MAX_HEAD - have;
+	}
+	n = recv(c->fd, buf + have, room, 0);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	have += (size_t)n;
+
+	end = memmem(buf, have, "\r\n\r\n", 4);
+	hlen = end ? (size_t)(end - buf) + 4 : have;
+	if (hlen > WS_MAX_HEAD || (!end && have == WS_MAX_HEAD)) {
+		w->ws_bad_heads++;
+		w->requests++;
+		c->want_close = true;
+		err = ws_put(w, c, ws_resp_bad, sizeof(ws_resp_bad) - 1);
+	} else if (!end) {
+		if (!c->in) {
+			c->in = malloc(WS_MAX_HEAD);
+			if (!c->in)
+				return -ENOMEM;
+			memcpy(c->in, buf, have);
+		}
+		c->in_len = (uint32_t)have;
+		return 0;
+	} else {
+		err = ws_handshake(w, c, buf, hlen);
+		if (!err && c->ws)
+			err = ws_consume(w, c, (const uint8_t *)buf + hlen, have - hlen);
+	}
+	free(c->in);
+	c->in = NULL;
+	c->in_len = 0;
+	if (!err)
+		err = ws_drain(w, c);
+	w->wlen = 0;
+	return err;
+}
+
+static int ws_readable(struct worker *w, struct conn *c)
+{
+	ssize_t n;
+	int err;
+
+	if (!c->ws && !c->want_close)
+		return ws_read_head(w, c);
+	n = recv(c->fd, w->scratch, SCRATCH_SIZE, 0);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (c->want_close)
+		return 0; /* draining after our final answer */
+	err = ws_consume(w, c, (const uint8_t *)w->scratch, (size_t)n);
+	if (!err)
+		err = ws_drain(w, c);
+	w->wlen = 0;
+	return err;
+}
+
+/* Output is flushed: send a tick that waited for it. */
+static int ws_flushed(struct worker *w, struct conn *c)
+{
+	int err;
+
+	if (!c->ws || !c->ws->tick_due)
+		return 0;
+	err = ws_put_tick(w, c);
+	if (!err)
+		err = ws_drain(w, c);
+	w->wlen = 0;
+	return err;
+}
+
+/* The --push-ms timer: every upgraded connection gets a tick, now or at its next boundary. */
+static void ws_push(struct worker *w)
+{
+	struct conn *c, *next;
+	uint64_t expirations;
+
+	if (read(w->pushfd, &expirations, sizeof(expirations)) < 0)
+		return;
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if (!c->ws || c->want_close)
+			continue;
+		c->ws->tick_due = true;
+		if (ws_flushed(w, c) < 0)
+			conn_free(w, c);
+	}
+}
+
 /* ---- event loop -------------------------------------------------------- */
 
 static void burn_cpu_us(uint64_t us)
@@ -483,11 +984,16 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 				shutdown(c->fd, SHUT_WR);
 				err = -ECONNRESET;
 			} else {
-				err = 0;
+				err = ws_flushed(w, c);
 			}
 		}
 	} else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		err = opt.mode == MODE_HTTP ? http_readable(w, c) : echo_readable(w, c);
+		if (opt.mode == MODE_HTTP)
+			err = http_readable(w, c);
+		else if (opt.mode == MODE_WS)
+			err = ws_readable(w, c);
+		else
+			err = echo_readable(w, c);
 		if (err == 0 && c->want_close && !c->out_armed && c->out_off == c->out_len &&
 		    !c->in && conn_finish_close(w, c))
 			return;
@@ -503,6 +1009,7 @@ static void *worker_main(void *arg)
 
 	while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
 		uint64_t t0, lag;
+		bool push;
 		int i, n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
 
 		if (n < 0) {
@@ -512,6 +1019,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 		t0 = bench_now_ns(CLOCK_MONOTONIC);
+		push = false;
 		for (i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
 
@@ -519,9 +1027,14 @@ static void *worker_main(void *arg)
 				worker_accept(w);
 			else if (p == &tag_wake)
 				break;
+			else if (p == &tag_push)
+				push = true;
 			else
 				conn_event(w, p, evs[i].events);
 		}
+		/* After the batch: a push may free connections that have events in it. */
+		if (push)
+			ws_push(w);
 		lag = bench_now_ns(CLOCK_MONOTONIC) - t0;
 		if (lag > w->lag_max_ns)
 			w->lag_max_ns = lag;
@@ -540,9 +1053,12 @@ static void worker_destroy(struct worker *w)
 		close(w->lfd);
 	if (w->wakefd >= 0)
 		close(w->wakefd);
+	if (w->pushfd >= 0)
+		close(w->pushfd);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	free(w->scratch);
+	free(w->wbuf);
 }
 
 static int listen_socket(void)
@@ -587,6 +1103,25 @@ static int worker_init(struct worker *w, unsigned int idx)
 	ev.data.ptr = &tag_wake;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev))
 		return -errno;
+	if (opt.mode != MODE_WS)
+		return 0;
+	w->wbuf = malloc(WS_WBUF_SIZE);
+	if (!w->wbuf)
+		return -ENOMEM;
+	if (opt.push_ms) {
+		struct itimerspec its = {
+			.it_interval.tv_sec = (time_t)(opt.push_ms / 1000),
+			.it_interval.tv_nsec = (long)(opt.push_ms % 1000 * NSEC_PER_MSEC),
+		};
+
+		its.it_value = its.it_interval;
+		w->pushfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (w->pushfd < 0 || timerfd_settime(w->pushfd, 0, &its, NULL))
+			return -errno;
+		ev.data.ptr = &tag_push;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->pushfd, &ev))
+			return -errno;
+	}
 	return 0;
 }
 
@@ -620,7 +1155,10 @@ static int build_responses(void)
 
 static int write_summary(const char *path, struct worker *ws)
 {
+	static const char *const mode_names[] = { "http", "echo", "ws" };
 	uint64_t hist[LAG_BUCKETS] = { 0 }, total = 0, seen = 0, lag_max = 0, requests = 0;
+	uint64_t upgrades = 0, messages = 0, closes = 0, pings = 0, pushes = 0, errors = 0;
+	uint64_t health = 0, bad_heads = 0;
 	uint64_t p99_us = 0;
 	size_t last = 0, i;
 	unsigned int t;
@@ -633,6 +1171,14 @@ static int write_summary(const char *path, struct worker *ws)
 		if (ws[t].lag_max_ns > lag_max)
 			lag_max = ws[t].lag_max_ns;
 		requests += ws[t].requests;
+		upgrades += ws[t].ws_upgrades;
+		messages += ws[t].ws_messages;
+		closes += ws[t].ws_closes;
+		pings += ws[t].ws_pings;
+		pushes += ws[t].ws_pushes;
+		errors += ws[t].ws_errors;
+		health += ws[t].ws_health;
+		bad_heads += ws[t].ws_bad_heads;
 	}
 	for (i = 0; i < LAG_BUCKETS; i++)
 		total += hist[i];
@@ -658,7 +1204,7 @@ static int write_summary(const char *path, struct worker *ws)
 		"\"accepted\":%llu,\"accept_errors\":%llu,\"max_concurrent\":%lld,"
 		"\"requests\":%llu,\"loop_lag_max_ms\":%.3f,\"loop_lag_p99_ms\":%.3f,"
 		"\"loop_iterations\":%llu,\"bucket_ms\":%d,\"accepts_per_10ms\":[",
-		opt.mode == MODE_HTTP ? "http" : "echo", opt.threads,
+		mode_names[opt.mode], opt.threads,
 		(unsigned long long)opt.conn_cost_us, (unsigned long long)start_unix_ms,
 		(unsigned long long)atomic_load(&accepted_total),
 		(unsigned long long)atomic_load(&accept_errors), (long long)atomic_load(&conns_max),
@@ -666,7 +1212,18 @@ static int write_summary(const char *path, struct worker *ws)
 		(double)p99_us / 1000.0, (unsigned long long)total, BUCKET_MS);
 	for (i = 0; i < last; i++)
 		fprintf(f, "%s%u", i ? "," : "", atomic_load(&accept_buckets[i]));
-	fprintf(f, "]}\n");
+	fprintf(f, "]");
+	if (opt.mode == MODE_WS)
+		fprintf(f,
+			",\"push_ms\":%llu,\"ws_upgrades\":%llu,\"ws_messages\":%llu,"
+			"\"ws_closes\":%llu,\"ws_pings\":%llu,\"ws_pushes\":%llu,"
+			"\"ws_protocol_errors\":%llu,\"healthz\":%llu,\"bad_heads\":%llu",
+			(unsigned long long)opt.push_ms, (unsigned long long)upgrades,
+			(unsigned long long)messages, (unsigned long long)closes,
+			(unsigned long long)pings, (unsigned long long)pushes,
+			(unsigned long long)errors, (unsigned long long)health,
+			(unsigned long long)bad_heads);
+	fprintf(f, "}\n");
 	if (fclose(f))
 		return -errno;
 	return rename(tmp, path) ? -errno : 0;
@@ -675,9 +1232,11 @@ static int write_summary(const char *path, struct worker *ws)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: backend [--mode http|echo] [--listen ADDR:PORT] [--threads N]\n"
+		"usage: backend [--mode http|echo|ws] [--listen ADDR:PORT] [--threads N]\n"
 		"               [--body BYTES] [--conn-cost-us N] [--summary FILE] [--ready FILE]\n"
-		"               [--backlog N] [--max-seconds S]\n");
+		"               [--backlog N] [--max-seconds S] [--push-ms N]\n"
+		"  --push-ms N   ws: send every connection a text message \"tick SEQ\" every\n"
+		"                N ms (default 0: never)\n");
 }
 
 static int parse_args(int argc, char **argv)
@@ -692,6 +1251,7 @@ static int parse_args(int argc, char **argv)
 		{ "ready", required_argument, NULL, 'r' },
 		{ "backlog", required_argument, NULL, 'B' },
 		{ "max-seconds", required_argument, NULL, 'M' },
+		{ "push-ms", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -699,13 +1259,15 @@ static int parse_args(int argc, char **argv)
 	uint64_t v;
 	int c, len;
 
-	while ((c = getopt_long(argc, argv, "m:l:t:b:C:s:r:B:M:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:l:t:b:C:s:r:B:M:P:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (!strcmp(optarg, "http"))
 				opt.mode = MODE_HTTP;
 			else if (!strcmp(optarg, "echo"))
 				opt.mode = MODE_ECHO;
+			else if (!strcmp(optarg, "ws"))
+				opt.mode = MODE_WS;
 			else
 				goto bad;
 			break;
@@ -738,6 +1300,10 @@ static int parse_args(int argc, char **argv)
 		case 'M':
 			if (bench_parse_u64(optarg, 7 * 24 * 3600, &opt.max_seconds) ||
 			    !opt.max_seconds)
+				goto bad;
+			break;
+		case 'P':
+			if (bench_parse_u64(optarg, 3600 * 1000, &opt.push_ms))
 				goto bad;
 			break;
 		case 'h':
@@ -789,7 +1355,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < opt.threads; i++)
-		ws[i].epfd = ws[i].lfd = ws[i].wakefd = -1;
+		ws[i].epfd = ws[i].lfd = ws[i].wakefd = ws[i].pushfd = -1;
 
 	for (i = 0; i < opt.threads; i++) {
 		err = worker_init(&ws[i], i);

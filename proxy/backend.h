@@ -57,7 +57,8 @@ struct backend {
 	_Atomic uint32_t fall;  /* consecutive failed connects that mark it down */
 	_Atomic int hc_down;    /* failed its health checks */
 	_Atomic int agent_down; /* its agent says down, fail or stopped */
-	_Atomic int drained;    /* agent drain/maint (or an operator's drain): no new clients */
+	_Atomic int drained;    /* agent drain/maint: no new clients */
+	_Atomic int op_drained; /* sluicectl drain: no new clients, connections closed, paced */
 	/*
 	 * The kernel's ledger and bucket for this address (shared memory,
 	 * written by the BPF programs), or NULL without BPF. Set by the main
@@ -82,6 +83,7 @@ static inline int backend_usable(const struct backend *be, uint64_t now_ms)
 	return !atomic_load_explicit(&be->hc_down, memory_order_relaxed) &&
 	       !atomic_load_explicit(&be->agent_down, memory_order_relaxed) &&
 	       !atomic_load_explicit(&be->drained, memory_order_relaxed) &&
+	       !atomic_load_explicit(&be->op_drained, memory_order_relaxed) &&
 	       atomic_load_explicit(&be->down_until_ms, memory_order_relaxed) <= now_ms;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proxy/control.h"
 #include "proxy/daemon.h"
 #include "proxy/health.h"
 #include "version.h"
@@ -376,6 +377,10 @@ void stats_handle(const char *method, const char *path, struct admin_resp *r, vo
 	struct daemon *d = arg;
 	struct snapshot *s;
 
+	if (strcmp(method, "POST") == 0) {
+		control_handle(d, path, r);
+		return;
+	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		r->status = 405;
 		admin_printf(r, "method not allowed\n");

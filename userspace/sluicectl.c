@@ -25,6 +25,8 @@ static void usage(FILE *f)
 		"  status        listeners, pools and backends of the running daemon\n"
 		"  status-json   the same as JSON\n"
 		"  metrics       the Prometheus metrics\n"
+		"  drain BACKEND   no new clients for it, its connections closed over drain.period_s\n"
+		"  enable BACKEND  back in rotation after a drain (BACKEND: server name or address)\n"
 		"  check FILE    validate a config file (exit 0 valid, 1 not); no daemon needed\n"
 		"  bpf [PIN_PATH]  the kernel's ledger, buckets and SYN gates, read from the\n"
 		"                pinned maps (bpf.pin_path of -c FILE, or /sys/fs/bpf/sluice);\n"
@@ -47,10 +49,10 @@ static int check(const char *path)
 	return 0;
 }
 
-static int get(const struct cfg_addr *addr, const char *path)
+static int request(const struct cfg_addr *addr, const char *method, const char *path)
 {
 	char *body = NULL;
-	int status = admin_request(addr, "GET", path, &body, 3000);
+	int status = admin_request(addr, method, path, &body, 3000);
 
 	if (status < 0) {
 		fprintf(stderr, "sluicectl: %s: %s\n", addr->text, strerror(-status));
@@ -64,6 +66,7 @@ static int get(const struct cfg_addr *addr, const char *path)
 int main(int argc, char **argv)
 {
 	const char *admin = getenv("SLUICE_ADMIN"), *config = NULL, *cmd;
+	char path[256];
 	struct cfg_addr addr;
 	int opt;
 
@@ -124,6 +127,16 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return ret ? 1 : 0;
 	}
+	if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "enable") == 0) {
+		if (optind + 1 != argc || strlen(argv[optind]) > 128 ||
+		    strpbrk(argv[optind], " ?&#/%")) {
+			usage(stderr);
+			return 2;
+		}
+		snprintf(path, sizeof(path), "/%s?backend=%s", cmd, argv[optind]);
+		optind = argc;
+		cmd = path;
+	}
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
@@ -148,12 +161,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluicectl: bad admin address \"%s\"\n", admin);
 		return 2;
 	}
+	if (cmd[0] == '/')
+		return request(&addr, "POST", cmd);
 	if (strcmp(cmd, "status") == 0)
-		return get(&addr, "/status.txt");
+		return request(&addr, "GET", "/status.txt");
 	if (strcmp(cmd, "status-json") == 0)
-		return get(&addr, "/status.json");
+		return request(&addr, "GET", "/status.json");
 	if (strcmp(cmd, "metrics") == 0)
-		return get(&addr, "/metrics");
+		return request(&addr, "GET", "/metrics");
 	fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;
