@@ -117,6 +117,14 @@ deps:
 		{ apt-get update -q >>$(B).deps.log 2>&1 && apt-get install -y -q $$missing >>$(B).deps.log 2>&1; } || \
 		{ cat $(B).deps.log; exit 1; }; \
 	fi
+	$(Q)command -v node >/dev/null && command -v npm >/dev/null || { \
+		echo "  DEPS    installing: nodejs npm"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >>$(B).deps.log 2>&1 || \
+		{ cat $(B).deps.log; exit 1; }; }
+	$(Q)[ -d tests/ws/node_modules/ws ] || { \
+		echo "  DEPS    npm ci (tests/ws: ws)"; \
+		npm ci --prefix tests/ws --no-audit --no-fund >>$(B).deps.log 2>&1 || \
+		{ cat $(B).deps.log; exit 1; }; }
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-build

@@ -26,7 +26,8 @@
  *       protocol error (unmasked client frame, RSV bits, bad opcode, bad
  *       fragmentation, oversized control frame) gets Close 1002. With
  *       --push-ms N every connection also gets a text message "tick SEQ"
- *       every N ms, always between two of its echoed messages.
+ *       (SEQ = 1, 2, ...) every N ms, the first one at least N ms after the
+ *       upgrade, always between two of its echoed messages.
  *
  * --conn-cost-us burns that much thread CPU time for every accepted connection
  * before it is served, on the event loop itself: it models a backend that pays
@@ -101,6 +102,7 @@ struct ws {
 	uint64_t left; /* payload bytes of the current frame still to come */
 	uint64_t off;  /* payload bytes of the current frame seen so far */
 	uint64_t ticks;
+	uint64_t quiet_until_ns; /* no tick before: --push-ms after the upgrade */
 };
 
 /* One client connection. Buffers exist only while something is pending. */
@@ -777,6 +779,7 @@ static int ws_handshake(struct worker *w, struct conn *c, const char *head, size
 	c->ws = calloc(1, sizeof(*c->ws));
 	if (!c->ws)
 		return -ENOMEM;
+	c->ws->quiet_until_ns = bench_now_ns(CLOCK_MONOTONIC) + opt.push_ms * NSEC_PER_MSEC;
 	memcpy(both, v, vlen);
 	memcpy(both + vlen, WS_GUID, sizeof(WS_GUID) - 1);
 	bench_sha1(both, vlen + sizeof(WS_GUID) - 1, digest);
@@ -882,17 +885,23 @@ static int ws_flushed(struct worker *w, struct conn *c)
 	return err;
 }
 
-/* The --push-ms timer: every upgraded connection gets a tick, now or at its next boundary. */
+/*
+ * The --push-ms timer: every upgraded connection gets a tick, now or at its
+ * next boundary. One timer per worker, so ticks of all its connections go out
+ * together; a connection's first tick waits at least --push-ms after its
+ * upgrade, which leaves a client's first exchange alone (loadgen storm takes
+ * anything but its echo as an error).
+ */
 static void ws_push(struct worker *w)
 {
 	struct conn *c, *next;
-	uint64_t expirations;
+	uint64_t expirations, now = bench_now_ns(CLOCK_MONOTONIC);
 
 	if (read(w->pushfd, &expirations, sizeof(expirations)) < 0)
 		return;
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (!c->ws || c->want_close)
+		if (!c->ws || c->want_close || now < c->ws->quiet_until_ns)
 			continue;
 		c->ws->tick_due = true;
 		if (ws_flushed(w, c) < 0)
