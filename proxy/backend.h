@@ -59,6 +59,11 @@ struct backend {
 	_Atomic int agent_down; /* its agent says down, fail or stopped */
 	_Atomic int drained;    /* agent drain/maint: no new clients */
 	_Atomic int op_drained; /* sluicectl drain: no new clients, connections closed, paced */
+	/* what the main thread watches, for /status and alerts */
+	_Atomic uint64_t hc_last_ms; /* monotonic ms of the last health check; 0: none */
+	_Atomic int hc_last_ok;
+	_Atomic int starved;     /* no new connection for starved_after_s while its peers had some */
+	_Atomic uint32_t ov_rate, ov_max; /* sluicectl set: overrides until the next reload (UINT32_MAX: none) */
 	/*
 	 * The kernel's ledger and bucket for this address (shared memory,
 	 * written by the BPF programs), or NULL without BPF. Set by the main

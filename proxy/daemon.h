@@ -29,6 +29,7 @@ struct daemon {
 	_Atomic uint64_t reloads_ok;
 	_Atomic uint64_t reloads_failed;
 	_Atomic uint64_t last_reload_ok; /* unix seconds of the last good load */
+	char last_reload_error[512];     /* why the last reload failed (under lock) */
 	_Atomic int stopping;
 };
 

@@ -45,6 +45,7 @@ struct bstate {
 	uint32_t agent_max, agent_rate; /* UINT32_MAX: the agent sets no cap */
 	uint32_t cur_max, cur_rate, cur_burst;
 	int applied;
+	uint64_t last_connects, last_progress; /* starvation watch */
 	int seen;
 	struct bstate *next;
 };
@@ -141,6 +142,10 @@ static struct bstate *bstate_for(struct health *h, struct backend *be, uint64_t 
 		return NULL;
 	b->be = backend_get(&be->addr);
 	b->agent_max = b->agent_rate = UINT32_MAX;
+	b->last_progress = now;
+	b->last_connects = backend_total(be, connects);
+	atomic_store(&be->ov_rate, UINT32_MAX);
+	atomic_store(&be->ov_max, UINT32_MAX);
 	/* added by a reload: it ramps up; at start-up backends are taken as warm */
 	b->up_since = h->synced ? now : 0;
 	b->next = h->states;
@@ -197,6 +202,9 @@ void health_sync(struct health *h, struct snapshot *s, uint64_t now)
 						    ? pc->slow_start_s
 						    : b->slow_s;
 				b->applied = 0;
+				/* a reload ends an operator's run-time overrides */
+				atomic_store(&be->ov_rate, UINT32_MAX);
+				atomic_store(&be->ov_max, UINT32_MAX);
 			}
 			if (pc->health.enabled && (p = probe_for(h, be, PK_HEALTH, now))) {
 				int fresh = !p->interval_ms;
@@ -286,7 +294,7 @@ static uint32_t capped(uint32_t v, uint32_t cap)
 static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 {
 	double f = 1.0;
-	uint32_t max, rate, burst;
+	uint32_t max, rate, burst, ov;
 
 	if (b->up_since && b->slow_s) {
 		double t = (double)(now - b->up_since) / (1000.0 * b->slow_s);
@@ -296,9 +304,17 @@ static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 		else
 			f = t < SLOW_START_FLOOR ? SLOW_START_FLOOR : t;
 	}
-	max = capped(scaled(b->cfg_max, f), b->agent_max);
-	rate = capped(scaled(b->cfg_rate, f), b->agent_rate);
-	burst = scaled(b->cfg_burst, f);
+	max = b->cfg_max;
+	rate = b->cfg_rate;
+	ov = atomic_load(&b->be->ov_max);
+	if (ov != UINT32_MAX)
+		max = ov;
+	ov = atomic_load(&b->be->ov_rate);
+	if (ov != UINT32_MAX)
+		rate = ov;
+	max = capped(scaled(max, f), b->agent_max);
+	burst = scaled(rate && b->cfg_burst > rate ? rate : b->cfg_burst, f);
+	rate = capped(scaled(rate, f), b->agent_rate);
 	if (rate && burst > rate)
 		burst = rate;
 	if (!burst)
@@ -382,6 +398,8 @@ static void health_result(struct health *h, struct probe *p, int ok, const char 
 {
 	struct backend *be = p->be;
 
+	atomic_store(&be->hc_last_ms, now);
+	atomic_store(&be->hc_last_ok, ok);
 	if (ok) {
 		h->ok++;
 		p->fail_run = 0;
@@ -527,6 +545,49 @@ void health_tick(struct health *h, uint64_t now)
 	if (h->ebpf)
 		for (struct bstate *b = h->states; b; b = b->next)
 			apply_limits(h, b, now);
+}
+
+static struct bstate *bstate_find(struct health *h, const struct backend *be)
+{
+	for (struct bstate *b = h->states; b; b = b->next)
+		if (b->be == be)
+			return b;
+	return NULL;
+}
+
+void health_watch(struct health *h, struct snapshot *s, uint64_t now)
+{
+	for (struct bstate *b = h->states; b; b = b->next) {
+		uint64_t c = backend_total(b->be, connects);
+
+		if (c != b->last_connects) {
+			b->last_connects = c;
+			b->last_progress = now;
+		}
+	}
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+		uint64_t window = (uint64_t)p->cfg->starved_after_s * 1000, peers = 0;
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			struct bstate *b = bstate_find(h, p->be[j]);
+
+			if (b && b->last_progress > peers)
+				peers = b->last_progress;
+		}
+		for (unsigned j = 0; j < p->nbe; j++) {
+			struct bstate *b = bstate_find(h, p->be[j]);
+			int starved = window && b && now - b->last_progress > window &&
+				      now - peers <= window;
+
+			if (!b)
+				continue;
+			if (atomic_exchange(&p->be[j]->starved, starved) != starved && starved)
+				log_warn("watch: backend %s (pool %s) got no new connection for %u s "
+					 "while its peers did", p->be[j]->addr.text, p->cfg->name,
+					 p->cfg->starved_after_s);
+		}
+	}
 }
 
 void health_counts(const struct health *h, uint64_t *ok, uint64_t *fail)

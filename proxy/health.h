@@ -40,6 +40,12 @@ void health_tick(struct health *h, uint64_t now_ms);
 /* A completion whose user_data is one of health's (ud_op UD_CONNECT/SEND/RECV). */
 void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now_ms);
 
+/*
+ * Once a second: flag backends of S that got no new connection for their
+ * pool's starved_after_s while a peer in the pool did (sluice_backend_starved).
+ */
+void health_watch(struct health *h, struct snapshot *s, uint64_t now_ms);
+
 /* Checks done since start: passed and failed (for the metrics). */
 void health_counts(const struct health *h, uint64_t *ok, uint64_t *fail);
 

@@ -196,9 +196,11 @@ static void reload(struct daemon *d, struct main_loop *m)
 	struct snapshot *s, *old = d->cur;
 
 	log_info("reload: reading %s", d->config_path);
+	err[0] = 0;
 	cfg = config_load(d->config_path, &errors);
 	if (!cfg) {
 		print_errors(errors);
+		snprintf(err, sizeof(err), "%s", errors ? errors : "cannot read the config");
 		free(errors);
 		goto fail;
 	}
@@ -211,8 +213,8 @@ static void reload(struct daemon *d, struct main_loop *m)
 	if (cfg->bpf.enabled != old->cfg->bpf.enabled ||
 	    strcmp(cfg->bpf.pin_path, old->cfg->bpf.pin_path) ||
 	    strcmp(cfg->bpf.cgroup, old->cfg->bpf.cgroup)) {
-		log_error("reload: the bpf settings take effect at restart; change them back or "
-			  "restart");
+		snprintf(err, sizeof(err), "the bpf settings take effect at restart");
+		log_error("reload: %s; change them back or restart", err);
 		config_free(cfg);
 		goto fail;
 	}
@@ -245,6 +247,9 @@ static void reload(struct daemon *d, struct main_loop *m)
 		 (unsigned long long)s->gen, s->nlisteners, s->npools);
 	return;
 fail:
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err);
+	pthread_mutex_unlock(&d->lock);
 	atomic_fetch_add(&d->reloads_failed, 1);
 	log_error("reload: failed; still serving generation %llu", (unsigned long long)old->gen);
 }
@@ -270,7 +275,7 @@ static void arm_signal_read(struct main_loop *m)
 
 static int main_loop_run(struct daemon *d, struct main_loop *m)
 {
-	uint64_t next_check = mono_ms() + 1000;
+	uint64_t next_check = mono_ms() + 1000, next_watch = next_check;
 
 	arm_signal_read(m);
 	while (!(d->stopping && m->exited == d->nworkers)) {
@@ -288,8 +293,13 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 			next_check = mono_ms() + 1000;
 			ebpf_check(d->ebpf);
 		}
-		if (!d->stopping)
+		if (!d->stopping) {
 			health_tick(d->health, mono_ms());
+			if (mono_ms() >= next_watch) {
+				next_watch = mono_ms() + 1000;
+				health_watch(d->health, d->cur, mono_ms());
+			}
+		}
 		io_uring_for_each_cqe(&m->ring, head, cqe)
 		{
 			n++;

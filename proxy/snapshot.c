@@ -116,6 +116,31 @@ static struct pool_stats *pool_stats_get(const struct snapshot *prev, const char
 	return ps;
 }
 
+static void listener_stats_put(struct listener_stats *ls)
+{
+	if (ls && atomic_fetch_sub(&ls->refs, 1) == 1)
+		free(ls);
+}
+
+static struct listener_stats *listener_stats_get(const struct snapshot *prev, const char *name)
+{
+	struct listener_stats *ls;
+
+	for (unsigned i = 0; prev && i < prev->nlisteners; i++) {
+		ls = prev->listeners[i].stats;
+		if (strcmp(ls->name, name) == 0) {
+			atomic_fetch_add(&ls->refs, 1);
+			return ls;
+		}
+	}
+	ls = calloc(1, sizeof(*ls));
+	if (ls) {
+		atomic_init(&ls->refs, 1);
+		snprintf(ls->name, sizeof(ls->name), "%s", name);
+	}
+	return ls;
+}
+
 static void snapshot_free(struct snapshot *s, int close_new_fds)
 {
 	if (!s)
@@ -126,8 +151,10 @@ static void snapshot_free(struct snapshot *s, int close_new_fds)
 		free(s->pools[i].be);
 		pool_stats_put(s->pools[i].stats);
 	}
-	for (unsigned i = 0; i < s->nlisteners; i++)
+	for (unsigned i = 0; i < s->nlisteners; i++) {
 		lsock_put(s->listeners[i].ls, close_new_fds);
+		listener_stats_put(s->listeners[i].stats);
+	}
 	free(s->pools);
 	free(s->listeners);
 	config_free(s->cfg);
@@ -173,6 +200,9 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 
 		l->cfg = &cfg->listeners[i];
 		l->pool = &s->pools[l->cfg->pool];
+		l->stats = listener_stats_get(prev, l->cfg->name);
+		if (!l->stats)
+			goto oom;
 		if (ls && ls->nfds == nworkers) {
 			atomic_fetch_add(&ls->refs, 1);
 		} else {

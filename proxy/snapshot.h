@@ -73,10 +73,19 @@ struct snap_pool {
 	_Atomic uint64_t retry_slot_ns; /* the Retry-After schedule, see worker.c */
 };
 
+/* Counters of a listener that outlive snapshots, like struct pool_stats. */
+struct listener_stats {
+	_Atomic int refs;
+	char name[CFG_NAME_MAX];
+	_Atomic uint64_t accepted; /* client connections accepted */
+	_Atomic uint64_t active;   /* ... still open */
+};
+
 struct snap_listener {
 	const struct cfg_listener *cfg;
 	struct lsock *ls;
 	struct snap_pool *pool;
+	struct listener_stats *stats;
 };
 
 struct snapshot {

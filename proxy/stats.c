@@ -52,8 +52,9 @@ static void metric_head(struct admin_resp *r, const char *name, const char *type
 /* Per-backend series: where each value comes from. */
 enum be_val {
 	BV_ACTIVE, BV_UP, BV_CONNECTS, BV_FAILURES, BV_BYTES_OUT, BV_BYTES_IN,
+	BV_STARVED,
 	/* from the kernel's maps; absent without BPF */
-	BV_LEDGER, BV_MAX, BV_ADMITTED, BV_REFUSED_FULL, BV_REFUSED_RATE, BV_TOKENS,
+	BV_LEDGER, BV_MAX, BV_ADMITTED, BV_REFUSED_FULL, BV_REFUSED_RATE, BV_TOKENS, BV_DRIFT,
 };
 
 static const struct {
@@ -71,6 +72,9 @@ static const struct {
 	{ "sluice_backend_bytes_total", "counter", "Bytes proxied, by direction.",
 	  ",direction=\"to_backend\"", BV_BYTES_OUT },
 	{ "sluice_backend_bytes_total", NULL, NULL, ",direction=\"to_client\"", BV_BYTES_IN },
+	{ "sluice_backend_starved", "gauge",
+	  "1 when the backend got no new connection for the pool's starved_after_s while its peers did.",
+	  "", BV_STARVED },
 	{ "sluice_backend_ledger_connections", "gauge",
 	  "Connections holding a slot of the kernel's ledger (all processes in the cgroup).", "",
 	  BV_LEDGER },
@@ -84,6 +88,9 @@ static const struct {
 	{ "sluice_backend_tokens", "gauge",
 	  "Tokens in the backend's new-connection bucket now (burst when no rate limit).", "",
 	  BV_TOKENS },
+	{ "sluice_ledger_drift", "gauge",
+	  "The kernel's ledger minus sluiced's own count of the backend's connections "
+	  "(other processes in the cgroup, or a leak).", "", BV_DRIFT },
 };
 
 /* The value of series V for BE at NOW_NS; 0 and *ok = 0 when it has none. */
@@ -100,6 +107,7 @@ static unsigned long long be_value(const struct backend *be, enum be_val v, uint
 	case BV_FAILURES: return backend_total(be, failures);
 	case BV_BYTES_OUT: return backend_total(be, bytes_out);
 	case BV_BYTES_IN: return backend_total(be, bytes_in);
+	case BV_STARVED: return (unsigned long long)LOAD(be->starved);
 	default: break;
 	}
 	if (!kb) {
@@ -112,6 +120,9 @@ static unsigned long long be_value(const struct backend *be, enum be_val v, uint
 	case BV_ADMITTED: return kb->admitted;
 	case BV_REFUSED_FULL: return kb->refused_full;
 	case BV_REFUSED_RATE: return kb->refused_rate;
+	case BV_DRIFT:
+		/* a gauge may go below zero: printed as a signed number below */
+		return (unsigned long long)((long long)kb->active - (long long)LOAD(be->active));
 	default:
 		return sl_gcra_tokens(kb->bucket.tat_ns, now_ns, kb->bucket.interval_ns,
 				      kb->bucket.tau_ns, kb->burst ? kb->burst : 1);
@@ -134,7 +145,9 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 
 				if (ok)
 					admin_printf(r,
-						     "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n",
+						     be_series[k].v == BV_DRIFT
+							     ? "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %lld\n"
+							     : "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %llu\n",
 						     be_series[k].name, p->cfg->name,
 						     p->cfg->servers[j].name, p->be[j]->addr.text,
 						     be_series[k].labels, v);
@@ -248,6 +261,18 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	for (unsigned i = 0; i < d->nworkers; i++)
 		admin_printf(r, "sluice_worker_connections_accepted_total{worker=\"%u\"} %llu\n", i,
 			     (unsigned long long)LOAD(worker_stats(d->workers[i])->accepted));
+	metric_head(r, "sluice_listener_connections_total", "counter",
+		    "Client connections accepted, by listener.");
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		admin_printf(r, "sluice_listener_connections_total{listener=\"%s\"} %llu\n",
+			     s->listeners[i].cfg->name,
+			     (unsigned long long)LOAD(s->listeners[i].stats->accepted));
+	metric_head(r, "sluice_listener_connections_active", "gauge",
+		    "Client connections open now, by listener.");
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		admin_printf(r, "sluice_listener_connections_active{listener=\"%s\"} %llu\n",
+			     s->listeners[i].cfg->name,
+			     (unsigned long long)LOAD(s->listeners[i].stats->active));
 	metric_head(r, "sluice_connections_active", "gauge", "Client connections open now.");
 	admin_printf(r, "sluice_connections_active %llu\n", (unsigned long long)t.active);
 	metric_head(r, "sluice_connections_closed_total", "counter",
@@ -328,6 +353,29 @@ static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp 
 	}
 }
 
+static const char *backend_state(const struct backend *be);
+
+static void backends_text(struct snapshot *s, struct admin_resp *r)
+{
+	admin_printf(r, "%-12s %-16s %-24s %-11s %8s %8s %8s %10s %8s\n", "POOL", "BACKEND",
+		     "ADDRESS", "STATE", "LEDGER", "MAX", "RATE", "CONNECTS", "FAILED");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			const struct backend *be = p->be[j];
+			volatile struct sl_backend *kb = be->kb;
+
+			admin_printf(r, "%-12s %-16s %-24s %-11s %8u %8u %8u %10llu %8llu\n",
+				     p->cfg->name, p->cfg->servers[j].name, be->addr.text,
+				     backend_state(be), kb ? kb->active : LOAD(be->active),
+				     kb ? kb->max_conns : 0, kb ? kb->rate : 0,
+				     (unsigned long long)backend_total(be, connects),
+				     (unsigned long long)backend_total(be, failures));
+		}
+	}
+}
+
 static void status_json(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 {
 	struct totals t;
@@ -372,6 +420,146 @@ static void status_json(struct daemon *d, struct snapshot *s, struct admin_resp 
 	admin_printf(r, "]}\n");
 }
 
+/* ---- /status: a page for people ---------------------------------------------- */
+
+static const char *backend_state(const struct backend *be)
+{
+	if (LOAD(be->op_drained))
+		return "drained";
+	if (LOAD(be->drained))
+		return "agent drain";
+	if (LOAD(be->agent_down))
+		return "agent down";
+	if (LOAD(be->hc_down))
+		return "down";
+	if (!backend_is_up(be))
+		return "failing";
+	if (LOAD(be->starved))
+		return "starved";
+	return "up";
+}
+
+/*
+ * One self-contained HTML page: no script, no external resources; it
+ * refreshes itself every 2 s. Names are [A-Za-z0-9_.-] and addresses are
+ * normalised by the config, so nothing printed needs escaping.
+ */
+static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp *r)
+{
+	struct timespec ts;
+	uint64_t now_ms, now_ns = ebpf_now_ns();
+	struct totals t;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	sum_workers(d, &t);
+	r->content_type = "text/html; charset=utf-8";
+	admin_printf(r,
+		     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+		     "<meta http-equiv=\"refresh\" content=\"2\"><title>sluice status</title>"
+		     "<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}"
+		     "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+		     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+		     "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+		     ".up{color:#176e1a}.down,.failing,.starved,.drained{color:#b00020;font-weight:bold}"
+		     "h2{margin:.8em 0 .2em;font-size:1.1em}</style></head><body>"
+		     "<h1>sluice</h1><p>version %s &middot; config generation %llu &middot; "
+		     "%u workers &middot; reloads %llu ok, %llu failed &middot; BPF programs "
+		     "attached %u (re-attached %llu)</p>"
+		     "<p>connections: %llu accepted, %llu open, %llu refused, %llu reset, "
+		     "%llu bad heads</p>",
+		     SLUICE_VERSION, (unsigned long long)s->gen, d->nworkers,
+		     (unsigned long long)LOAD(d->reloads_ok), (unsigned long long)LOAD(d->reloads_failed),
+		     ebpf_attached(d->ebpf), (unsigned long long)ebpf_reattached(d->ebpf),
+		     (unsigned long long)t.accepted, (unsigned long long)t.active,
+		     (unsigned long long)t.refused, (unsigned long long)t.resets,
+		     (unsigned long long)t.bad_heads);
+
+	admin_printf(r, "<h2>Listeners</h2><table id=\"listeners\"><tr><th>listener</th>"
+			"<th>address</th><th>mode</th><th>pool</th><th>accepted</th><th>open</th>"
+			"<th>SYNs passed</th><th>SYNs dropped</th></tr>");
+	for (unsigned i = 0; i < s->nlisteners; i++) {
+		const struct snap_listener *l = &s->listeners[i];
+		volatile struct sl_listener *kl =
+			l->cfg->syn_gate.enabled ? ebpf_listener(d->ebpf, &l->cfg->addr) : NULL;
+
+		admin_printf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td>"
+				"<td>%llu</td>",
+			     l->cfg->name, l->cfg->addr.text,
+			     l->cfg->mode == CFG_MODE_HTTP ? "http" : "tcp", l->pool->cfg->name,
+			     (unsigned long long)LOAD(l->stats->accepted),
+			     (unsigned long long)LOAD(l->stats->active));
+		if (kl)
+			admin_printf(r, "<td>%llu</td><td>%llu</td></tr>",
+				     (unsigned long long)kl->passed,
+				     (unsigned long long)(kl->dropped_rate + kl->dropped_source));
+		else
+			admin_printf(r, "<td>&ndash;</td><td>&ndash;</td></tr>");
+	}
+	admin_printf(r, "</table><h2>Pools</h2><table id=\"pools\"><tr><th>pool</th>"
+			"<th>queued now</th><th>queue max</th><th>waited</th><th>admitted</th>");
+	for (unsigned k = 0; k < REFUSE_COUNT; k++)
+		admin_printf(r, "<th>refused: %s</th>", refusal_names[k]);
+	admin_printf(r, "</tr>");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		admin_printf(r, "<tr><td>%s</td><td>%u</td><td>%u</td><td>%llu</td><td>%llu</td>",
+			     p->cfg->name, LOAD(p->queued), p->cfg->queue.max,
+			     (unsigned long long)LOAD(p->stats->queued_total),
+			     (unsigned long long)LOAD(p->stats->admitted_total));
+		for (unsigned k = 0; k < REFUSE_COUNT; k++)
+			admin_printf(r, "<td>%llu</td>", (unsigned long long)LOAD(p->stats->refused[k]));
+		admin_printf(r, "</tr>");
+	}
+	admin_printf(r, "</table><h2>Backends</h2><table id=\"backends\"><tr><th>backend</th>"
+			"<th>pool</th><th>address</th><th>state</th><th>connections (ledger)</th>"
+			"<th>max</th><th>rate /s</th><th>tokens</th><th>connects</th><th>failed</th>"
+			"<th>refused full</th><th>refused rate</th><th>last health check</th></tr>");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			const struct backend *be = p->be[j];
+			volatile struct sl_backend *kb = be->kb;
+			const char *st = backend_state(be);
+			uint64_t hc = LOAD(be->hc_last_ms);
+			char hcs[64], max[16] = "&ndash;", rate[16] = "&ndash;", tok[24] = "&ndash;";
+
+			if (!hc)
+				snprintf(hcs, sizeof(hcs), "&ndash;");
+			else
+				snprintf(hcs, sizeof(hcs), "%s, %.1f s ago",
+					 LOAD(be->hc_last_ok) ? "passed" : "failed",
+					 (double)(now_ms - hc) / 1000.0);
+			if (kb) {
+				if (kb->max_conns)
+					snprintf(max, sizeof(max), "%u", kb->max_conns);
+				if (kb->rate)
+					snprintf(rate, sizeof(rate), "%u", kb->rate);
+				snprintf(tok, sizeof(tok), "%llu",
+					 (unsigned long long)sl_gcra_tokens(
+						 kb->bucket.tat_ns, now_ns, kb->bucket.interval_ns,
+						 kb->bucket.tau_ns, kb->burst ? kb->burst : 1));
+			}
+			admin_printf(r,
+				     "<tr><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
+				     "<td>%u</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td>"
+				     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td></tr>",
+				     p->cfg->servers[j].name, p->cfg->name, be->addr.text,
+				     strchr(st, ' ') ? "drained" : st, st,
+				     kb ? kb->active : LOAD(be->active), max, rate, tok,
+				     (unsigned long long)backend_total(be, connects),
+				     (unsigned long long)backend_total(be, failures),
+				     (unsigned long long)(kb ? kb->refused_full : 0),
+				     (unsigned long long)(kb ? kb->refused_rate : 0), hcs);
+		}
+	}
+	admin_printf(r, "</table><p>Also: <a href=\"/metrics\">/metrics</a>, "
+			"<a href=\"/status.json\">/status.json</a>, "
+			"<a href=\"/status.txt\">/status.txt</a>.</p></body></html>\n");
+}
+
 void stats_handle(const char *method, const char *path, struct admin_resp *r, void *arg)
 {
 	struct daemon *d = arg;
@@ -393,13 +581,17 @@ void stats_handle(const char *method, const char *path, struct admin_resp *r, vo
 	s = daemon_snapshot(d);
 	if (strcmp(path, "/metrics") == 0) {
 		metrics(d, s, r);
+	} else if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0) {
+		status_html(d, s, r);
 	} else if (strcmp(path, "/status.txt") == 0) {
 		status_text(d, s, r);
+	} else if (strcmp(path, "/backends.txt") == 0) {
+		backends_text(s, r);
 	} else if (strcmp(path, "/status.json") == 0) {
 		status_json(d, s, r);
 	} else {
 		r->status = 404;
-		admin_printf(r, "not found; try /metrics, /status.txt, /status.json, /healthz\n");
+		admin_printf(r, "not found; try /status, /metrics, /status.txt, /status.json, /healthz\n");
 	}
 	snapshot_put(s);
 }

@@ -243,6 +243,7 @@ static void conn_free(struct worker *w, struct conn *c)
 	c->gen->nconns--;
 	gen_release(w, c->gen);
 	stat_dec(&w->stats.active);
+	atomic_fetch_sub_explicit(&c->lst->active, 1, memory_order_relaxed);
 	c->state = CONN_FREE;
 	c->next = w->free_conns;
 	w->free_conns = c;
@@ -643,6 +644,9 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	c->gen->nconns++;
 	c->pool = wl->sl->pool;
 	c->ls = wl->ls;
+	c->lst = wl->sl->stats;
+	stat_shared_inc(&c->lst->accepted);
+	stat_shared_inc(&c->lst->active);
 	if (wl->sl->cfg->mode == CFG_MODE_HTTP)
 		c->flags |= CF_HTTP;
 	admit_start(w, c);

@@ -78,12 +78,15 @@ struct conn {
 	uint64_t ticket;     /* place in the pool's wait queue */
 	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
 	struct lsock *ls;    /* the listener that accepted it */
+	struct listener_stats *lst;
 	struct backend *be;
 	struct snap_pool *pool;
 	struct wgen *gen;
 	struct conn *next, *prev; /* free list; starved list or wait queue */
 	char *resp;               /* CONN_RESPONDING: the answer being sent (malloc'd) */
 	uint32_t resp_len;
+	uint32_t waited_ms; /* in the wait queue */
+	uint64_t bytes[2];  /* per half: client→backend, backend→client */
 	struct half half[2];
 	struct wsframe ws; /* CF_WS: where the backend→client frames stand */
 } __attribute__((aligned(64)));

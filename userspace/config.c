@@ -866,6 +866,7 @@ static const struct cfg_key pool_keys[] = {
 	KEY_GROUP("retry_after", retry_after_keys),
 	KEY_CUSTOM("health", parse_health, 0),
 	KEY_U32("slow_start_s", struct cfg_pool, slow_start_s, 0, 86400),
+	KEY_U32("starved_after_s", struct cfg_pool, starved_after_s, 0, 86400),
 	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
 	KEY_END
 };
@@ -885,6 +886,7 @@ static void pool_defaults(void *elem)
 	p->health.timeout_ms = 1000;
 	p->health.rise = 2;
 	p->health.fall = 3;
+	p->starved_after_s = 60;
 }
 
 static const struct cfg_list pool_list = {

@@ -75,6 +75,8 @@ struct cfg_pool {
 		char http_path[CFG_PATH_MAX]; /* "": a TCP connect is the check */
 	} health;
 	uint32_t slow_start_s; /* ramp of rate and max_conns after a backend comes up; 0: none */
+	uint32_t starved_after_s; /* flag a backend given no new connection this long while
+				     its peers were (sluice_backend_starved); default 60, 0: off */
 	struct cfg_server *servers;
 	unsigned nservers;
 	int line;

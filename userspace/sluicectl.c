@@ -25,6 +25,9 @@ static void usage(FILE *f)
 		"  status        listeners, pools and backends of the running daemon\n"
 		"  status-json   the same as JSON\n"
 		"  metrics       the Prometheus metrics\n"
+		"  backends      the backends: state, connections, limits, connects, failures\n"
+		"  set BACKEND [rate=N] [max_conns=N]  limits in force until the next reload\n"
+		"  reload        reload the daemon's config (SIGHUP) and say how it went\n"
 		"  drain BACKEND   no new clients for it, its connections closed over drain.period_s\n"
 		"  enable BACKEND  back in rotation after a drain (BACKEND: server name or address)\n"
 		"  check FILE    validate a config file (exit 0 valid, 1 not); no daemon needed\n"
@@ -66,7 +69,7 @@ static int request(const struct cfg_addr *addr, const char *method, const char *
 int main(int argc, char **argv)
 {
 	const char *admin = getenv("SLUICE_ADMIN"), *config = NULL, *cmd;
-	char path[256];
+	char path[256], drain_path[600];
 	struct cfg_addr addr;
 	int opt;
 
@@ -127,15 +130,38 @@ int main(int argc, char **argv)
 		config_free(cfg);
 		return ret ? 1 : 0;
 	}
+	if (strcmp(cmd, "set") == 0) {
+		size_t n;
+
+		if (optind + 2 > argc || optind + 3 < argc || strlen(argv[optind]) > 128 ||
+		    strpbrk(argv[optind], " ?&#/%")) {
+			usage(stderr);
+			return 2;
+		}
+		n = (size_t)snprintf(path, sizeof(path), "/set?backend=%s", argv[optind]);
+		for (int i = optind + 1; i < argc; i++) {
+			if ((strncmp(argv[i], "rate=", 5) && strncmp(argv[i], "max_conns=", 10)) ||
+			    strpbrk(argv[i], " ?&#/%") || n + strlen(argv[i]) + 2 > sizeof(path)) {
+				fprintf(stderr, "sluicectl: set: want rate=N or max_conns=N, not \"%s\"\n",
+					argv[i]);
+				return 2;
+			}
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "&%s", argv[i]);
+		}
+		optind = argc;
+		cmd = path;
+	} else if (strcmp(cmd, "reload") == 0 && optind == argc) {
+		cmd = "/reload";
+	}
 	if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "enable") == 0) {
 		if (optind + 1 != argc || strlen(argv[optind]) > 128 ||
 		    strpbrk(argv[optind], " ?&#/%")) {
 			usage(stderr);
 			return 2;
 		}
-		snprintf(path, sizeof(path), "/%s?backend=%s", cmd, argv[optind]);
+		snprintf(drain_path, sizeof(drain_path), "/%s?backend=%s", cmd, argv[optind]);
 		optind = argc;
-		cmd = path;
+		cmd = drain_path;
 	}
 	if (optind != argc) {
 		usage(stderr);
@@ -169,6 +195,8 @@ int main(int argc, char **argv)
 		return request(&addr, "GET", "/status.json");
 	if (strcmp(cmd, "metrics") == 0)
 		return request(&addr, "GET", "/metrics");
+	if (strcmp(cmd, "backends") == 0)
+		return request(&addr, "GET", "/backends.txt");
 	fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;
