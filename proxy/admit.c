@@ -301,6 +301,7 @@ static void refuse(struct worker *w, struct conn *c, enum refusal why)
 {
 	struct snap_pool *p = c->pool;
 
+	c->refusal = (uint8_t)why;
 	stat_shared_inc(&p->stats->refused[why]);
 	stat_inc(&w->stats.refused);
 	if (why == REFUSE_CLIENT_GONE || !(c->flags & CF_HTTP)) {
@@ -415,7 +416,8 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 			return fair_wait(p);
 		}
 		dequeue(w, c);
-		wait_histogram(p->stats, w->now - c->attempt_ms);
+		c->waited_ms = (uint32_t)(w->now - c->attempt_ms);
+		wait_histogram(p->stats, c->waited_ms);
 		c->tried = 0;
 		c->state = CONN_CONNECTING;
 		conn_connect(w, c);
@@ -484,7 +486,7 @@ static void conn_connect(struct worker *w, struct conn *c)
 	int idx, fd, one = 1;
 
 	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
-		refuse(w, c, c->refusal != REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
+		refuse(w, c, c->refusal < REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
 		return;
 	}
 	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
@@ -604,6 +606,7 @@ void admit_timer(struct worker *w, struct conn *c)
 	switch (c->state) {
 	case CONN_HEAD:
 		stat_inc(&w->stats.head_timeouts);
+		c->refusal = END_HEAD_TIMEOUT;
 		worker_conn_abort(w, c, 0);
 		break;
 	case CONN_CONNECTING:
@@ -646,7 +649,7 @@ static void head_peek(struct worker *w, struct conn *c)
 
 void admit_start(struct worker *w, struct conn *c)
 {
-	c->refusal = REFUSE_COUNT;
+	c->refusal = END_NONE;
 	if (c->flags & CF_HTTP) {
 		c->state = CONN_HEAD;
 		worker_conn_timer_arm(w, c);
@@ -687,6 +690,7 @@ static void head_parsed(struct worker *w, struct conn *c, const char *buf, int l
 		log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: bad request head: %s", w->id,
 				h.reason ? h.reason : "?");
 		c->head_len = (uint16_t)len;
+		c->refusal = END_BAD_HEAD;
 		respond(w, c, 400, 0);
 	}
 }

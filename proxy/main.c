@@ -189,6 +189,20 @@ static void drain_removed(struct daemon *d, struct main_loop *m, const struct sn
 	}
 }
 
+static int level_from_cli;
+
+/* Log level, and the access log (re)opened: a reload is how it is rotated. */
+static void apply_logging(struct daemon *d, const struct sl_config *cfg)
+{
+	int ret;
+
+	if (!level_from_cli)
+		log_set_level((enum log_level)cfg->log.level);
+	ret = log_access_open(cfg->log.access);
+	if (ret)
+		log_error("log: access log %s: %s", cfg->log.access, strerror(-ret));
+}
+
 static void reload(struct daemon *d, struct main_loop *m)
 {
 	char err[512], *errors = NULL;
@@ -232,6 +246,7 @@ static void reload(struct daemon *d, struct main_loop *m)
 	pthread_mutex_lock(&d->lock);
 	d->cur = s;
 	pthread_mutex_unlock(&d->lock);
+	apply_logging(d, cfg);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		snapshot_get(s);
 		send_msg(m, d->workers[i], MSG_ADOPT, s);
@@ -358,6 +373,7 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			log_set_level(level);
+			level_from_cli = 1;
 			break;
 		case 'V':
 			printf("sluiced %s\n", SLUICE_VERSION);
@@ -393,6 +409,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (cfg->log.syslog)
+		log_to_syslog("sluiced");
+	apply_logging(&d, cfg);
 	/* signals are read from the main ring; no thread may take them */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);

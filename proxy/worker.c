@@ -36,11 +36,13 @@
  */
 #include "proxy/worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,8 +217,58 @@ static void gen_release(struct worker *w, struct wgen *g)
 	free(g);
 }
 
+static const char *end_name(const struct conn *c)
+{
+	static const char *const refused[REFUSE_COUNT] = {
+		"refused:full", "refused:rate", "refused:queue_full", "refused:queue_timeout",
+		"refused:down", "client_gone",
+	};
+	static const char *const ends[] = {
+		"unknown", "ok", "reset", "idle_timeout", "drained", "grace", "bad_head",
+		"head_timeout",
+	};
+
+	if (c->refusal < REFUSE_COUNT)
+		return refused[c->refusal];
+	if ((size_t)(c->refusal - END_NONE) < sizeof(ends) / sizeof(ends[0]))
+		return ends[c->refusal - END_NONE];
+	return "unknown";
+}
+
+/* One line per connection: who, where to, how much, how long, how it ended. */
+static void access_line(struct worker *w, const struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (c->fd[0] >= 0 && getpeername(c->fd[0], (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	char client[INET6_ADDRSTRLEN + 10] = "-";
+
+	/* a client that reset is no longer anyone's peer: then "-" */
+	if (port)
+		snprintf(client, sizeof(client), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	log_access("client=%s listener=%s pool=%s backend=%s bytes_to_backend=%llu "
+		   "bytes_to_client=%llu duration_ms=%llu wait_ms=%u end=%s", client,
+		   c->lst ? c->lst->name : "?", c->pool ? c->pool->cfg->name : "?",
+		   c->be ? c->be->addr.text : "-", (unsigned long long)c->bytes[0],
+		   (unsigned long long)c->bytes[1], (unsigned long long)(w->now - c->accepted_ms),
+		   c->waited_ms, end_name(c));
+}
+
 static void conn_free(struct worker *w, struct conn *c)
 {
+	if (log_access_enabled())
+		access_line(w, c);
 	for (int h = 0; h < 2; h++) {
 		struct half *hf = &c->half[h];
 
@@ -283,8 +335,11 @@ void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 	conn_unlist(w, c);
 	c->state = CONN_CLOSING;
 	timer_cancel(&w->timers, &c->timer);
-	if (rst_mask)
+	if (rst_mask) {
 		stat_inc(&w->stats.resets);
+		if (c->refusal == END_NONE || c->refusal == REFUSE_COUNT)
+			c->refusal = END_RESET;
+	}
 	for (int i = 0; i < 2; i++) {
 		if (c->fd[i] < 0)
 			continue;
@@ -346,6 +401,7 @@ static void half_send(struct worker *w, struct conn *c, unsigned h)
 /* Both directions ended with a FIN: close both sockets. */
 static void conn_close_clean(struct worker *w, struct conn *c)
 {
+	c->refusal = END_OK;
 	c->state = CONN_CLOSING;
 	timer_cancel(&w->timers, &c->timer);
 	conn_maybe_free(w, c);
@@ -514,6 +570,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	}
 	bs = &c->be->ws[w->id];
 	stat_add(h == 0 ? &bs->bytes_out : &bs->bytes_in, (uint64_t)res);
+	c->bytes[h] += (uint64_t)res;
 	c->active_ms = w->now;
 	hf->sent += (uint32_t)res;
 	if (hf->sent == hf->len[hf->head]) {
@@ -571,8 +628,10 @@ static void on_conn_timer(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->state == CONN_OPEN) {
-		if (!(c->flags & CF_DRAIN))
+		if (!(c->flags & CF_DRAIN)) {
 			stat_inc(&w->stats.idle_timeouts);
+			c->refusal = END_IDLE;
+		}
 		worker_conn_abort(w, c, 0);
 		return;
 	}
@@ -760,6 +819,7 @@ static void drain_one(struct worker *w, struct conn *c)
 	if (c->state != CONN_OPEN || (c->flags & CF_DRAIN))
 		return;
 	stat_inc(&w->stats.drained);
+	c->refusal = END_DRAIN;
 	if (!(c->flags & CF_WS)) {
 		worker_conn_abort(w, c, 0);
 		return;
@@ -870,6 +930,7 @@ static void worker_grace_expired(struct worker *w)
 			if (c->state == CONN_FREE || c->state == CONN_CLOSING)
 				continue;
 			stat_inc(&w->stats.grace_closed);
+			c->refusal = END_GRACE;
 			worker_conn_abort(w, c, 0);
 		}
 	}

@@ -60,6 +60,21 @@ enum conn_flags {
 	CF_DRAIN = 1 << 7,    /* being drained: a Close frame goes out at the next boundary */
 };
 
+/*
+ * How a connection ended, for the access log: in the same byte as its
+ * refusal reason (enum refusal, below REFUSE_COUNT), after those.
+ */
+enum conn_end {
+	END_NONE = REFUSE_COUNT,
+	END_OK,       /* FIN both ways */
+	END_RESET,    /* a reset or error on either side */
+	END_IDLE,     /* timeouts.idle_s */
+	END_DRAIN,    /* a paced drain */
+	END_GRACE,    /* drain.grace_s ran out */
+	END_BAD_HEAD, /* answered 400 */
+	END_HEAD_TIMEOUT,
+};
+
 struct wgen;
 
 struct conn {

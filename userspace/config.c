@@ -1084,6 +1084,27 @@ static const struct cfg_key buffers_keys[] = {
 	KEY_END
 };
 
+static void parse_access(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			 void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+
+	if (v && (!*v || check_path(pc, s, v, 1)))
+		snprintf(cfg->log.access, sizeof(cfg->log.access), "%s", v);
+}
+
+static const struct cfg_enum level_names[] = {
+	{ "debug", 0 }, { "info", 1 }, { "warn", 2 }, { "error", 3 }, { NULL, 0 },
+};
+
+static const struct cfg_key log_keys[] = {
+	KEY_ENUM("level", struct sl_config, log.level, level_names, 0),
+	KEY_BOOL("syslog", struct sl_config, log.syslog),
+	KEY_CUSTOM("access", parse_access, 0),
+	KEY_END
+};
+
 static const struct cfg_key bpf_keys[] = {
 	KEY_BOOL("enabled", struct sl_config, bpf.enabled),
 	KEY_CUSTOM("pin_path", parse_pin_path, 0),
@@ -1094,6 +1115,7 @@ static const struct cfg_key bpf_keys[] = {
 static const struct cfg_key top_keys[] = {
 	KEY_U32("workers", struct sl_config, workers, 1, CFG_MAX_WORKERS),
 	KEY_GROUP("bpf", bpf_keys),
+	KEY_GROUP("log", log_keys),
 	KEY_GROUP("admin", admin_keys),
 	KEY_GROUP("timeouts", timeouts_keys),
 	KEY_GROUP("drain", drain_keys),
@@ -1119,6 +1141,7 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->drain.grace_s = 60;
 	cfg->buffers.count = 512;
 	cfg->buffers.size = 65536;
+	cfg->log.level = 1;
 	cfg->bpf.enabled = 1;
 	strcpy(cfg->bpf.pin_path, "/sys/fs/bpf/sluice");
 	strcpy(cfg->bpf.cgroup, "sluice");

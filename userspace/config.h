@@ -108,6 +108,11 @@ struct sl_config {
 	char *path;
 	unsigned workers; /* resolved: the file's value, or one per online CPU */
 	struct {
+		int level;                   /* enum log_level; default info */
+		int syslog;                  /* to syslog instead of stderr */
+		char access[CFG_PATH_MAX];   /* access log file; "": none */
+	} log;
+	struct {
 		int enabled;                 /* default 1 */
 		char pin_path[CFG_PATH_MAX]; /* bpffs directory; default /sys/fs/bpf/sluice */
 		char cgroup[CFG_PATH_MAX];   /* under the cgroup v2 mount; default "sluice" */

@@ -19,6 +19,21 @@ int log_level_parse(const char *text, enum log_level *level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Lines go to syslog (daemon facility, IDENT) instead of stderr. */
+void log_to_syslog(const char *ident);
+
+/*
+ * The access log: one line per connection, written with one write(2) to a
+ * file opened O_APPEND (so lines from several threads never interleave).
+ * log_access_open reopens it (after a rotation); "" or NULL closes it.
+ * 0 or -errno.
+ */
+int log_access_open(const char *path);
+/* Is the access log open? (cheap; for the hot path) */
+int log_access_enabled(void);
+/* Write one access-log line (a timestamp is put in front). */
+void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

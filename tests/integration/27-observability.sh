@@ -21,6 +21,7 @@ workers = 2;
 admin = { address = "$ADMIN"; };
 $BPF_CONF
 timeouts = { connect_ms = 300; };
+log = { access = "$T/access.log"; };
 listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app";
                 syn_gate = { rate = 10000; interfaces = ["v$LB"]; }; } );
 pools = ( { name = "app"; balance = "round_robin"; starved_after_s = 2;
@@ -104,7 +105,16 @@ ctl backends >"$T/backends.txt" && grep -q "b3 .*$(be_addr 3):9000" "$T/backends
 ctl set b1 rate=123 max_conns=77 | grep -q 'until the next reload' || fail "sluicectl set"
 wait_for 2 sh -c "$SLUICECTL bpf $PIN | awk '\$1 == \"$(be_addr 1):9000\" { exit !(\$4 == 77 && \$5 == 123) }'" ||
 	fail "set did not reach the kernel: $("$SLUICECTL" bpf "$PIN" | grep "$(be_addr 1)")"
+# the access log: a line per connection; a rename and a reload rotate it
+n=$(grep -c 'end=ok' "$T/access.log")
+say "access log: $n lines end=ok; e.g. $(grep -m1 'end=ok' "$T/access.log")"
+[ "$n" -ge 400 ] || fail "expected a line per connection (400), got $n"
+grep -q 'client=10.77.0.1:[0-9]* listener=front pool=app backend=10.77.0.1[12]:9000 bytes_to_backend=64 bytes_to_client=67 ' \
+	"$T/access.log" || fail "access log fields"
+mv "$T/access.log" "$T/access.log.1"
 ctl reload | grep -q 'generation 2 in service' || fail "sluicectl reload"
+client after echo-clients -c 10.77.0.1:8080 -n 5 --banner >/dev/null || fail "clients"
+wait_for 2 test -s "$T/access.log" || fail "the access log was not reopened by the reload"
 [ "$(bpf_col 1 MAX)" = 500 ] || fail "a reload should end the overrides"
 cp "$T/s.conf" "$T/good.conf"; echo 'workers = ;' >>"$T/s.conf"
 ctl reload >"$T/badreload.txt" 2>&1 && fail "a bad reload reported success"
