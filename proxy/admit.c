@@ -418,7 +418,8 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 		dequeue(w, c);
 		c->waited_ms = (uint32_t)(w->now - c->attempt_ms);
 		wait_histogram(p->stats, c->waited_ms);
-		c->tried = 0;
+		if (!(c->flags2 & CF2_PINNED))
+			c->tried = 0;
 		c->state = CONN_CONNECTING;
 		conn_connect(w, c);
 		if (c->state == CONN_WAITING)
@@ -490,6 +491,14 @@ static void conn_connect(struct worker *w, struct conn *c)
 		return;
 	}
 	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
+	if (idx < 0 && (c->flags2 & CF2_PINNED)) {
+		/* a synthetic check: its backend or nothing */
+		if (limited)
+			enqueue(w, c, wait, limited);
+		else
+			refuse(w, c, REFUSE_DOWN);
+		return;
+	}
 	if (idx < 0 && c->tried) {
 		if (!limited) {
 			/* all tried and retries left: go round again (down ones stay skipped) */
@@ -570,7 +579,9 @@ void admit_on_connect(struct worker *w, struct conn *c, int res)
 	backend_connect_failed(be, w->id, w->now);
 	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
 			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
-	if (c->tries <= c->pool->cfg->retries)
+	if (c->flags2 & CF2_PINNED)
+		refuse(w, c, REFUSE_DOWN);
+	else if (c->tries <= c->pool->cfg->retries)
 		conn_connect(w, c);
 	else
 		refuse(w, c, REFUSE_DOWN);
@@ -647,9 +658,36 @@ static void head_peek(struct worker *w, struct conn *c)
 	c->inflight++;
 }
 
+/*
+ * A synthetic check of sluice's own, through this listener to one backend
+ * (proxy/health.c)? Then every other backend counts as tried already.
+ */
+static void pin_synthetic(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct backend *be;
+	uint16_t port;
+
+	if (getpeername(c->fd[0], (struct sockaddr *)&ss, &len))
+		return;
+	port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	be = backend_synth_lookup(port);
+	for (unsigned i = 0; be && i < c->pool->nbe; i++) {
+		if (c->pool->be[i] == be) {
+			c->tried = ~balance_bit(i);
+			c->flags2 |= CF2_PINNED;
+			return;
+		}
+	}
+}
+
 void admit_start(struct worker *w, struct conn *c)
 {
 	c->refusal = END_NONE;
+	if (c->pool->cfg->synthetic.enabled)
+		pin_synthetic(c);
 	if (c->flags & CF_HTTP) {
 		c->state = CONN_HEAD;
 		worker_conn_timer_arm(w, c);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "proxy/backend.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -58,6 +59,47 @@ void backend_foreach(void (*fn)(struct backend *be, void *arg), void *arg)
 	for (struct backend *be = registry; be; be = be->next)
 		fn(be, arg);
 	pthread_mutex_unlock(&registry_lock);
+}
+
+/*
+ * Few entries (one per backend checked at a time), written by the main
+ * thread only: the backend pointer is published before the port, and
+ * cleared after, so a worker never pairs a port with a stale backend.
+ */
+#define SYNTH_SLOTS 256
+static struct {
+	_Atomic uint32_t port; /* 0: free */
+	struct backend *_Atomic be;
+} synth[SYNTH_SLOTS];
+
+int backend_synth_register(uint16_t port, struct backend *be)
+{
+	for (unsigned i = 0; i < SYNTH_SLOTS; i++) {
+		if (atomic_load(&synth[i].port))
+			continue;
+		atomic_store_explicit(&synth[i].be, be, memory_order_relaxed);
+		atomic_store_explicit(&synth[i].port, port, memory_order_release);
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+void backend_synth_unregister(uint16_t port)
+{
+	for (unsigned i = 0; i < SYNTH_SLOTS; i++) {
+		if (atomic_load(&synth[i].port) == port) {
+			atomic_store_explicit(&synth[i].port, 0, memory_order_release);
+			atomic_store_explicit(&synth[i].be, NULL, memory_order_relaxed);
+		}
+	}
+}
+
+struct backend *backend_synth_lookup(uint16_t port)
+{
+	for (unsigned i = 0; i < SYNTH_SLOTS; i++)
+		if (atomic_load_explicit(&synth[i].port, memory_order_acquire) == port)
+			return atomic_load_explicit(&synth[i].be, memory_order_relaxed);
+	return NULL;
 }
 
 void backend_connect_ok(struct backend *be, unsigned worker)

@@ -64,6 +64,7 @@ struct backend {
 	_Atomic int hc_last_ok;
 	_Atomic int starved;     /* no new connection for starved_after_s while its peers had some */
 	_Atomic uint32_t ov_rate, ov_max; /* sluicectl set: overrides until the next reload (UINT32_MAX: none) */
+	_Atomic uint64_t synth_ok, synth_fail; /* synthetic checks through sluice to it */
 	/*
 	 * The kernel's ledger and bucket for this address (shared memory,
 	 * written by the BPF programs), or NULL without BPF. Set by the main
@@ -133,6 +134,15 @@ void backend_connect_ok(struct backend *be, unsigned worker);
  * it is down for BACKEND_DOWN_MS, then one client probes it.
  */
 void backend_connect_failed(struct backend *be, unsigned worker, uint64_t now_ms);
+
+/*
+ * Synthetic checks: the main thread connects through a listener from local
+ * port PORT and wants the worker that accepts it to go to BE. 0 or -ENOSPC.
+ * A worker asks backend_synth_lookup(peer port) for the backend, or NULL.
+ */
+int backend_synth_register(uint16_t port, struct backend *be);
+void backend_synth_unregister(uint16_t port);
+struct backend *backend_synth_lookup(uint16_t port);
 
 /* Sum a per-worker counter over all workers. */
 uint64_t backend_sum(const struct backend *be, size_t offset);

@@ -15,7 +15,7 @@
 
 #define SLOW_START_FLOOR 0.05 /* a backend that just came up gets 5% of its limits */
 
-enum probe_kind { PK_HEALTH, PK_AGENT };
+enum probe_kind { PK_HEALTH, PK_AGENT, PK_SYNTH };
 enum probe_state { PS_IDLE, PS_CONNECT, PS_SEND, PS_RECV };
 
 struct probe {
@@ -34,6 +34,9 @@ struct probe {
 	size_t got;
 	char buf[AGENT_LINE_MAX + 1];
 	char req[CFG_PATH_MAX + 160];
+	char expect[CFG_PATH_MAX]; /* PK_SYNTH: what must come back */
+	uint16_t port;             /* PK_SYNTH: our local port, registered */
+	int last_ok;               /* PK_SYNTH: to log only changes */
 	struct probe *next;
 } __attribute__((aligned(UD_ALIGN)));
 
@@ -175,6 +178,33 @@ static struct probe *probe_for(struct health *h, struct backend *be, enum probe_
 	return p;
 }
 
+/*
+ * Where a synthetic check of POOL connects: the first listener that serves
+ * it (a wildcard address is reached on loopback). -ENOENT when none does.
+ */
+static int synth_target(const struct snapshot *s, const struct snap_pool *pool,
+			struct cfg_addr *to)
+{
+	for (unsigned i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].pool != pool)
+			continue;
+		*to = s->listeners[i].cfg->addr;
+		if (to->ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&to->ss;
+
+			if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+				in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		} else {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&to->ss;
+
+			if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+				in6->sin6_addr = in6addr_loopback;
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void health_sync(struct health *h, struct snapshot *s, uint64_t now)
 {
 	struct probe *p, **pp;
@@ -220,6 +250,21 @@ void health_sync(struct health *h, struct snapshot *s, uint64_t now)
 					p->next_at = now + rnd(h) % p->interval_ms;
 				atomic_store(&be->checked, 1);
 				atomic_store(&be->fall, pc->health.fall);
+			}
+			if (pc->synthetic.enabled && (p = probe_for(h, be, PK_SYNTH, now))) {
+				int fresh = !p->interval_ms;
+
+				p->seen = 1;
+				if (synth_target(s, pool, &p->addr))
+					p->seen = 0; /* no listener serves the pool */
+				snprintf(p->req, sizeof(p->req), "%s", pc->synthetic.send);
+				snprintf(p->expect, sizeof(p->expect), "%s", pc->synthetic.expect);
+				p->interval_ms = pc->synthetic.interval_ms;
+				p->timeout_ms = pc->synthetic.timeout_ms;
+				if (fresh) {
+					p->next_at = now + rnd(h) % p->interval_ms;
+					p->last_ok = 1;
+				}
 			}
 			if (sv->agent.enabled && (p = probe_for(h, be, PK_AGENT, now))) {
 				int fresh = !p->interval_ms;
@@ -345,6 +390,26 @@ static void op_timeout(struct health *h, struct probe *p)
 	io_uring_submit(h->ring);
 }
 
+/*
+ * A synthetic check goes through sluice like a client, so the worker that
+ * accepts it must know which backend it is for: bind first, register the
+ * local port, then connect (proxy/admit.c pins the connection by it).
+ */
+static int synth_bind(struct probe *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = p->addr.ss.ss_family;
+	if (bind(p->fd, (struct sockaddr *)&ss, p->addr.len) ||
+	    getsockname(p->fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	p->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return backend_synth_register(p->port, p->be);
+}
+
 static void probe_start(struct health *h, struct probe *p)
 {
 	static const unsigned mark = SL_MARK_CHECK;
@@ -356,8 +421,17 @@ static void probe_start(struct health *h, struct probe *p)
 		p->next_at += p->interval_ms;
 		return;
 	}
-	/* past the backend gate: a check is not a client */
-	setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (p->kind == PK_SYNTH) {
+		if (synth_bind(p)) {
+			close(p->fd);
+			p->fd = -1;
+			p->next_at += p->interval_ms;
+			return;
+		}
+	} else {
+		/* past the backend gate: a check is not a client */
+		setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	}
 	p->got = 0;
 	p->state = PS_CONNECT;
 	sqe = sqe_linked(h);
@@ -381,10 +455,12 @@ static void probe_recv(struct health *h, struct probe *p)
 static void probe_send(struct health *h, struct probe *p)
 {
 	struct io_uring_sqe *sqe = sqe_linked(h);
-	int n = snprintf(p->req, sizeof(p->req),
-			 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-			 "Connection: close\r\n\r\n",
-			 p->path, p->addr.text);
+	int n = p->kind == PK_SYNTH
+			? (int)strlen(p->req)
+			: snprintf(p->req, sizeof(p->req),
+				   "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
+				   "Connection: close\r\n\r\n",
+				   p->path, p->addr.text);
 
 	p->state = PS_SEND;
 	io_uring_prep_send(sqe, p->fd, p->req, (size_t)n, MSG_NOSIGNAL);
@@ -457,11 +533,24 @@ static void agent_result(struct health *h, struct probe *p, uint64_t now)
 		b->agent_rate = r.rate;
 }
 
+static void synth_result(struct health *h, struct probe *p, int ok, const char *why)
+{
+	atomic_fetch_add(ok ? &p->be->synth_ok : &p->be->synth_fail, 1);
+	if (ok != p->last_ok)
+		log_warn("synthetic: through %s to backend %s: %s", p->addr.text, p->be->addr.text,
+			 ok ? "passes again" : why);
+	p->last_ok = ok;
+}
+
 static void probe_done(struct health *h, struct probe *p, int ok, const char *why, uint64_t now)
 {
 	if (p->fd >= 0) {
 		close(p->fd);
 		p->fd = -1;
+	}
+	if (p->port) {
+		backend_synth_unregister(p->port);
+		p->port = 0;
 	}
 	p->state = PS_IDLE;
 	if (p->dead) {
@@ -478,6 +567,8 @@ static void probe_done(struct health *h, struct probe *p, int ok, const char *wh
 	}
 	if (p->kind == PK_HEALTH)
 		health_result(h, p, ok, why, now);
+	else if (p->kind == PK_SYNTH)
+		synth_result(h, p, ok, why);
 	else if (ok)
 		agent_result(h, p, now);
 	/* the next one jittered by up to 10%, so checks of many backends spread out */
@@ -506,7 +597,7 @@ void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now)
 			probe_done(h, p, 0, res == -ECANCELED ? "timed out" : strerror(-res), now);
 		} else if (p->kind == PK_AGENT) {
 			probe_recv(h, p);
-		} else if (p->path[0]) {
+		} else if (p->kind == PK_SYNTH || p->path[0]) {
 			probe_send(h, p);
 		} else {
 			probe_done(h, p, 1, NULL, now);
@@ -522,12 +613,25 @@ void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now)
 		if (res > 0) {
 			p->got += (size_t)res;
 			p->buf[p->got] = 0;
-			if (!memchr(p->buf, '\n', p->got) && p->got < sizeof(p->buf) - 1) {
+			if (p->kind == PK_SYNTH) {
+				if (memmem(p->buf, p->got, p->expect, strlen(p->expect))) {
+					probe_done(h, p, 1, NULL, now);
+					return;
+				}
+				if (p->got < sizeof(p->buf) - 1) {
+					probe_recv(h, p);
+					return;
+				}
+			} else if (!memchr(p->buf, '\n', p->got) && p->got < sizeof(p->buf) - 1) {
 				probe_recv(h, p);
 				return;
 			}
 		}
-		if (p->kind == PK_AGENT)
+		if (p->kind == PK_SYNTH)
+			probe_done(h, p, 0,
+				   res == -ECANCELED ? "no reply in time" :
+				   p->got ? "unexpected reply" : "closed without a reply", now);
+		else if (p->kind == PK_AGENT)
 			probe_done(h, p, p->got > 0, "no reply", now);
 		else
 			probe_done(h, p, status_ok(p->buf, p->got),

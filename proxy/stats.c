@@ -52,7 +52,7 @@ static void metric_head(struct admin_resp *r, const char *name, const char *type
 /* Per-backend series: where each value comes from. */
 enum be_val {
 	BV_ACTIVE, BV_UP, BV_CONNECTS, BV_FAILURES, BV_BYTES_OUT, BV_BYTES_IN,
-	BV_STARVED,
+	BV_STARVED, BV_SYNTH_OK, BV_SYNTH_FAIL, /* the last two: pools with a synthetic check */
 	/* from the kernel's maps; absent without BPF */
 	BV_LEDGER, BV_MAX, BV_ADMITTED, BV_REFUSED_FULL, BV_REFUSED_RATE, BV_TOKENS, BV_DRIFT,
 };
@@ -75,6 +75,10 @@ static const struct {
 	{ "sluice_backend_starved", "gauge",
 	  "1 when the backend got no new connection for the pool's starved_after_s while its peers did.",
 	  "", BV_STARVED },
+	{ "sluice_synthetic_checks_total", "counter",
+	  "Synthetic checks sent through a listener to the backend, by result.", ",result=\"ok\"",
+	  BV_SYNTH_OK },
+	{ "sluice_synthetic_checks_total", NULL, NULL, ",result=\"fail\"", BV_SYNTH_FAIL },
 	{ "sluice_backend_ledger_connections", "gauge",
 	  "Connections holding a slot of the kernel's ledger (all processes in the cgroup).", "",
 	  BV_LEDGER },
@@ -108,6 +112,8 @@ static unsigned long long be_value(const struct backend *be, enum be_val v, uint
 	case BV_BYTES_OUT: return backend_total(be, bytes_out);
 	case BV_BYTES_IN: return backend_total(be, bytes_in);
 	case BV_STARVED: return (unsigned long long)LOAD(be->starved);
+	case BV_SYNTH_OK: return LOAD(be->synth_ok);
+	case BV_SYNTH_FAIL: return LOAD(be->synth_fail);
 	default: break;
 	}
 	if (!kb) {
@@ -139,6 +145,9 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 		for (unsigned i = 0; i < s->npools; i++) {
 			const struct snap_pool *p = &s->pools[i];
 
+			if ((be_series[k].v == BV_SYNTH_OK || be_series[k].v == BV_SYNTH_FAIL) &&
+			    !p->cfg->synthetic.enabled)
+				continue;
 			for (unsigned j = 0; j < p->nbe; j++) {
 				int ok;
 				unsigned long long v = be_value(p->be[j], be_series[k].v, now, &ok);

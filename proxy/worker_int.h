@@ -60,6 +60,10 @@ enum conn_flags {
 	CF_DRAIN = 1 << 7,    /* being drained: a Close frame goes out at the next boundary */
 };
 
+enum conn_flags2 {
+	CF2_PINNED = 1 << 0, /* a synthetic check's: to its one backend, no other */
+};
+
 /*
  * How a connection ended, for the access log: in the same byte as its
  * refusal reason (enum refusal, below REFUSE_COUNT), after those.
@@ -84,7 +88,8 @@ struct conn {
 	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
 	uint8_t refusal; /* enum refusal to count if it ends without a backend; REFUSE_COUNT: none */
 	uint8_t flags;   /* enum conn_flags */
-	uint16_t inflight;
+	uint8_t inflight; /* operations submitted and not completed: never more than a few */
+	uint8_t flags2;   /* enum conn_flags2 */
 	uint16_t head_len; /* mode http: bytes of the request head, still in the socket */
 	uint64_t accepted_ms;
 	uint64_t attempt_ms; /* current connect attempt, or when it began waiting */

@@ -847,6 +847,55 @@ static const struct cfg_key health_keys[] = {
 	KEY_END
 };
 
+/* A payload string: printable bytes, CR, LF and TAB (libconfig's "\r\n\t" escapes). */
+static void parse_payload(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	const char *v = get_string(pc, s);
+	char *out = (char *)base + k->off, q[96];
+	size_t n = 0;
+
+	if (!v)
+		return;
+	for (const char *p = v; *p; p++) {
+		char c = *p;
+
+		if (n + 1 >= CFG_PATH_MAX) {
+			perr(pc, s, "longer than %d bytes", CFG_PATH_MAX - 1);
+			return;
+		}
+		if (((unsigned char)c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f) {
+			perr(pc, s, "%s: control bytes other than CR, LF, TAB", quote(q, sizeof(q), v));
+			return;
+		}
+		out[n++] = c;
+	}
+	out[n] = 0;
+	if (!n)
+		perr(pc, s, "must not be empty");
+}
+
+static const struct cfg_key synthetic_keys[] = {
+	KEY_U32("interval_ms", struct cfg_pool, synthetic.interval_ms, 100, 3600000),
+	KEY_U32("timeout_ms", struct cfg_pool, synthetic.timeout_ms, 10, 600000),
+	{ .name = "send", .parse = parse_payload, .off = offsetof(struct cfg_pool, synthetic.send),
+	  .flags = KF_REQUIRED },
+	{ .name = "expect", .parse = parse_payload,
+	  .off = offsetof(struct cfg_pool, synthetic.expect), .flags = KF_REQUIRED },
+	KEY_END
+};
+
+static void parse_synthetic(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	struct cfg_pool *p = base;
+
+	if (expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }")) {
+		p->synthetic.enabled = 1;
+		parse_group(pc, s, synthetic_keys, p);
+	}
+}
+
 static void parse_health(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
 			 void *base)
 {
@@ -865,6 +914,7 @@ static const struct cfg_key pool_keys[] = {
 	KEY_GROUP("queue", queue_keys),
 	KEY_GROUP("retry_after", retry_after_keys),
 	KEY_CUSTOM("health", parse_health, 0),
+	KEY_CUSTOM("synthetic", parse_synthetic, 0),
 	KEY_U32("slow_start_s", struct cfg_pool, slow_start_s, 0, 86400),
 	KEY_U32("starved_after_s", struct cfg_pool, starved_after_s, 0, 86400),
 	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
@@ -887,6 +937,8 @@ static void pool_defaults(void *elem)
 	p->health.rise = 2;
 	p->health.fall = 3;
 	p->starved_after_s = 60;
+	p->synthetic.interval_ms = 10000;
+	p->synthetic.timeout_ms = 2000;
 }
 
 static const struct cfg_list pool_list = {
@@ -1159,6 +1211,18 @@ static void check_pools(struct pctx *pc)
 			snprintf(path, sizeof(path), "pools[%u].retry_after", i);
 			perr_at(pc, pc->name, p->line, path, "min_s (%u) is above max_s (%u)",
 				p->retry_after.min_s, p->retry_after.max_s);
+		}
+		if (p->synthetic.enabled) {
+			unsigned l = 0;
+
+			while (l < cfg->nlisteners && cfg->listeners[l].pool != i)
+				l++;
+			if (l == cfg->nlisteners) {
+				snprintf(path, sizeof(path), "pools[%u].synthetic", i);
+				perr_at(pc, pc->name, p->line, path,
+					"a synthetic check goes through a listener, and none serves "
+					"pool \"%s\"", p->name);
+			}
 		}
 	}
 }

@@ -75,6 +75,13 @@ struct cfg_pool {
 		char http_path[CFG_PATH_MAX]; /* "": a TCP connect is the check */
 	} health;
 	uint32_t slow_start_s; /* ramp of rate and max_conns after a backend comes up; 0: none */
+	struct {
+		int enabled;          /* the group is present */
+		uint32_t interval_ms; /* default 10000 */
+		uint32_t timeout_ms;  /* default 2000 */
+		char send[CFG_PATH_MAX];   /* bytes sent through the listener (libconfig escapes: \r \n \t) */
+		char expect[CFG_PATH_MAX]; /* what must come back within timeout_ms */
+	} synthetic;
 	uint32_t starved_after_s; /* flag a backend given no new connection this long while
 				     its peers were (sluice_backend_starved); default 60, 0: off */
 	struct cfg_server *servers;
