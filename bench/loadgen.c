@@ -11,8 +11,13 @@
  *   storm  -n clients that were all just disconnected reconnect at once and
  *          retry by --policy until each is through; reports how long the
  *          herd took to get back and how many attempts it cost.
+ *   rr     -n persistent connections in a request/reply loop (tcp echo,
+ *          HTTP keep-alive or WebSocket frames): req/s and latency.
+ *   connrate  -n connection attempts in flight, each connect, one request,
+ *          reply, close: conn/s, connect and transaction latency, errors.
+ *   bulk   -n connections streaming to an echo server: Gbit/s received.
  *
- * Structure, so that more modes (rr, connrate, bulk, storm) slot in:
+ * Structure, so that more modes slot in:
  *   - one option parser for every mode (struct lg_opts); a mode reads what it
  *     needs and ignores the rest;
  *   - an epoll client engine (struct lg_engine) that owns the connections:
@@ -20,6 +25,8 @@
  *     Content-Length, or a fixed-size echo), then hands the connection back to
  *     the mode through struct lg_ops callbacks. The engine keeps no global
  *     state, so a threaded mode can run one engine per thread;
+ *   - storm has its own loop (retries, per-client timers); rr, connrate and
+ *     bulk share the flow engine (struct flow), built for throughput;
  *   - a table of modes at the bottom, dispatched by name.
  */
 #include <errno.h>
@@ -46,6 +53,13 @@ enum lg_policy {
 	LG_POLICY_RETRY_AFTER, /* obey a 503's Retry-After, else backoff */
 };
 
+enum lg_proto {
+	LG_PROTO_DEFAULT = 0, /* the mode's own default */
+	LG_PROTO_TCP,
+	LG_PROTO_HTTP,
+	LG_PROTO_WS,
+};
+
 struct lg_opts {
 	const char *target;
 	struct sockaddr_storage addr;
@@ -64,7 +78,8 @@ struct lg_opts {
 	bool hold_set;	      /* --hold-ms was given (storm: else hold to the end) */
 	/* storm */
 	enum lg_policy policy;	       /* --policy */
-	bool ws;		       /* --proto ws (else tcp) */
+	enum lg_proto proto;	       /* --proto */
+	bool ws;		       /* --proto ws (storm: else tcp) */
 	uint64_t connect_timeout_ms;   /* --connect-timeout-ms */
 	uint64_t give_up_ms;	       /* --give-up-ms: one attempt's patience */
 	uint64_t max_ms;	       /* --max-ms: the whole storm's deadline */
@@ -75,6 +90,10 @@ struct lg_opts {
 	bool seed_set;
 	const char *series;	       /* --series FILE: CSV per 100 ms */
 	bool json;		       /* --json: JSON report instead of the line */
+	/* rr, connrate, bulk */
+	uint64_t size;		       /* --size: message or chunk bytes */
+	bool size_set;
+	uint64_t warmup_ms;	       /* --warmup-ms: run, not counted */
 };
 
 /* ---- engine ------------------------------------------------------------ */
@@ -1245,6 +1264,10 @@ static int mode_storm(const struct lg_opts *o)
 		fprintf(stderr, "loadgen storm: -n and --policy are required\n");
 		return 2;
 	}
+	if (o->proto == LG_PROTO_HTTP) {
+		fprintf(stderr, "loadgen storm: --proto tcp or ws\n");
+		return 2;
+	}
 	if (!o->give_up_ms || !o->connect_timeout_ms || !o->max_ms) {
 		fprintf(stderr, "loadgen storm: timeouts must be positive\n");
 		return 2;
@@ -1304,6 +1327,1141 @@ out:
 	return ret;
 }
 
+/* ---- rr, connrate, bulk: the flow engine -------------------------------- */
+
+/*
+ * One engine for the three throughput modes. Each of -n slots owns at most
+ * one socket at a time and runs a small state machine:
+ *
+ *   WAIT -> CONNECTING -> [UPGRADE] -> EXCHANGE -> ...
+ *
+ *   rr        EXCHANGE repeats on the same connection: the next request is
+ *             sent the moment a reply is complete, from inside the read
+ *             handler. A failure closes the connection and the slot
+ *             reconnects after FL_RETRY_NS; a server that closes after a
+ *             complete reply ("Connection: close", EOF) is a reconnect, not an
+ *             error.
+ *   connrate  after the reply the client closes (tcp, ws), or waits for the
+ *             server's FIN (http, LINGER) so that the server is the one that
+ *             closes; then the slot opens the next connection at once.
+ *   bulk      BULK: write --size chunks and read whatever comes back.
+ *
+ * Events. rr and connrate register each socket once, edge-triggered, for
+ * IN|OUT|RDHUP, so the steady state costs no epoll_ctl at all: one recv and
+ * one send per request. Edge-triggered means a handler must read until EAGAIN
+ * or until it knows the queue is empty: a reply that is complete leaves
+ * nothing behind (one request in flight, the server only answers), and a
+ * short read drained the queue (anything arriving later raises a new edge).
+ * The exception is a FIN that was already queued when the event was reported
+ * (EPOLLRDHUP in the event): then we read on until recv returns 0. Reads per
+ * event are bounded; past the bound the slot's timer is set to now and the
+ * reading resumes from the timer, after other slots had their turn. bulk is
+ * level-triggered: one recv and one send per event, which shares the loop
+ * fairly and cannot deadlock (both directions are always serviced).
+ *
+ * Stale events. A slot may close and reopen inside one epoll batch; the
+ * epoll cookie carries the slot index and a generation bumped by every
+ * close, and an event of an older generation is dropped.
+ *
+ * Timers. The bench_heap holds at most one deadline per slot: a retry after
+ * a failure (WAIT), or a read resumption. Timeouts (connect, reply) are not
+ * in the heap, which would cost two heap operations per request: a scan over
+ * the slots every FL_SCAN_NS finds the overdue ones, so a timeout fires up to
+ * FL_SCAN_NS late.
+ *
+ * Nothing is allocated per request or per connection: the HTTP head buffer
+ * (only needed when a head spans reads) and the ws frame buffer are made the
+ * first time a slot needs them and kept.
+ */
+
+#define FL_HEAD_MAX 4096
+#define FL_SCRATCH (256 * 1024)
+#define FL_READS_PER_EVENT 64
+#define FL_RETRY_NS (1 * NSEC_PER_MSEC)
+#define FL_ANA_MAX_NS (128 * NSEC_PER_MSEC)
+#define FL_SCAN_NS (20 * NSEC_PER_MSEC)
+#define FL_WS_REQ_MAX 512
+#define FL_DEFAULT_DURATION_MS 5000
+#define FL_SIZE_MAX (16U << 20)
+
+enum fl_kind { FL_RR, FL_CONNRATE, FL_BULK };
+
+enum fl_state {
+	FS_WAIT = 0, /* no socket: before the start, or sleeping before a retry */
+	FS_CONNECTING,
+	FS_UPGRADE,  /* ws: upgrade request going out, reading the 101 */
+	FS_EXCHANGE, /* request going out, reading the reply */
+	FS_LINGER,   /* connrate http: reply read, waiting for the server's FIN */
+	FS_BULK,
+};
+
+enum fl_rx {
+	RX_HEAD,       /* http: the response head */
+	RX_BODY,       /* http: Content-Length bytes, or up to EOF */
+	RX_ECHO,       /* tcp: the message back */
+	RX_WS_HDR,     /* ws: a frame header */
+	RX_WS_PAYLOAD, /* ws: its payload */
+};
+
+/* Error kinds, in report order. */
+enum fl_err {
+	FE_REFUSED,	 /* ECONNREFUSED */
+	FE_RESET,	 /* ECONNRESET, EPIPE */
+	FE_CLOSED,	 /* orderly close (FIN, ws Close) before the reply was complete */
+	FE_TIMEOUT,	 /* connect or reply took longer than the patience */
+	FE_ADDRNOTAVAIL, /* no local port left: the slot backs off */
+	FE_STATUS,	 /* http: not 2xx; ws upgrade: not 101 */
+	FE_PROTO,	 /* malformed or unexpected reply, echo mismatch */
+	FE_OTHER,
+	FE_KINDS,
+};
+
+static const char *const fl_err_names[FE_KINDS] = {
+	"refused", "reset", "closed", "timeout", "addrnotavail", "bad_status", "proto_err", "other_err",
+};
+
+/* Internal codes for what has no errno of its own. */
+#define FL_EOF (-ESHUTDOWN)
+#define FL_BAD_STATUS (-EBADMSG)
+
+struct fl_conn {
+	int fd;
+	uint32_t gen;	   /* bumped by every close: tells stale events apart */
+	uint8_t state;	   /* enum fl_state */
+	uint8_t rx;	   /* enum fl_rx */
+	uint8_t wsh_len;   /* ws: header bytes gathered */
+	bool in_msg;	   /* ws: inside our (possibly fragmented) echo */
+	bool skip;	   /* ws: the current frame is not ours (a tick, a ping) */
+	bool fin;	   /* ws: the current frame ends its message */
+	bool srv_close;	   /* http: the reply said "Connection: close" */
+	bool until_eof;	   /* http: no Content-Length, the body ends at EOF */
+	bool eof;	   /* the server's FIN was read */
+	bool framed;	   /* ws rr: buf holds this connection's frame */
+	uint16_t status;   /* http: of the reply being read */
+	uint32_t head_len; /* bytes in head */
+	uint32_t out_len, out_off;
+	const char *out;   /* what is being sent */
+	uint64_t left;	   /* body, echo or payload bytes still to come */
+	uint64_t got;	   /* tcp/ws: bytes of the message verified so far */
+	uint64_t t_conn;   /* connect() was called (ns) */
+	uint64_t t_req;	   /* the current request started (ns) */
+	uint64_t deadline; /* the current step's timeout (ns), 0: none */
+	uint64_t rx_bytes, rx_base; /* bulk: received, and at the warm-up's end */
+	char *head;	   /* http/ws: a head that spans reads (FL_HEAD_MAX) */
+	uint8_t *buf;	   /* ws: the upgrade request, then the masked frame */
+	uint32_t buf_cap, frame_len;
+	char key[28];	   /* ws: Sec-WebSocket-Key of this connection */
+	uint8_t wsh[14];
+};
+
+struct fl_stats {
+	uint64_t ok;	     /* rr: replies; connrate: transactions; 2xx/101 + echo */
+	uint64_t attempts;   /* connect() calls */
+	uint64_t connects;   /* established */
+	uint64_t reconnects; /* rr: the server closed after a complete reply */
+	uint64_t rx_bytes, tx_bytes;
+	uint64_t err[FE_KINDS];
+};
+
+struct flow {
+	const struct lg_opts *o;
+	enum fl_kind kind;
+	enum lg_proto proto;
+	uint32_t n;
+	uint64_t size;
+	struct fl_conn *c;
+	int epfd;
+	uint32_t ep_events;
+	struct bench_heap timers;
+	struct bench_rng rng;
+	uint64_t ana_backoff; /* ns; doubles with each EADDRNOTAVAIL, reset by a connect */
+	uint64_t dur_ms;      /* -d, or its default */
+	uint64_t t0, t_meas, t_end, t_stop, next_scan;
+	bool measuring;
+	int first_err;
+	int loop_err;
+	struct fl_stats st;
+	struct bench_hist lat;	/* rr: request; connrate: connect() to full reply */
+	struct bench_hist conn; /* connect() to established */
+	char *msg;		/* tcp/ws: the --size byte message; bulk: the chunk */
+	char *req;		/* http: the request */
+	uint32_t req_len;
+	char scratch[FL_SCRATCH];
+};
+
+static void fl_open(struct flow *f, struct fl_conn *c);
+static void fl_request(struct flow *f, struct fl_conn *c, uint64_t now);
+static void fl_readable(struct flow *f, struct fl_conn *c, uint32_t events);
+
+static uint32_t fl_idx(const struct flow *f, const struct fl_conn *c)
+{
+	return (uint32_t)(c - f->c);
+}
+
+static void fl_close(struct flow *f, struct fl_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd); /* leaves the epoll set too: never dup'ed */
+	c->fd = -1;
+	c->gen++;
+	c->out = NULL;
+	c->out_len = c->out_off = 0;
+	c->head_len = 0;
+	c->deadline = 0;
+	c->eof = false;
+	c->framed = false;
+	c->state = FS_WAIT;
+	bench_heap_cancel(&f->timers, fl_idx(f, c));
+}
+
+static enum fl_err fl_classify(int err)
+{
+	switch (err) {
+	case -ECONNREFUSED:
+		return FE_REFUSED;
+	case -ECONNRESET:
+	case -EPIPE:
+		return FE_RESET;
+	case FL_EOF:
+		return FE_CLOSED;
+	case -ETIMEDOUT:
+		return FE_TIMEOUT;
+	case -EADDRNOTAVAIL:
+		return FE_ADDRNOTAVAIL;
+	case FL_BAD_STATUS:
+		return FE_STATUS;
+	case -EPROTO:
+	case -E2BIG:
+		return FE_PROTO;
+	default:
+		return FE_OTHER;
+	}
+}
+
+/*
+ * The connection failed: count it by kind, close, and retry after a short
+ * sleep so that a target that refuses at once is not hammered in a spin.
+ * EADDRNOTAVAIL (no ephemeral port left, typically TIME_WAIT build-up) backs
+ * off exponentially across the slots until a connect succeeds again.
+ */
+static void fl_fail(struct flow *f, struct fl_conn *c, int err)
+{
+	enum fl_err kind = fl_classify(err);
+	uint64_t delay = FL_RETRY_NS;
+
+	f->st.err[kind]++;
+	if (!f->first_err && kind != FE_STATUS)
+		f->first_err = err;
+	if (kind == FE_ADDRNOTAVAIL) {
+		delay = f->ana_backoff;
+		if (f->ana_backoff < FL_ANA_MAX_NS)
+			f->ana_backoff *= 2;
+	}
+	fl_close(f, c);
+	bench_heap_set(&f->timers, fl_idx(f, c), bench_now_ns(CLOCK_MONOTONIC) + delay);
+}
+
+/* Send what is left of c->out. 0 (done, or EAGAIN: an edge will come) or -errno. */
+static int fl_flush(struct flow *f, struct fl_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -errno;
+		}
+		c->out_off += (uint32_t)n;
+		f->st.tx_bytes += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void fl_send(struct flow *f, struct fl_conn *c, const void *buf, uint32_t len)
+{
+	int err;
+
+	c->out = buf;
+	c->out_len = len;
+	c->out_off = 0;
+	err = fl_flush(f, c);
+	if (err)
+		fl_fail(f, c, err);
+}
+
+/*
+ * Gather a response head. Returns 1 with *H and *HLEN set (the head, blank
+ * line included) and *USED the bytes of P it took, 0 when P was all taken
+ * and more is needed, -E2BIG. The common case, a head in one read, is parsed
+ * in place; only a head that spans reads is copied into c->head.
+ */
+static int fl_head(struct fl_conn *c, const char *p, size_t len, const char **h, size_t *hlen,
+		   size_t *used)
+{
+	const char *end;
+	size_t take, from;
+
+	if (!c->head_len) {
+		end = memmem(p, len, "\r\n\r\n", 4);
+		if (end) {
+			*h = p;
+			*hlen = *used = (size_t)(end + 4 - p);
+			return 1;
+		}
+	}
+	if (!c->head && !(c->head = malloc(FL_HEAD_MAX)))
+		return -ENOMEM;
+	take = len < FL_HEAD_MAX - c->head_len ? len : FL_HEAD_MAX - c->head_len;
+	from = c->head_len > 3 ? c->head_len - 3 : 0;
+	memcpy(c->head + c->head_len, p, take);
+	c->head_len += (uint32_t)take;
+	end = memmem(c->head + from, c->head_len - from, "\r\n\r\n", 4);
+	if (!end) {
+		*used = take;
+		return c->head_len == FL_HEAD_MAX ? -E2BIG : 0;
+	}
+	*h = c->head;
+	*hlen = (size_t)(end + 4 - c->head);
+	*used = take - (c->head_len - *hlen);
+	c->head_len = 0;
+	return 1;
+}
+
+/* "HTTP/1.x NNN ..." -> NNN, or -EPROTO. */
+static int fl_status(const char *h, size_t len)
+{
+	if (len < 12 || memcmp(h, "HTTP/1.", 7) || h[8] != ' ' || h[9] < '1' || h[9] > '5' ||
+	    h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9')
+		return -EPROTO;
+	return (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+}
+
+/* Set up the body of the http reply whose head is H. 0 or -EPROTO. */
+static int fl_http_head(struct fl_conn *c, const char *h, size_t hlen)
+{
+	const char *v;
+	size_t vlen, i;
+	int status = fl_status(h, hlen);
+
+	if (status < 0)
+		return status;
+	c->status = (uint16_t)status;
+	v = bench_http_header(h, hlen, "connection:", &vlen);
+	c->srv_close = v && bench_memcasemem(v, vlen, "close");
+	c->left = 0;
+	c->until_eof = false;
+	c->rx = RX_BODY;
+	if (status == 204 || status == 304 || status < 200)
+		return status < 200 ? -EPROTO : 0; /* no 1xx expected on a plain GET */
+	v = bench_http_header(h, hlen, "content-length:", &vlen);
+	if (!v) {
+		if (bench_http_header(h, hlen, "transfer-encoding:", &vlen))
+			return -EPROTO; /* this client does not do chunked */
+		c->until_eof = true;
+		c->srv_close = true;
+		return 0;
+	}
+	if (!vlen || vlen > 15)
+		return -EPROTO;
+	for (i = 0; i < vlen; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -EPROTO;
+		c->left = c->left * 10 + (uint64_t)(v[i] - '0');
+	}
+	return 0;
+}
+
+/*
+ * Feed reply bytes to the parser of the current request. Returns 1 when the
+ * reply is complete (*USED says how much of P it took), 0 when all of P was
+ * taken and more is needed, -errno on a bad reply.
+ */
+static int fl_feed(struct flow *f, struct fl_conn *c, const char *p, size_t len, size_t *used)
+{
+	size_t take, at = 0;
+	int r;
+
+	switch (c->rx) {
+	case RX_HEAD: {
+		const char *h;
+		size_t hlen;
+
+		r = fl_head(c, p, len, &h, &hlen, &take);
+		if (r <= 0) {
+			*used = len;
+			return r;
+		}
+		r = fl_http_head(c, h, hlen);
+		if (r)
+			return r;
+		at = take;
+	}
+		/* fall through */
+	case RX_BODY:
+		take = len - at < c->left ? len - at : c->left;
+		c->left -= take;
+		*used = at + take;
+		return !c->until_eof && !c->left;
+	case RX_ECHO:
+		take = len < c->left ? len : c->left;
+		if (memcmp(p, f->msg + c->got, take))
+			return -EPROTO;
+		c->got += take;
+		c->left -= take;
+		*used = take;
+		return !c->left;
+	case RX_WS_HDR:
+	case RX_WS_PAYLOAD:
+		break;
+	}
+
+	/* ws: our echo is the data frames after our frame; ticks and pings are skipped. */
+	for (;;) {
+		if (c->rx == RX_WS_HDR) {
+			size_t need = 2;
+			uint64_t plen;
+			uint8_t op, l7;
+			unsigned int i;
+
+			if (c->wsh_len >= 2) {
+				l7 = c->wsh[1] & 0x7f;
+				need += (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) + (c->wsh[1] & 0x80 ? 4 : 0);
+			}
+			if (c->wsh_len < need) {
+				if (at == len)
+					break;
+				take = need - c->wsh_len < len - at ? need - c->wsh_len : len - at;
+				memcpy(c->wsh + c->wsh_len, p + at, take);
+				c->wsh_len = (uint8_t)(c->wsh_len + take);
+				at += take;
+				continue; /* need grows once the second byte is in */
+			}
+			op = c->wsh[0] & 0x0f;
+			l7 = c->wsh[1] & 0x7f;
+			if ((c->wsh[1] & 0x80) || (c->wsh[0] & 0x70))
+				return -EPROTO; /* a server must not mask; no extensions */
+			if (l7 < 126) {
+				plen = l7;
+			} else if (l7 == 126) {
+				plen = (uint64_t)c->wsh[2] << 8 | c->wsh[3];
+			} else {
+				for (plen = 0, i = 2; i < 10; i++)
+					plen = plen << 8 | c->wsh[i];
+			}
+			c->wsh_len = 0;
+			c->fin = c->wsh[0] & 0x80;
+			if (op == 0x8)
+				return FL_EOF;
+			if (op == 0x2 || op == 0x0) {
+				if ((op == 0x0) != c->in_msg || plen > f->size - c->got)
+					return -EPROTO;
+				c->in_msg = true;
+				c->skip = false;
+			} else if ((op == 0x1 && !c->in_msg) || op == 0x9 || op == 0xa) {
+				c->skip = true; /* a pushed tick, or a ping or pong */
+			} else {
+				return -EPROTO;
+			}
+			c->left = plen;
+			c->rx = RX_WS_PAYLOAD;
+		}
+		take = len - at < c->left ? len - at : c->left;
+		if (!c->skip) {
+			if (memcmp(p + at, f->msg + c->got, take))
+				return -EPROTO;
+			c->got += take;
+		}
+		c->left -= take;
+		at += take;
+		if (c->left)
+			break;
+		c->rx = RX_WS_HDR;
+		if (!c->skip && c->fin) {
+			if (c->got != f->size)
+				return -EPROTO;
+			*used = at;
+			return 1;
+		}
+	}
+	*used = len;
+	return 0;
+}
+
+/* ws: the upgrade request of a fresh key. */
+static int fl_upgrade(struct flow *f, struct fl_conn *c)
+{
+	uint8_t raw[16];
+	unsigned int i;
+	int len;
+
+	for (i = 0; i < sizeof(raw); i++)
+		raw[i] = (uint8_t)bench_rng_next(&f->rng);
+	bench_base64(raw, sizeof(raw), c->key);
+	len = snprintf((char *)c->buf, c->buf_cap,
+		       "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+		       "User-Agent: sluice-loadgen\r\n\r\n",
+		       f->o->target, c->key);
+	if (len < 0 || (uint32_t)len >= c->buf_cap)
+		return -E2BIG;
+	c->state = FS_UPGRADE;
+	fl_send(f, c, c->buf, (uint32_t)len);
+	return 0;
+}
+
+/* ws: the 101 head H is in; check it and send the masked frame. 0 or -errno. */
+static int fl_upgraded(struct flow *f, struct fl_conn *c, const char *h, size_t hlen)
+{
+	char want[32];
+	const char *v;
+	size_t vlen;
+	int status = fl_status(h, hlen);
+
+	if (status < 0)
+		return status;
+	if (status != 101)
+		return FL_BAD_STATUS;
+	bench_ws_accept(c->key, strlen(c->key), want);
+	v = bench_http_header(h, hlen, "sec-websocket-accept:", &vlen);
+	if (!v || vlen != strlen(want) || memcmp(v, want, vlen))
+		return -EPROTO;
+	fl_request(f, c, bench_now_ns(CLOCK_MONOTONIC));
+	return 0;
+}
+
+/* Start a request on the connected slot C: reset the parser and send. */
+static void fl_request(struct flow *f, struct fl_conn *c, uint64_t now)
+{
+	c->state = FS_EXCHANGE;
+	c->t_req = now;
+	c->got = 0;
+	c->head_len = 0;
+	if (f->kind == FL_RR)
+		c->deadline = now + f->o->give_up_ms * NSEC_PER_MSEC;
+	switch (f->proto) {
+	case LG_PROTO_HTTP:
+		c->rx = RX_HEAD;
+		fl_send(f, c, f->req, f->req_len);
+		return;
+	case LG_PROTO_WS: {
+		uint64_t m = bench_rng_next(&f->rng);
+		uint8_t mask[4] = { (uint8_t)m, (uint8_t)(m >> 8), (uint8_t)(m >> 16),
+				    (uint8_t)(m >> 24) };
+
+		/*
+		 * rr masks the frame once per connection and resends it: the
+		 * server's work is the same, and ours stays O(1) per request.
+		 */
+		c->rx = RX_WS_HDR;
+		c->wsh_len = 0;
+		c->in_msg = false;
+		if (!c->framed)
+			c->frame_len = (uint32_t)bench_ws_frame(c->buf, 0x2, f->msg, f->size, mask);
+		c->framed = f->kind == FL_RR;
+		fl_send(f, c, c->buf, c->frame_len);
+		return;
+	}
+	default:
+		c->rx = RX_ECHO;
+		c->left = f->size;
+		fl_send(f, c, f->msg, (uint32_t)f->size);
+		return;
+	}
+}
+
+/* The current request got its complete reply. */
+static void fl_reply(struct flow *f, struct fl_conn *c)
+{
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+	bool closing = c->srv_close || c->eof;
+
+	if (f->proto == LG_PROTO_HTTP && (c->status < 200 || c->status > 299)) {
+		f->st.err[FE_STATUS]++;
+	} else {
+		f->st.ok++;
+		bench_hist_record(&f->lat, now - (f->kind == FL_RR ? c->t_req : c->t_conn));
+	}
+	if (f->kind == FL_RR) {
+		if (f->proto == LG_PROTO_HTTP && closing) {
+			f->st.reconnects++;
+			fl_close(f, c);
+			fl_open(f, c);
+			return;
+		}
+		fl_request(f, c, now);
+		return;
+	}
+	/* connrate: the server closes first for http, we do for tcp and ws. */
+	if (f->proto == LG_PROTO_HTTP && !c->eof) {
+		c->state = FS_LINGER;
+		return;
+	}
+	fl_close(f, c);
+	fl_open(f, c);
+}
+
+/*
+ * Bytes arrived on a slot in UPGRADE, EXCHANGE or LINGER. Returns 1 when the
+ * slot is between requests (nothing more can be queued), 0 to read on, -1
+ * when the connection is gone (closed, failed or reopened).
+ */
+static int fl_input(struct flow *f, struct fl_conn *c, const char *p, size_t len)
+{
+	uint32_t gen = c->gen;
+	size_t used = 0;
+	int r;
+
+	f->st.rx_bytes += len;
+	while (len) {
+		switch ((enum fl_state)c->state) {
+		case FS_UPGRADE: {
+			const char *h;
+			size_t hlen;
+
+			r = fl_head(c, p, len, &h, &hlen, &used);
+			if (r == 1)
+				r = fl_upgraded(f, c, h, hlen);
+			else if (r == 0)
+				return 0;
+			break;
+		}
+		case FS_EXCHANGE:
+			r = fl_feed(f, c, p, len, &used);
+			if (r == 0)
+				return 0;
+			if (r == 1) {
+				fl_reply(f, c);
+				r = 0;
+				if (c->gen != gen || c->state == FS_WAIT)
+					return -1;
+				/* Only ws may have more queued: a tick after the echo. */
+				if (used < len && (f->proto != LG_PROTO_WS || c->state != FS_EXCHANGE))
+					r = -EPROTO;
+				else if (used == len)
+					return c->state == FS_EXCHANGE ? 1 : 0;
+			}
+			break;
+		default: /* LINGER, or anything else that should get no bytes */
+			r = -EPROTO;
+			break;
+		}
+		if (r < 0) {
+			fl_fail(f, c, r);
+			return -1;
+		}
+		if (c->gen != gen)
+			return -1;
+		p += used;
+		len -= used;
+	}
+	return 0;
+}
+
+/* The server's FIN. */
+static void fl_eof(struct flow *f, struct fl_conn *c)
+{
+	c->eof = true;
+	if (c->state == FS_LINGER) {
+		fl_close(f, c);
+		fl_open(f, c);
+	} else if (c->state == FS_EXCHANGE && c->rx == RX_BODY && c->until_eof) {
+		fl_reply(f, c); /* until_eof implies srv_close: rr reconnects */
+	} else {
+		fl_fail(f, c, FL_EOF);
+	}
+}
+
+/* Read until EAGAIN, a drained queue, or the end of a reply (see above). */
+static void fl_readable(struct flow *f, struct fl_conn *c, uint32_t events)
+{
+	uint32_t gen = c->gen, i;
+
+	for (i = 0; i < FL_READS_PER_EVENT; i++) {
+		ssize_t n = recv(c->fd, f->scratch, sizeof(f->scratch), 0);
+		int r;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				fl_fail(f, c, -errno);
+			return;
+		}
+		if (n == 0) {
+			fl_eof(f, c);
+			return;
+		}
+		r = fl_input(f, c, f->scratch, (size_t)n);
+		if (r < 0 || c->gen != gen)
+			return;
+		if ((r == 1 || (size_t)n < sizeof(f->scratch)) && !(events & EPOLLRDHUP))
+			return;
+	}
+	/* Still more: resume from the timer, after the other slots. */
+	bench_heap_set(&f->timers, fl_idx(f, c), bench_now_ns(CLOCK_MONOTONIC));
+}
+
+static void fl_connected(struct flow *f, struct fl_conn *c)
+{
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+	int err;
+
+	f->st.connects++;
+	f->ana_backoff = FL_RETRY_NS;
+	bench_hist_record(&f->conn, now - c->t_conn);
+	c->deadline = f->kind == FL_CONNRATE ? c->t_conn + f->o->give_up_ms * NSEC_PER_MSEC : 0;
+	if (f->kind == FL_BULK) {
+		c->state = FS_BULK;
+		return;
+	}
+	if (f->proto != LG_PROTO_WS) {
+		fl_request(f, c, now);
+		return;
+	}
+	if (f->kind == FL_RR)
+		c->deadline = now + f->o->give_up_ms * NSEC_PER_MSEC;
+	if (!c->buf) {
+		c->buf_cap = (uint32_t)(f->size + 14 > FL_WS_REQ_MAX ? f->size + 14 : FL_WS_REQ_MAX);
+		c->buf = malloc(c->buf_cap);
+		if (!c->buf) {
+			fl_fail(f, c, -ENOMEM);
+			return;
+		}
+	}
+	err = fl_upgrade(f, c);
+	if (err)
+		fl_fail(f, c, err);
+}
+
+/* Open the slot's next connection (non-blocking connect). */
+static void fl_open(struct flow *f, struct fl_conn *c)
+{
+	const struct lg_opts *o = f->o;
+	struct epoll_event ev = { .events = f->ep_events };
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+	int one = 1, r;
+
+	f->st.attempts++;
+	c->t_conn = now;
+	c->deadline = now + o->connect_timeout_ms * NSEC_PER_MSEC;
+	c->state = FS_CONNECTING;
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		fl_fail(f, c, -errno);
+		return;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	r = connect(c->fd, (const struct sockaddr *)&o->addr, o->addr_len);
+	if (r && errno != EINPROGRESS) {
+		fl_fail(f, c, -errno);
+		return;
+	}
+	ev.data.u64 = (uint64_t)c->gen << 32 | fl_idx(f, c);
+	if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, c->fd, &ev)) {
+		fl_fail(f, c, -errno);
+		return;
+	}
+	if (!r)
+		fl_connected(f, c);
+}
+
+static void fl_bulk_event(struct flow *f, struct fl_conn *c, uint32_t events)
+{
+	ssize_t n;
+
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+		n = recv(c->fd, f->scratch, sizeof(f->scratch), 0);
+		if (n == 0) {
+			fl_fail(f, c, FL_EOF);
+			return;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			fl_fail(f, c, -errno);
+			return;
+		}
+		if (n > 0) {
+			c->rx_bytes += (uint64_t)n;
+			f->st.rx_bytes += (uint64_t)n;
+		}
+	}
+	if (events & EPOLLOUT) {
+		/* The chunk goes out whole, in as many sends as the socket wants. */
+		n = send(c->fd, f->msg + c->out_off, f->size - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			fl_fail(f, c, -errno);
+			return;
+		}
+		if (n > 0) {
+			f->st.tx_bytes += (uint64_t)n;
+			c->out_off = (uint32_t)((c->out_off + (uint64_t)n) % f->size);
+		}
+	}
+}
+
+static void fl_event(struct flow *f, struct fl_conn *c, uint32_t events)
+{
+	uint32_t gen = c->gen;
+	socklen_t elen;
+	int err;
+
+	switch ((enum fl_state)c->state) {
+	case FS_WAIT:
+		return;
+	case FS_CONNECTING:
+		err = 0;
+		elen = sizeof(err);
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+			err = errno;
+		if (err) {
+			fl_fail(f, c, -err);
+			return;
+		}
+		if (!(events & EPOLLOUT))
+			return;
+		fl_connected(f, c);
+		if (c->gen != gen || c->state == FS_WAIT || f->kind == FL_BULK)
+			return;
+		break;
+	case FS_BULK:
+		fl_bulk_event(f, c, events);
+		return;
+	case FS_UPGRADE:
+	case FS_EXCHANGE:
+	case FS_LINGER:
+		if (c->out_off < c->out_len && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+			err = fl_flush(f, c);
+			if (err) {
+				fl_fail(f, c, err);
+				return;
+			}
+		}
+		break;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		fl_readable(f, c, events);
+}
+
+/* A slot's heap deadline: a retry (WAIT), or reading resumed after the bound. */
+static void fl_timer(struct flow *f, struct fl_conn *c)
+{
+	if (c->state == FS_WAIT)
+		fl_open(f, c);
+	else if (c->state != FS_BULK && c->fd >= 0)
+		fl_readable(f, c, EPOLLIN | EPOLLRDHUP);
+}
+
+static void fl_scan(struct flow *f, uint64_t now)
+{
+	uint32_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct fl_conn *c = &f->c[i];
+
+		if (!c->deadline || now < c->deadline || c->state == FS_WAIT)
+			continue;
+		if (c->state == FS_LINGER) { /* the reply was counted; the FIN never came */
+			fl_close(f, c);
+			fl_open(f, c);
+		} else {
+			fl_fail(f, c, -ETIMEDOUT);
+		}
+	}
+}
+
+/* The warm-up is over: what happened so far does not count. */
+static void fl_measure(struct flow *f, uint64_t now)
+{
+	uint32_t i;
+
+	memset(&f->st, 0, sizeof(f->st));
+	bench_hist_reset(&f->lat);
+	bench_hist_reset(&f->conn);
+	for (i = 0; i < f->n; i++)
+		f->c[i].rx_base = f->c[i].rx_bytes;
+	f->first_err = 0;
+	f->t_meas = now;
+	f->measuring = true;
+}
+
+static void fl_loop(struct flow *f)
+{
+	struct epoll_event evs[512];
+
+	for (;;) {
+		uint64_t now = bench_now_ns(CLOCK_MONOTONIC), at, t;
+		uint32_t id, fired = 0;
+		int i, n, wait_ms;
+
+		if (!f->measuring && now >= f->t_meas)
+			fl_measure(f, now);
+		if (now >= f->t_end)
+			break;
+		/* Due timers; one re-armed while firing waits for the next pass. */
+		while (fired++ < f->n && bench_heap_peek(&f->timers, &id, &at) && at <= now) {
+			bench_heap_cancel(&f->timers, id);
+			fl_timer(f, &f->c[id]);
+		}
+		if (now >= f->next_scan) {
+			fl_scan(f, now);
+			f->next_scan = now + FL_SCAN_NS;
+		}
+		at = f->measuring ? f->t_end : f->t_meas;
+		if (f->next_scan < at)
+			at = f->next_scan;
+		if (bench_heap_peek(&f->timers, &id, &t) && t < at)
+			at = t;
+		wait_ms = at <= now ? 0 : (int)((at - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
+		n = epoll_wait(f->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			f->loop_err = -errno;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			uint32_t idx = (uint32_t)evs[i].data.u64, gen = (uint32_t)(evs[i].data.u64 >> 32);
+
+			if (idx < f->n && f->c[idx].gen == gen)
+				fl_event(f, &f->c[idx], evs[i].events);
+		}
+	}
+	f->t_stop = bench_now_ns(CLOCK_MONOTONIC);
+}
+
+/* ---- reports: one line of key=value, or one JSON object ------------------ */
+
+static void kv_begin(bool json, const char *mode)
+{
+	printf(json ? "{\"mode\":\"%s\"" : "%s", mode);
+}
+
+static void kv_str(bool json, const char *key, const char *v)
+{
+	printf(json ? ",\"%s\":\"%s\"" : " %s=%s", key, v);
+}
+
+static void kv_u64(bool json, const char *key, uint64_t v)
+{
+	printf(json ? ",\"%s\":%llu" : " %s=%llu", key, (unsigned long long)v);
+}
+
+static void kv_dbl(bool json, const char *key, double v, int prec)
+{
+	printf(json ? ",\"%s\":%.*f" : " %s=%.*f", key, prec, v);
+}
+
+/* The Q-quantile of H (ns) in us; "-" (null) when H is empty. Q > 1: the mean. */
+static void kv_us(bool json, const char *key, const struct bench_hist *h, double q)
+{
+	if (!h->count)
+		printf(json ? ",\"%s\":null" : " %s=-", key);
+	else
+		kv_dbl(json, key,
+		       (q > 1 ? (double)h->sum / (double)h->count : (double)bench_hist_quantile(h, q)) /
+			       NSEC_PER_USEC,
+		       1);
+}
+
+static void kv_lat(bool json, const char *prefix, const struct bench_hist *h)
+{
+	static const struct {
+		const char *name;
+		double q;
+	} qs[] = { { "p50", 0.5 },	{ "p90", 0.9 },	  { "p99", 0.99 },
+		   { "p999", 0.999 }, { "max", 1.0 }, { "mean", 2.0 } };
+	char key[48];
+	size_t i;
+
+	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		snprintf(key, sizeof(key), "%s%s_us", prefix, qs[i].name);
+		kv_us(json, key, h, qs[i].q);
+	}
+}
+
+static void fl_report(const struct flow *f)
+{
+	static const char *const modes[] = { "rr", "connrate", "bulk" };
+	static const char *const protos[] = { "http", "tcp", "http", "ws" };
+	const struct lg_opts *o = f->o;
+	double secs = (double)(f->t_stop - f->t_meas) / NSEC_PER_SEC;
+	uint64_t errors = 0;
+	bool j = o->json;
+	unsigned int k;
+
+	if (secs <= 0)
+		secs = 1e-9;
+	for (k = 0; k < FE_KINDS; k++)
+		errors += f->st.err[k];
+	kv_begin(j, modes[f->kind]);
+	kv_str(j, "proto", protos[f->proto]);
+	kv_u64(j, f->kind == FL_CONNRATE ? "inflight" : "conns", f->n);
+	kv_u64(j, "size", f->proto == LG_PROTO_HTTP ? 0 : f->size);
+	kv_u64(j, "duration_ms", f->dur_ms);
+	kv_u64(j, "warmup_ms", o->warmup_ms);
+	switch (f->kind) {
+	case FL_RR:
+		kv_u64(j, "requests", f->st.ok);
+		kv_dbl(j, "req_per_s", (double)f->st.ok / secs, 1);
+		kv_lat(j, "", &f->lat);
+		break;
+	case FL_CONNRATE:
+		kv_u64(j, "conns", f->st.ok);
+		kv_dbl(j, "conn_per_s", (double)f->st.ok / secs, 1);
+		kv_u64(j, "attempts", f->st.attempts);
+		kv_lat(j, "connect_", &f->conn);
+		kv_lat(j, "txn_", &f->lat);
+		break;
+	case FL_BULK: {
+		double lo = 0, hi = 0;
+		uint32_t i;
+
+		for (i = 0; i < f->n; i++) {
+			double g = (double)(f->c[i].rx_bytes - f->c[i].rx_base) * 8 / secs / 1e9;
+
+			if (!i || g < lo)
+				lo = g;
+			if (!i || g > hi)
+				hi = g;
+		}
+		kv_dbl(j, "gbit_s", (double)f->st.rx_bytes * 8 / secs / 1e9, 3);
+		kv_dbl(j, "conn_min_gbit_s", lo, 3);
+		kv_dbl(j, "conn_max_gbit_s", hi, 3);
+		break;
+	}
+	}
+	kv_u64(j, "errors", errors);
+	for (k = 0; k < FE_KINDS; k++)
+		kv_u64(j, fl_err_names[k], f->st.err[k]);
+	kv_u64(j, "connects", f->st.connects);
+	if (f->kind == FL_RR)
+		kv_u64(j, "reconnects", f->st.reconnects);
+	kv_u64(j, "rx_bytes", f->st.rx_bytes);
+	kv_u64(j, "tx_bytes", f->st.tx_bytes);
+	kv_dbl(j, "elapsed_ms", secs * 1000, 1);
+	printf(j ? "}\n" : "\n");
+	fflush(stdout);
+}
+
+static void fl_free(struct flow *f)
+{
+	uint32_t i;
+
+	if (!f)
+		return;
+	for (i = 0; f->c && i < f->n; i++) {
+		if (f->c[i].fd >= 0)
+			close(f->c[i].fd);
+		free(f->c[i].head);
+		free(f->c[i].buf);
+	}
+	free(f->c);
+	free(f->msg);
+	free(f->req);
+	bench_heap_free(&f->timers);
+	if (f->epfd >= 0)
+		close(f->epfd);
+	free(f);
+}
+
+static int fl_run(const struct lg_opts *o, enum fl_kind kind)
+{
+	static const char *const names[] = { "rr", "connrate", "bulk" };
+	enum lg_proto proto = o->proto ? o->proto : kind == FL_BULK ? LG_PROTO_TCP : LG_PROTO_HTTP;
+	struct flow *f = NULL;
+	uint64_t i;
+	int len, ret = 1;
+
+	if (kind == FL_BULK && proto != LG_PROTO_TCP) {
+		fprintf(stderr, "loadgen bulk: only --proto tcp\n");
+		return 2;
+	}
+	if (o->size_set && !o->size) {
+		fprintf(stderr, "loadgen %s: --size must be positive\n", names[kind]);
+		return 2;
+	}
+	if (!o->give_up_ms || !o->connect_timeout_ms) {
+		fprintf(stderr, "loadgen %s: timeouts must be positive\n", names[kind]);
+		return 2;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		goto oom;
+	f->o = o;
+	f->kind = kind;
+	f->proto = proto;
+	f->epfd = -1;
+	f->n = (uint32_t)(o->conns ? o->conns : kind == FL_BULK ? 4 : 64);
+	f->size = o->size_set ? o->size : kind == FL_BULK ? 128 * 1024 : 64;
+	f->rng.s = o->seed;
+	f->ana_backoff = FL_RETRY_NS;
+	f->dur_ms = o->duration_ms ? o->duration_ms : FL_DEFAULT_DURATION_MS;
+	f->ep_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | (kind == FL_BULK ? 0 : EPOLLET);
+	f->c = calloc(f->n, sizeof(*f->c));
+	f->msg = malloc(f->size);
+	if (!f->c || !f->msg || bench_heap_init(&f->timers, f->n))
+		goto oom;
+	for (i = 0; i < f->size; i++)
+		f->msg[i] = "sluice-loadgen: 0123456789abcdefghijklmnopqrstuvwxyz\n"[i % 54];
+	if (proto == LG_PROTO_HTTP) {
+		f->req = malloc(FL_WS_REQ_MAX);
+		if (!f->req)
+			goto oom;
+		len = snprintf(f->req, FL_WS_REQ_MAX,
+			       "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-loadgen\r\n%s\r\n",
+			       o->target, kind == FL_CONNRATE ? "Connection: close\r\n" : "");
+		if (len < 0 || len >= FL_WS_REQ_MAX)
+			goto oom;
+		f->req_len = (uint32_t)len;
+	}
+	for (i = 0; i < f->n; i++)
+		f->c[i].fd = -1;
+	f->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (f->epfd < 0) {
+		fprintf(stderr, "loadgen %s: epoll: %s\n", names[kind], strerror(errno));
+		goto out;
+	}
+
+	f->t0 = bench_now_ns(CLOCK_MONOTONIC);
+	f->t_meas = f->t0 + o->warmup_ms * NSEC_PER_MSEC;
+	f->t_end = f->t_meas + f->dur_ms * NSEC_PER_MSEC;
+	f->next_scan = f->t0 + FL_SCAN_NS;
+	if (!o->warmup_ms)
+		fl_measure(f, f->t0);
+	for (i = 0; i < f->n; i++)
+		fl_open(f, &f->c[i]);
+	fl_loop(f);
+	if (f->loop_err) {
+		fprintf(stderr, "loadgen %s: epoll_wait: %s\n", names[kind], strerror(-f->loop_err));
+		goto out;
+	}
+	fl_report(f);
+	if (f->first_err && o->verbose)
+		fprintf(stderr, "loadgen %s: first error: %s\n", names[kind], strerror(-f->first_err));
+	ret = (kind == FL_BULK ? f->st.rx_bytes : f->st.ok) ? 0 : 1;
+	goto out;
+oom:
+	fprintf(stderr, "loadgen %s: out of memory\n", names[kind]);
+out:
+	fl_free(f);
+	return ret;
+}
+
+static int mode_rr(const struct lg_opts *o)
+{
+	return fl_run(o, FL_RR);
+}
+
+static int mode_connrate(const struct lg_opts *o)
+{
+	return fl_run(o, FL_CONNRATE);
+}
+
+static int mode_bulk(const struct lg_opts *o)
+{
+	return fl_run(o, FL_BULK);
+}
+
 /* ---- main: option parsing and mode table -------------------------------- */
 
 struct lg_mode {
@@ -1317,6 +2475,10 @@ static const struct lg_mode lg_modes[] = {
 	  mode_idle },
 	{ "storm", "-n clients reconnect at once, retrying by --policy; time and attempts to recover",
 	  mode_storm },
+	{ "rr", "-n connections in a request/reply loop for -d ms: req/s, latency", mode_rr },
+	{ "connrate", "-n connects in flight, each one request then close: conn/s, latency, errors",
+	  mode_connrate },
+	{ "bulk", "-n connections stream to an echo server both ways: Gbit/s received", mode_bulk },
 };
 
 static void usage(FILE *out)
@@ -1356,6 +2518,53 @@ static void usage(FILE *out)
 		"      --series FILE         CSV per 100 ms: t_ms,attempts_started,successes,\n"
 		"                            gave_up,refused,reconnected_total\n"
 		"      --json                report as JSON instead of one line\n"
+		"rr, connrate, bulk options (loadgen rr|connrate|bulk -c ADDR [options]):\n"
+		"      --proto tcp|http|ws   tcp: --size bytes to an echo server (backend --mode\n"
+		"                            echo), the same bytes must come back; http: GET /\n"
+		"                            (backend --mode http), a 2xx with Content-Length\n"
+		"                            (or up to EOF); rr keeps the connection alive,\n"
+		"                            connrate sends Connection: close and lets the server\n"
+		"                            close; ws: HTTP upgrade (101 and Sec-WebSocket-Accept\n"
+		"                            checked), then masked binary frames of --size bytes\n"
+		"                            echoed by backend --mode ws (pushed text frames are\n"
+		"                            skipped). Default http; bulk is tcp only\n"
+		"  -n N                      rr, bulk: connections; connrate: connection attempts\n"
+		"                            in flight (default 64; bulk 4)\n"
+		"  -d MS                     measured time (default 5000)\n"
+		"      --warmup-ms MS        run this long before measuring (default 0)\n"
+		"      --size BYTES          tcp/ws message (default 64); bulk: bytes per write\n"
+		"                            (default 131072); at most 16 MiB\n"
+		"      --connect-timeout-ms MS  a connect slower than MS is a timeout (2000)\n"
+		"      --give-up-ms MS       rr: per reply; connrate: per transaction (2000)\n"
+		"      --seed N              ws keys and masks\n"
+		"      --json                one JSON object instead of the line: the same keys\n"
+		"                            plus \"mode\"; a latency is null when there was none\n"
+		"  rr: each connection sends a request when the previous reply is complete.\n"
+		"      rr proto= conns= size= duration_ms= warmup_ms= requests= req_per_s=\n"
+		"         p50_us= p90_us= p99_us= p999_us= max_us= mean_us= errors= ERRORS\n"
+		"         connects= reconnects= rx_bytes= tx_bytes= elapsed_ms=\n"
+		"      latency: request sent to reply complete. A failed connection is reopened\n"
+		"      after 1 ms; a server that closes after a whole reply is a reconnect.\n"
+		"  connrate: each slot connects, sends one request, reads the whole reply,\n"
+		"      closes (tcp, ws: the client first; http: after the server's FIN), and\n"
+		"      starts over at once (after a failure: 1 ms later).\n"
+		"      connrate proto= inflight= size= duration_ms= warmup_ms= conns= conn_per_s=\n"
+		"         attempts= connect_{p50,p90,p99,p999,max,mean}_us=\n"
+		"         txn_{p50,p90,p99,p999,max,mean}_us= errors= ERRORS connects=\n"
+		"         rx_bytes= tx_bytes= elapsed_ms=\n"
+		"      connect: connect() to established; txn: connect() to the reply complete.\n"
+		"      EADDRNOTAVAIL (no ephemeral port) backs off 1, 2, .. 128 ms until a\n"
+		"      connect succeeds again.\n"
+		"  bulk: each connection writes --size chunks and reads the echo, unchecked.\n"
+		"      bulk proto=tcp conns= size= duration_ms= warmup_ms= gbit_s=\n"
+		"         conn_min_gbit_s= conn_max_gbit_s= errors= ERRORS connects= rx_bytes=\n"
+		"         tx_bytes= elapsed_ms=\n"
+		"      gbit_s: bytes received by all connections; min/max: per connection.\n"
+		"  ERRORS: refused= reset= closed= (FIN or ws Close before the reply)\n"
+		"      timeout= addrnotavail= bad_status= (http not 2xx, ws not 101)\n"
+		"      proto_err= (bad reply, echo mismatch) other_err=; errors is their sum.\n"
+		"  Latencies in us from a log-linear histogram (error under 0.5 %%); counters\n"
+		"  and rates cover the -d ms after the warm-up. Exit 1 if nothing succeeded.\n"
 		"modes:\n");
 	for (i = 0; i < sizeof(lg_modes) / sizeof(lg_modes[0]); i++)
 		fprintf(out, "  %-8s %s\n", lg_modes[i].name, lg_modes[i].help);
@@ -1399,6 +2608,8 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		OPT_SEED,
 		OPT_SERIES,
 		OPT_JSON,
+		OPT_SIZE,
+		OPT_WARMUP_MS,
 	};
 	static const struct option lopts[] = {
 		{ "connect", required_argument, NULL, 'c' },
@@ -1422,6 +2633,8 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "series", required_argument, NULL, OPT_SERIES },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "warmup-ms", required_argument, NULL, OPT_WARMUP_MS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1476,10 +2689,15 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 				err = -EINVAL;
 			break;
 		case OPT_PROTO:
-			if (!strcmp(optarg, "tcp") || !strcmp(optarg, "ws"))
-				o->ws = optarg[0] == 'w';
+			if (!strcmp(optarg, "tcp"))
+				o->proto = LG_PROTO_TCP;
+			else if (!strcmp(optarg, "http"))
+				o->proto = LG_PROTO_HTTP;
+			else if (!strcmp(optarg, "ws"))
+				o->proto = LG_PROTO_WS;
 			else
 				err = -EINVAL;
+			o->ws = o->proto == LG_PROTO_WS;
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			err = bench_parse_u64(optarg, 3600 * 1000, &o->connect_timeout_ms);
@@ -1508,6 +2726,13 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 			break;
 		case OPT_JSON:
 			o->json = true;
+			break;
+		case OPT_SIZE:
+			err = bench_parse_u64(optarg, FL_SIZE_MAX, &o->size);
+			o->size_set = true;
+			break;
+		case OPT_WARMUP_MS:
+			err = bench_parse_u64(optarg, 3600 * 1000, &o->warmup_ms);
 			break;
 		case 'v':
 			o->verbose = true;
