@@ -524,7 +524,8 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 	admin_printf(r, "</table><h2>Backends</h2><table id=\"backends\"><tr><th>backend</th>"
 			"<th>pool</th><th>address</th><th>state</th><th>connections (ledger)</th>"
 			"<th>max</th><th>rate /s</th><th>tokens</th><th>connects</th><th>failed</th>"
-			"<th>refused full</th><th>refused rate</th><th>last health check</th></tr>");
+			"<th>refused full</th><th>refused rate</th><th>last health check</th>"
+			"<th>synthetic checks</th></tr>");
 	for (unsigned i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
 
@@ -534,6 +535,7 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 			const char *st = backend_state(be);
 			uint64_t hc = LOAD(be->hc_last_ms);
 			char hcs[64], max[16] = "&ndash;", rate[16] = "&ndash;", tok[24] = "&ndash;";
+			char syn[64] = "&ndash;";
 
 			if (!hc)
 				snprintf(hcs, sizeof(hcs), "&ndash;");
@@ -541,6 +543,10 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 				snprintf(hcs, sizeof(hcs), "%s, %.1f s ago",
 					 LOAD(be->hc_last_ok) ? "passed" : "failed",
 					 (double)(now_ms - hc) / 1000.0);
+			if (p->cfg->synthetic.enabled)
+				snprintf(syn, sizeof(syn), "%llu ok, %llu failed",
+					 (unsigned long long)LOAD(be->synth_ok),
+					 (unsigned long long)LOAD(be->synth_fail));
 			if (kb) {
 				if (kb->max_conns)
 					snprintf(max, sizeof(max), "%u", kb->max_conns);
@@ -554,14 +560,14 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 			admin_printf(r,
 				     "<tr><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
 				     "<td>%u</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td>"
-				     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td></tr>",
+				     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td><td>%s</td></tr>",
 				     p->cfg->servers[j].name, p->cfg->name, be->addr.text,
 				     strchr(st, ' ') ? "drained" : st, st,
 				     kb ? kb->active : LOAD(be->active), max, rate, tok,
 				     (unsigned long long)backend_total(be, connects),
 				     (unsigned long long)backend_total(be, failures),
 				     (unsigned long long)(kb ? kb->refused_full : 0),
-				     (unsigned long long)(kb ? kb->refused_rate : 0), hcs);
+				     (unsigned long long)(kb ? kb->refused_rate : 0), hcs, syn);
 		}
 	}
 	admin_printf(r, "</table><p>Also: <a href=\"/metrics\">/metrics</a>, "

@@ -123,6 +123,7 @@ static int bufs_init(struct worker *w, uint32_t count, uint32_t size)
 static struct conn *conn_alloc(struct worker *w)
 {
 	struct conn *c = w->free_conns;
+	uint32_t slot;
 
 	if (!c) {
 		struct conn_chunk *ch = aligned_alloc(64, sizeof(*ch));
@@ -134,13 +135,17 @@ static struct conn *conn_alloc(struct worker *w)
 		/* pushed in reverse so slots are handed out in address order */
 		for (int i = CHUNK_CONNS - 1; i >= 0; i--) {
 			ch->conns[i].state = CONN_FREE;
+			ch->conns[i].slot = w->nslots + (uint32_t)i;
 			ch->conns[i].next = w->free_conns;
 			w->free_conns = &ch->conns[i];
 		}
 		c = w->free_conns;
+		w->nslots += CHUNK_CONNS;
 	}
 	w->free_conns = c->next;
+	slot = c->slot;
 	memset(c, 0, sizeof(*c));
+	c->slot = slot;
 	timer_node_init(&c->timer, TK_CONN);
 	c->fd[0] = c->fd[1] = -1;
 	c->serial = ++w->serial;
@@ -235,28 +240,35 @@ static const char *end_name(const struct conn *c)
 	return "unknown";
 }
 
+/* With an access log: remember the client's address of a connection just accepted. */
+static void peer_remember(struct worker *w, const struct conn *c)
+{
+	socklen_t len = sizeof(union peer_addr);
+
+	if (c->slot >= w->npeers) {
+		union peer_addr *n = realloc(w->peers, w->nslots * sizeof(*n));
+
+		if (!n)
+			return; /* the line says client=- */
+		memset(n + w->npeers, 0, (w->nslots - w->npeers) * sizeof(*n));
+		w->peers = n;
+		w->npeers = w->nslots;
+	}
+	if (getpeername(c->fd[0], (struct sockaddr *)&w->peers[c->slot], &len))
+		w->peers[c->slot].family = 0;
+}
+
 /* One line per connection: who, where to, how much, how long, how it ended. */
 static void access_line(struct worker *w, const struct conn *c)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
+	const union peer_addr *pa = c->slot < w->npeers ? &w->peers[c->slot] : NULL;
+	char ip[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 10] = "-";
 
-	if (c->fd[0] >= 0 && getpeername(c->fd[0], (struct sockaddr *)&ss, &len) == 0) {
-		if (ss.ss_family == AF_INET) {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-	}
-	char client[INET6_ADDRSTRLEN + 10] = "-";
-
-	/* a client that reset is no longer anyone's peer: then "-" */
-	if (port)
-		snprintf(client, sizeof(client), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	if (pa && pa->family == AF_INET && inet_ntop(AF_INET, &pa->in.sin_addr, ip, sizeof(ip)))
+		snprintf(client, sizeof(client), "%s:%u", ip, ntohs(pa->in.sin_port));
+	else if (pa && pa->family == AF_INET6 &&
+		 inet_ntop(AF_INET6, &pa->in6.sin6_addr, ip, sizeof(ip)))
+		snprintf(client, sizeof(client), "[%s]:%u", ip, ntohs(pa->in6.sin6_port));
 	log_access("client=%s listener=%s pool=%s backend=%s bytes_to_backend=%llu "
 		   "bytes_to_client=%llu duration_ms=%llu wait_ms=%u end=%s", client,
 		   c->lst ? c->lst->name : "?", c->pool ? c->pool->cfg->name : "?",
@@ -697,6 +709,10 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	stat_inc(&w->stats.accepted);
 	stat_inc(&w->stats.active);
 	c->fd[0] = fd;
+	if (log_access_enabled())
+		peer_remember(w, c);
+	else if (c->slot < w->npeers)
+		w->peers[c->slot].family = 0; /* the access log may be opened by a reload */
 	c->accepted_ms = w->now;
 	c->attempt_ms = w->now;
 	c->gen = w->gen;
@@ -1081,6 +1097,8 @@ static void worker_teardown(struct worker *w)
 		w->chunks = ch->next;
 		free(ch);
 	}
+	free(w->peers);
+	w->peers = NULL;
 	while (w->drains) {
 		struct drain_job *j = w->drains;
 

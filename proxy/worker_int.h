@@ -9,6 +9,7 @@
 #define SLUICE_WORKER_INT_H
 
 #include <liburing.h>
+#include <netinet/in.h>
 #include <semaphore.h>
 #include <stdint.h>
 
@@ -97,6 +98,7 @@ struct conn {
 	uint64_t tried;      /* balance_bit() of backends tried */
 	uint64_t ticket;     /* place in the pool's wait queue */
 	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
+	uint32_t slot;       /* its index among the worker's slots (w->peers) */
 	struct lsock *ls;    /* the listener that accepted it */
 	struct listener_stats *lst;
 	struct backend *be;
@@ -179,6 +181,18 @@ struct worker {
 	unsigned nlisteners;
 
 	struct conn_chunk *chunks;
+	uint32_t nslots;           /* connection slots allocated */
+	/*
+	 * With an access log: each slot's client address, taken at accept (by
+	 * close a peer that reset or finished is nobody's peer any more).
+	 * Grown to nslots when needed; NULL without an access log.
+	 */
+	union peer_addr {
+		sa_family_t family; /* 0: unknown */
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} *peers;
+	uint32_t npeers;
 	struct conn *free_conns;
 	struct clist starved; /* open connections waiting for a buffer, oldest first */
 	struct drain_job *drains;

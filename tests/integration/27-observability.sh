@@ -111,6 +111,8 @@ say "access log: $n lines end=ok; e.g. $(grep -m1 'end=ok' "$T/access.log")"
 [ "$n" -ge 400 ] || fail "expected a line per connection (400), got $n"
 grep -q 'client=10.77.0.1:[0-9]* listener=front pool=app backend=10.77.0.1[12]:9000 bytes_to_backend=64 bytes_to_client=67 ' \
 	"$T/access.log" || fail "access log fields"
+# the client's address is taken at accept: known even for those who closed first
+[ "$(grep -c 'client=- ' "$T/access.log")" = 0 ] || fail "access log lines without the client"
 mv "$T/access.log" "$T/access.log.1"
 ctl reload | grep -q 'generation 2 in service' || fail "sluicectl reload"
 client after echo-clients -c 10.77.0.1:8080 -n 5 --banner >/dev/null || fail "clients"

@@ -37,6 +37,10 @@ ge "$(synth b2 fail)" 3 || fail "b2's synthetic checks do not fail"
 grep -q "synthetic: through 10.77.0.1:8080 to backend $(be_addr 2):9000: no reply in time" \
 	"$T/sluiced.log" || fail "the failure is not logged"
 grep -q "synthetic:.*$(be_addr 1):9000" "$T/sluiced.log" && fail "b1 logged as failing"
+in_lb python3 -c "import urllib.request; print(urllib.request.urlopen('http://$ADMIN/status').read().decode())" \
+	>"$T/status.html" || fail "no /status"
+grep -Eq "<td>b2</td>.*<td>0 ok, [0-9]+ failed</td></tr>" "$T/status.html" ||
+	fail "/status does not show b2's failing synthetic checks"
 
 kill "$PID_b2"; wait "$PID_b2" 2>/dev/null
 wait_for 3 metric_eq "sluice_backend_up{pool=\"app\",backend=\"b2\",address=\"$(be_addr 2):9000\"}" 0 ||
