@@ -304,13 +304,19 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 		    "Receives that found the provided-buffer ring empty.");
 	admin_printf(r, "sluice_buffer_exhausted_total %llu\n", (unsigned long long)t.nobufs);
 
-	metric_head(r, "sluice_bpf_programs_attached", "gauge",
-		    "BPF programs attached now: connect4, connect6, sock_release, one XDP per interface.");
-	admin_printf(r, "sluice_bpf_programs_attached %u\n", ebpf_attached(d->ebpf));
-	metric_head(r, "sluice_bpf_reattach_total", "counter",
-		    "Programs found detached by the safeguard and attached again.");
-	admin_printf(r, "sluice_bpf_reattach_total %llu\n",
-		     (unsigned long long)ebpf_reattached(d->ebpf));
+	if (d->ebpf) { /* bpf.enabled = false: no kernel series at all */
+		metric_head(r, "sluice_bpf_programs_attached", "gauge",
+			    "BPF programs attached now: connect4, connect6, sock_release, one XDP per "
+			    "interface.");
+		admin_printf(r, "sluice_bpf_programs_attached %u\n", ebpf_attached(d->ebpf));
+		metric_head(r, "sluice_bpf_programs_expected", "gauge",
+			    "BPF programs the config wants attached.");
+		admin_printf(r, "sluice_bpf_programs_expected %u\n", ebpf_expected(d->ebpf));
+		metric_head(r, "sluice_bpf_reattach_total", "counter",
+			    "Programs found detached by the safeguard and attached again.");
+		admin_printf(r, "sluice_bpf_reattach_total %llu\n",
+			     (unsigned long long)ebpf_reattached(d->ebpf));
+	}
 	{
 		uint64_t ok, fail;
 

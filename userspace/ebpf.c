@@ -899,6 +899,11 @@ unsigned ebpf_attached(const struct ebpf *e)
 	return n;
 }
 
+unsigned ebpf_expected(const struct ebpf *e)
+{
+	return e ? NHOOKS + e->nxdp : 0;
+}
+
 uint64_t ebpf_reattached(const struct ebpf *e)
 {
 	return e ? e->reattached : 0;

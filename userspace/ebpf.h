@@ -69,6 +69,8 @@ int ebpf_check(struct ebpf *e);
 /* Programs attached now (cgroup hooks plus one per XDP interface). */
 unsigned ebpf_attached(const struct ebpf *e);
 /* Attachments restored by ebpf_check since start. */
+/* How many programs should be attached: the cgroup hooks and one XDP per interface. */
+unsigned ebpf_expected(const struct ebpf *e);
 uint64_t ebpf_reattached(const struct ebpf *e);
 /* Where the ebpf state lives, for messages. */
 const char *ebpf_cgroup_path(const struct ebpf *e);

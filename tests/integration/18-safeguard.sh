@@ -18,7 +18,8 @@ listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app";
 pools = ( { name = "app"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; max_conns = 5; } ); } );
 CONF
 sluiced_start "$T/s.conf"
-[ "$(metric sluice_bpf_programs_attached)" = 4 ] || fail "expected 4 programs attached"
+[ "$(metric sluice_bpf_programs_attached)" = 4 ] && [ "$(metric sluice_bpf_programs_expected)" = 4 ] ||
+	fail "expected 4 programs attached"
 
 for what in connect4 xdp_v$LB; do
 	before=$(metric sluice_bpf_reattach_total)

@@ -49,7 +49,7 @@ for m in sluice_listener_connections_total sluice_listener_connections_active sl
 	 sluice_backend_connections sluice_backend_max_connections sluice_backend_admitted_total \
 	 sluice_refused_total sluice_queue_depth sluice_queue_wait_seconds_bucket sluice_backend_up \
 	 sluice_health_checks_total sluice_config_reloads_total \
-	 sluice_config_last_reload_success_timestamp_seconds sluice_bpf_programs_attached \
+	 sluice_config_last_reload_success_timestamp_seconds sluice_bpf_programs_attached sluice_bpf_programs_expected \
 	 sluice_bpf_reattach_total sluice_ledger_drift sluice_build_info sluice_backend_starved; do
 	grep -q "^$m[{ ]" "$T/metrics.txt" || fail "metric $m missing"
 done

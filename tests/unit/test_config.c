@@ -659,6 +659,38 @@ static void test_read_errors(void)
 	unlink(path);
 }
 
+/* The README's full example is a config that loads, with every group in it. */
+static void test_readme(void)
+{
+	char path[PATH_MAX + 16], *text, *start, *end, *errs = NULL;
+	struct sl_config *cfg;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/README.md", root);
+	text = slurp(path, &len);
+	CHECK(text != NULL, "%s: %s", path, strerror(errno));
+	if (!text)
+		return;
+	start = strstr(text, "A full example");
+	start = start ? strstr(start, "\n```\n") : NULL;
+	end = start ? strstr(start + 5, "\n```\n") : NULL;
+	CHECK(start && end, "README.md: no full example in a ``` block");
+	if (start && end) {
+		*end = 0;
+		cfg = config_load_string(start + 5, "README.md", &errs);
+		CHECK(cfg != NULL, "README.md's example: %s", errs ? errs : "");
+		if (cfg) {
+			CHECK(cfg->log.level == 1 && cfg->npools == 1 &&
+				      cfg->pools[0].synthetic.enabled && cfg->pools[0].health.enabled &&
+				      cfg->listeners[0].syn_gate.enabled,
+			      "README.md's example lost a group");
+			config_free(cfg);
+		}
+		free(errs);
+	}
+	free(text);
+}
+
 int main(void)
 {
 	const char *src = getenv("SLUICE_SRC");
@@ -679,6 +711,7 @@ int main(void)
 	test_edges();
 	test_full();
 	test_samples();
+	test_readme();
 	ngood = test_good_dir();
 	nbad = test_bad_dir();
 	test_read_errors();
