@@ -201,6 +201,8 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 		l->cfg = &cfg->listeners[i];
 		l->pool = &s->pools[l->cfg->pool];
 		l->stats = listener_stats_get(prev, l->cfg->name);
+		/* counted now, so a failure below frees what this entry holds */
+		s->nlisteners++;
 		if (!l->stats)
 			goto oom;
 		if (ls && ls->nfds == nworkers) {
@@ -211,7 +213,6 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 				goto fail;
 		}
 		l->ls = ls;
-		s->nlisteners++;
 	}
 	s->cfg = cfg;
 	return s;
