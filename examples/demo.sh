@@ -6,6 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 B=build
 TPEER=$B/tests/tools/tpeer
+TLSC=$B/tests/tools/tlsclient
 D=$(mktemp -d /tmp/sluice-demo.XXXXXX)
 PIDS=()
 FRONT=127.0.0.1:18480
@@ -27,7 +28,7 @@ trap 'echo; echo "demo interrupted"; exit 130' INT TERM
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: sluiced loads BPF programs and joins a cgroup: run make demo as root"; exit 1
 fi
-for port in 18480 18481 18482 18490; do
+for port in 18480 18481 18482 18483 18490; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "demo: port $port on 127.0.0.1 is in use; stop what uses it and retry"; exit 1
 	fi
@@ -43,9 +44,16 @@ for b in a:18481 b:18482; do
 done
 for i in $(seq 50); do [ -e "$D/a.ready" ] && [ -e "$D/b.ready" ] && break; sleep 0.1; done
 
-bold "sluiced -t validates the config first"
-"$B/sluiced" -t -c examples/demo.conf || exit 1
-cp examples/demo.conf "$D/demo.conf"
+bold "a self-signed certificate and a ticket key for the TLS listener, in $D"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=demo \
+	-keyout "$D/demo.key" -out "$D/demo.crt" 2>/dev/null || exit 1
+openssl rand 80 | base64 -w0 >"$D/tickets.key"
+chmod 600 "$D/demo.key" "$D/tickets.key"
+conf() { sed "s|DEMO_DIR|$D|g" examples/demo.conf >"$D/demo.conf"; }
+conf
+
+bold "sluiced -t validates the config first (and loads the certificate)"
+"$B/sluiced" -t -c "$D/demo.conf" || exit 1
 
 bold "sluiced on $FRONT (2 workers, least_conn; the kernel holds each backend to 300 live and 400 new/s)"
 "$B/sluiced" -c "$D/demo.conf" 2>"$D/sluiced.log" &
@@ -64,6 +72,19 @@ echo "what the kernel saw (sluicectl bpf: ledger, tokens, connects admitted and 
 echo
 "${CTL[@]}" status
 
+bold "a TLS flood on :18483: 600 new clients (full handshakes) and 200 holding a session"
+echo "full handshakes are spread at 200/s (about 2.9 s for 600); clients offering a session"
+echo "draw from the resumed budget and get in at once, whatever the flood:"
+"$TLSC" -c 127.0.0.1:18483 --bytes 0 --sess-out "$D/session" >/dev/null
+sleep 0.2
+"$TLSC" -c 127.0.0.1:18483 -n 600 -p 600 --bytes 0 --timeout-ms 20000 >"$D/full.log" &
+FULL=$!
+sleep 0.1
+echo "  resuming: $("$TLSC" -c 127.0.0.1:18483 -n 200 -p 200 --bytes 0 --sess-in "$D/session")"
+wait "$FULL"
+echo "  full:     $(cat "$D/full.log")"
+"${CTL[@]}" metrics | grep -E '^sluice_tls_handshake(s|_queued)_total' | sed 's/^/  /'
+
 bold "200 long-lived clients stay connected through what follows"
 "$TPEER" chatter -c "$FRONT" -n 200 --duration-ms 6000 --interval-ms 250 --banner \
 	>"$D/chatter.log" 2>&1 &
@@ -71,15 +92,17 @@ CHAT=$!
 PIDS+=($CHAT)
 sleep 1
 
-bold "reload (SIGHUP): the pool now lists chat-b only; new clients go there, at its 400/s"
-sed -i '/chat-a/d' "$D/demo.conf"
+bold "reload (SIGHUP): chat-a's max_conns drops to 100, about what its long-lived clients hold"
+echo "the kernel's ledger is kept across the reload: chat-a is full, new clients go to chat-b,"
+echo "and nobody already connected is touched:"
+sed -i '/chat-a/s/max_conns = 300/max_conns = 100/' "$D/demo.conf"
 kill -HUP "$SLUICED"
 sleep 0.5
 grep -o 'reload: generation.*' "$D/sluiced.log" | tail -1
 "$TPEER" echo-clients -c "$FRONT" -n 500 -p 50 --banner
 
 bold "reload back to both backends, then chat-b dies: clients land on chat-a"
-cp examples/demo.conf "$D/demo.conf"
+conf
 kill -HUP "$SLUICED"
 sleep 0.5
 kill "$PID_b"

@@ -49,7 +49,9 @@
 
 #include "proxy/worker_int.h"
 #include "proxy/balance.h"
+#include "proxy/clienthello.h"
 #include "proxy/httphead.h"
+#include "proxy/tls.h"
 
 #define HEAD_MAX 8192
 #define HEAD_MAX_HEADERS 100
@@ -280,6 +282,19 @@ static void respond(struct worker *w, struct conn *c, int status, unsigned retry
 			     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
 			     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
 			     sizeof(body400) - 1, body400);
+	if (c->flags2 & CF2_TLS0) {
+		/* encrypted into the out buffer, then close_notify; closed once sent */
+		if (tls_write(w, c, 0, buf, (size_t)n)) {
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+		tls_close_notify(w, c, 0);
+		c->state = CONN_RESPONDING;
+		c->attempt_ms = w->now;
+		worker_conn_timer_arm(w, c);
+		worker_tls_kick(w, c);
+		return;
+	}
 	c->resp = malloc((size_t)n + 1);
 	if (!c->resp) {
 		worker_conn_abort(w, c, 0);
@@ -304,7 +319,7 @@ static void refuse(struct worker *w, struct conn *c, enum refusal why)
 	c->refusal = (uint8_t)why;
 	stat_shared_inc(&p->stats->refused[why]);
 	stat_inc(&w->stats.refused);
-	if (why == REFUSE_CLIENT_GONE || !(c->flags & CF_HTTP)) {
+	if (why == REFUSE_CLIENT_GONE || why == REFUSE_HANDSHAKE || !(c->flags & CF_HTTP)) {
 		/* tcp: a plain close, FIN */
 		worker_conn_abort(w, c, 0);
 		return;
@@ -343,10 +358,14 @@ static void dequeue(struct worker *w, struct conn *c)
 	publish_head(w, c->pool, q);
 }
 
+static void hsq_leave(struct worker *w, struct conn *c);
+
 void admit_forget(struct worker *w, struct conn *c)
 {
 	if (c->state == CONN_WAITING && (c->flags & CF_LISTED))
 		dequeue(w, c);
+	else if (c->state == CONN_HSWAIT && (c->flags & CF_LISTED))
+		hsq_leave(w, c);
 }
 
 /*
@@ -587,6 +606,253 @@ void admit_on_connect(struct worker *w, struct conn *c, int res)
 		refuse(w, c, REFUSE_DOWN);
 }
 
+/* ---- TLS: the ClientHello, handshake budgets and queue ---------------------------------- */
+
+static void hello_peek(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = w_sqe(w);
+	unsigned len = w->bufsize < CH_MAX ? w->bufsize : CH_MAX;
+
+	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
+	c->inflight++;
+}
+
+static unsigned hs_kind_of(const struct conn *c)
+{
+	return c->flags2 & CF2_RESUMED ? HS_RESUMED : HS_FULL;
+}
+
+static struct clist *hsq_of(struct conn *c)
+{
+	return &c->gen->hsq[(size_t)(c->sl - c->gen->snap->listeners) * HS_KINDS + hs_kind_of(c)];
+}
+
+static void hs_charge(__u64 *tat, uint64_t now, uint64_t interval);
+
+/*
+ * Count C's handshake once it is done (by what it turned out to be): 1 if
+ * it is. Whatever comes with the client's Finished (its close_notify, a
+ * FIN) is seen only after this, so a handshake done is never a failure.
+ */
+static int hs_done(struct worker *w, struct conn *c)
+{
+	int resumed = 0;
+
+	if (c->flags2 & CF2_HS_DONE)
+		return 1;
+	if (!tls_handshake_done(w, c, 0, &resumed))
+		return 0;
+	c->flags2 |= CF2_HS_DONE;
+	stat_shared_inc(&c->lst->hs_done[resumed ? HS_RESUMED : HS_FULL]);
+	if ((c->flags2 & CF2_RESUMED) && !resumed) {
+		/* it drew a cheap token and cost a full handshake: charge that too */
+		stat_shared_inc(&c->lst->resume_misses);
+		hs_charge(&c->lst->hs_tat[HS_FULL], w->now_ns, c->sl->hs_interval[HS_FULL]);
+	}
+	return 1;
+}
+
+void admit_tls_failed(struct worker *w, struct conn *c, enum hs_fail why)
+{
+	if (c->state == CONN_HELLO || (c->state == CONN_TLS && !hs_done(w, c)))
+		stat_shared_inc(&c->lst->hs_failed[why]);
+}
+
+/* Take a token from the listener's bucket for C's kind of handshake. */
+static int hs_claim(struct worker *w, struct conn *c)
+{
+	unsigned k = hs_kind_of(c);
+
+	return sl_gcra_claim(&c->lst->hs_tat[k], w->now_ns, c->sl->hs_interval[k],
+			     c->sl->hs_tau[k]);
+}
+
+/* A token is C's: the handshake starts (the hello is still in the socket). */
+static void hs_begin(struct worker *w, struct conn *c)
+{
+	if (tls_start_server(w, c, c->sl->tls)) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: tls: out of memory", w->id);
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	c->state = CONN_TLS;
+	worker_conn_timer_arm(w, c);
+	worker_tls_kick(w, c); /* receives start */
+}
+
+/* C's hello said what kind of handshake it wants: a token now, the queue, or out. */
+static void hs_admit(struct worker *w, struct conn *c)
+{
+	unsigned k = hs_kind_of(c);
+	struct clist *q;
+
+	if (hs_claim(w, c)) {
+		hs_begin(w, c);
+		return;
+	}
+	if (atomic_fetch_add_explicit(&c->lst->hs_waiting[k], 1, memory_order_relaxed) >=
+	    c->sl->cfg->tls.queue_max) {
+		atomic_fetch_sub_explicit(&c->lst->hs_waiting[k], 1, memory_order_relaxed);
+		stat_shared_inc(&c->lst->hs_refused[k]);
+		refuse(w, c, REFUSE_HANDSHAKE);
+		return;
+	}
+	stat_shared_inc(&c->lst->hs_queued[k]);
+	q = hsq_of(c);
+	clist_append(q, c);
+	c->state = CONN_HSWAIT;
+	c->flags |= CF_LISTED;
+	c->attempt_ms = w->now;
+	/* the hello waits in the socket: only a departure wakes the poll */
+	poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+	worker_conn_timer_arm(w, c);
+	if (q->head == c) {
+		uint64_t wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns, c->sl->hs_interval[k],
+					     c->sl->hs_tau[k]);
+		uint64_t when = w->now + (wait + 999999) / 1000000;
+
+		if (!timer_queued(&w->hsq_timer) || when < w->hsq_timer.when)
+			timer_set(&w->timers, &w->hsq_timer, when);
+	}
+}
+
+static void hsq_leave(struct worker *w, struct conn *c)
+{
+	(void)w;
+	clist_remove(hsq_of(c), c);
+	c->flags &= ~CF_LISTED;
+	atomic_fetch_sub_explicit(&c->lst->hs_waiting[hs_kind_of(c)], 1, memory_order_relaxed);
+}
+
+void admit_hsq_run(struct worker *w)
+{
+	uint64_t min_wait = UINT64_MAX;
+
+	for (struct wgen *g = w->gen; g; g = g->next) {
+		for (size_t i = 0; i < (size_t)g->snap->nlisteners * HS_KINDS; i++) {
+			struct clist *q = &g->hsq[i];
+			struct conn *c;
+
+			while ((c = q->head)) {
+				unsigned k = hs_kind_of(c);
+				uint64_t wait;
+
+				if (hs_claim(w, c)) {
+					hsq_leave(w, c);
+					admit_poll_cancel(w, c);
+					hs_begin(w, c);
+					continue;
+				}
+				wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns,
+						    c->sl->hs_interval[k], c->sl->hs_tau[k]);
+				if (wait < min_wait)
+					min_wait = wait;
+				break;
+			}
+		}
+	}
+	if (min_wait != UINT64_MAX)
+		timer_set(&w->timers, &w->hsq_timer,
+			  w->now + (min_wait ? (min_wait + 999999) / 1000000 : 1));
+}
+
+static void hello_parsed(struct worker *w, struct conn *c, const uint8_t *buf, int len)
+{
+	struct ch_info ci;
+	enum ch_result r = clienthello_parse(buf, (size_t)len, &ci);
+	int lowat = 1;
+
+	switch (r) {
+	case CH_OK:
+		if (c->flags & CF_LOWAT) {
+			setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+			c->flags &= ~CF_LOWAT;
+		}
+		if (clienthello_resumes(&ci))
+			c->flags2 |= CF2_RESUMED;
+		hs_admit(w, c);
+		return;
+	case CH_NEED_MORE:
+		if (c->flags2 & CF2_PEER_EOF) {
+			admit_tls_failed(w, c, HSF_CLOSED);
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+		lowat = ci.need > (size_t)len && ci.need <= CH_MAX ? (int)ci.need : len + 1;
+		setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		c->flags |= CF_LOWAT;
+		poll_arm(w, c, POLLIN | POLLRDHUP | POLLHUP | POLLERR);
+		return;
+	default:
+		log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: %s on TLS listener %s", w->id,
+				r == CH_NOT_TLS ? "not TLS" :
+				r == CH_TOO_BIG ? "oversized ClientHello" : "malformed ClientHello",
+				c->sl->cfg->name);
+		admit_tls_failed(w, c, r == CH_NOT_TLS ? HSF_NOT_TLS : HSF_BAD_HELLO);
+		worker_conn_abort(w, c, 0);
+	}
+}
+
+/* Force one token out of a bucket, even below empty (a resumption that turned full). */
+static void hs_charge(__u64 *tat, uint64_t now, uint64_t interval)
+{
+	__u64 old = *(volatile __u64 *)tat;
+
+	if (!interval)
+		return;
+	while (!__atomic_compare_exchange_n(tat, &old, (old > now ? old : now) + interval, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* The head of a TLS client, decrypted into half[0]: whole, short or bad. */
+static void tls_head(struct worker *w, struct conn *c)
+{
+	struct half *hf = &c->half[0];
+	struct httphead h;
+	enum httphead_status st;
+	size_t len = hf->count ? hf->len[hf->head] : 0;
+
+	if (!len)
+		return;
+	st = httphead_parse(w_buf(w, hf->bid[hf->head]), len, HEAD_MAX, HEAD_MAX_HEADERS, &h);
+	if (st == HTTPHEAD_NEED_MORE && hf->count == 1 && len < w->bufsize && len <= HEAD_MAX)
+		return; /* more comes; the head stays where it is and goes on unchanged */
+	if (st == HTTPHEAD_OK) {
+		if (h.upgrade_websocket)
+			c->flags |= CF_WS;
+		c->state = CONN_CONNECTING;
+		conn_connect(w, c);
+		return;
+	}
+	stat_inc(&w->stats.bad_heads);
+	log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: bad request head: %s", w->id,
+			st == HTTPHEAD_NEED_MORE ? "too long" : h.reason ? h.reason : "?");
+	c->refusal = END_BAD_HEAD;
+	respond(w, c, 400, 0);
+}
+
+void admit_tls_input(struct worker *w, struct conn *c)
+{
+	if (c->state == CONN_TLS) {
+		if (!hs_done(w, c))
+			return;
+		c->attempt_ms = w->now;
+		if (!(c->flags & CF_HTTP)) {
+			c->state = CONN_CONNECTING;
+			conn_connect(w, c);
+			return;
+		}
+		c->state = CONN_HEAD;
+		worker_conn_timer_arm(w, c);
+	}
+	if (c->state == CONN_HEAD)
+		tls_head(w, c);
+}
+
 /* ---- deadlines ---------------------------------------------------------------------------- */
 
 uint64_t admit_deadline(const struct conn *c)
@@ -595,8 +861,14 @@ uint64_t admit_deadline(const struct conn *c)
 	uint64_t cap = c->accepted_ms + cfg->timeouts.backend_wait_ms, t;
 
 	switch (c->state) {
+	case CONN_HELLO:
+	case CONN_HSWAIT:
+	case CONN_TLS:
+		return c->accepted_ms + cfg->timeouts.handshake_ms;
 	case CONN_HEAD:
-		return c->accepted_ms + cfg->timeouts.head_ms;
+		/* a TLS client's head time starts when its handshake is done */
+		return (c->flags2 & CF2_TLS0 ? c->attempt_ms : c->accepted_ms) +
+		       cfg->timeouts.head_ms;
 	case CONN_CONNECTING:
 		t = c->attempt_ms + cfg->timeouts.connect_ms;
 		return t < cap ? t : cap;
@@ -615,6 +887,17 @@ void admit_timer(struct worker *w, struct conn *c)
 	struct io_uring_sqe *sqe;
 
 	switch (c->state) {
+	case CONN_HELLO:
+	case CONN_TLS:
+		admit_tls_failed(w, c, HSF_TIMEOUT);
+		worker_conn_abort(w, c, 0);
+		break;
+	case CONN_HSWAIT:
+		/* no token came in time: turned away like a full queue */
+		hsq_leave(w, c);
+		stat_shared_inc(&c->lst->hs_refused[hs_kind_of(c)]);
+		refuse(w, c, REFUSE_HANDSHAKE);
+		break;
 	case CONN_HEAD:
 		stat_inc(&w->stats.head_timeouts);
 		c->refusal = END_HEAD_TIMEOUT;
@@ -688,6 +971,12 @@ void admit_start(struct worker *w, struct conn *c)
 	c->refusal = END_NONE;
 	if (c->pool->cfg->synthetic.enabled)
 		pin_synthetic(c);
+	if (c->sl->tls) {
+		c->state = CONN_HELLO;
+		worker_conn_timer_arm(w, c);
+		hello_peek(w, c);
+		return;
+	}
 	if (c->flags & CF_HTTP) {
 		c->state = CONN_HEAD;
 		worker_conn_timer_arm(w, c);
@@ -717,6 +1006,13 @@ static void head_parsed(struct worker *w, struct conn *c, const char *buf, int l
 		conn_connect(w, c);
 		return;
 	case HTTPHEAD_NEED_MORE:
+		if (c->flags2 & CF2_PEER_EOF) {
+			/* it stopped sending half way through its head */
+			c->refusal = END_BAD_HEAD;
+			stat_inc(&w->stats.bad_heads);
+			worker_conn_abort(w, c, 0);
+			return;
+		}
 		/* wake when more than what is there has come, not before */
 		lowat = len + 1;
 		setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
@@ -753,14 +1049,17 @@ void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 		resp_send(w, c);
 		return;
 	}
-	if (c->state != CONN_HEAD) {
+	if (c->state != CONN_HEAD && c->state != CONN_HELLO) {
 		if (buffered)
 			w_buf_return(w, bid);
 		worker_conn_done(w, c);
 		return;
 	}
 	if (res > 0) {
-		head_parsed(w, c, w->bufs + (size_t)bid * w->bufsize, res);
+		if (c->state == CONN_HELLO)
+			hello_parsed(w, c, (const uint8_t *)w_buf(w, bid), res);
+		else
+			head_parsed(w, c, w_buf(w, bid), res);
 		w_buf_return(w, bid);
 		return;
 	}
@@ -771,13 +1070,17 @@ void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 		return;
 	}
 	/* closed or failed before the head was whole */
+	admit_tls_failed(w, c, HSF_CLOSED);
 	worker_conn_abort(w, c, res < 0 ? 1u : 0u);
 }
 
 /* A starved head peek: a buffer is back. */
 void admit_head_resume(struct worker *w, struct conn *c)
 {
-	head_peek(w, c);
+	if (c->state == CONN_HELLO)
+		hello_peek(w, c);
+	else
+		head_peek(w, c);
 }
 
 void admit_on_poll(struct worker *w, struct conn *c, int res)
@@ -793,12 +1096,27 @@ void admit_on_poll(struct worker *w, struct conn *c, int res)
 	if (res == -ECANCELED)
 		return;
 	switch (c->state) {
+	case CONN_HELLO:
 	case CONN_HEAD:
 		if (gone && !(res & POLLIN)) {
+			admit_tls_failed(w, c, HSF_CLOSED);
 			worker_conn_abort(w, c, 0);
 			return;
 		}
-		head_peek(w, c);
+		/* after a FIN, one last look: what is there is all there will be */
+		if (gone)
+			c->flags2 |= CF2_PEER_EOF;
+		admit_head_resume(w, c);
+		return;
+	case CONN_HSWAIT:
+		if (!gone) {
+			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+			return;
+		}
+		/* it gave up waiting for a handshake: no crypto was spent on it */
+		hsq_leave(w, c);
+		stat_shared_inc(&c->lst->hs_failed[HSF_CLOSED]);
+		refuse(w, c, REFUSE_CLIENT_GONE);
 		return;
 	case CONN_WAITING:
 	case CONN_CONNECTING:

@@ -31,6 +31,7 @@
 #include "proxy/udata.h"
 #include "userspace/admin.h"
 #include "userspace/config.h"
+#include "userspace/tlsctx.h"
 #include "userspace/log.h"
 
 struct main_loop {
@@ -347,6 +348,30 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 	return 0;
 }
 
+/*
+ * Which path TLS records take. Kernel TLS offload needs the kernel's "tls"
+ * ULP; sluice encrypts in its workers (OpenSSL over io_uring buffers) either
+ * way, and says which one the kernel would have allowed.
+ */
+static void log_tls_path(const struct snapshot *s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		n += s->listeners[i].tls != NULL;
+	for (unsigned i = 0; i < s->npools; i++)
+		n += s->pools[i].tls_ctx != NULL;
+	if (!n)
+		return;
+	if (tlsctx_ktls_available())
+		log_info("tls: kernel TLS is available but not used: records are encrypted in the "
+			 "workers (OpenSSL over io_uring buffers)");
+	else
+		log_info("tls: kernel TLS not available (no \"tls\" TCP ULP: CONFIG_TLS off or "
+			 "module not loaded): records are encrypted in the workers (OpenSSL over "
+			 "io_uring buffers)");
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -393,6 +418,10 @@ int main(int argc, char **argv)
 
 	cfg = config_load(path, &errors);
 	if (test_only) {
+		if (cfg && tlsctx_check(cfg, &errors)) {
+			config_free(cfg);
+			cfg = NULL;
+		}
 		if (!cfg) {
 			fputs(errors ? errors : "config: cannot load\n", stderr);
 			free(errors);
@@ -479,6 +508,7 @@ int main(int argc, char **argv)
 	}
 	log_info("start: sluiced %s, %u workers, %u listeners, %u pools, config %s",
 		 SLUICE_VERSION, d.nworkers, d.cur->nlisteners, d.cur->npools, path);
+	log_tls_path(d.cur);
 	ret = main_loop_run(&d, &m);
 	log_info("stop: all connections closed, exiting");
 out:

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "proxy/snapshot.h"
+#include "userspace/tlsctx.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -141,6 +142,33 @@ static struct listener_stats *listener_stats_get(const struct snapshot *prev, co
 	return ls;
 }
 
+/* TLS contexts, their first error line into ERR. */
+static struct tls_server *tls_build_server(const struct sl_config *cfg, unsigned i, char *err,
+					   size_t errlen)
+{
+	char *e = NULL;
+	struct tls_server *ts = tlsctx_server_new(&cfg->listeners[i], i, cfg->path, &e);
+
+	if (!ts)
+		snprintf(err, errlen, "%.*s", e ? (int)strcspn(e, "\n") : 13,
+			 e ? e : "out of memory");
+	free(e);
+	return ts;
+}
+
+static SSL_CTX *tls_build_client(const struct sl_config *cfg, unsigned i, char *err,
+				 size_t errlen)
+{
+	char *e = NULL;
+	SSL_CTX *ctx = tlsctx_client_new(&cfg->pools[i], i, cfg->path, &e);
+
+	if (!ctx)
+		snprintf(err, errlen, "%.*s", e ? (int)strcspn(e, "\n") : 13,
+			 e ? e : "out of memory");
+	free(e);
+	return ctx;
+}
+
 static void snapshot_free(struct snapshot *s, int close_new_fds)
 {
 	if (!s)
@@ -150,10 +178,12 @@ static void snapshot_free(struct snapshot *s, int close_new_fds)
 			backend_put(s->pools[i].be[j]);
 		free(s->pools[i].be);
 		pool_stats_put(s->pools[i].stats);
+		SSL_CTX_free(s->pools[i].tls_ctx);
 	}
 	for (unsigned i = 0; i < s->nlisteners; i++) {
 		lsock_put(s->listeners[i].ls, close_new_fds);
 		listener_stats_put(s->listeners[i].stats);
+		tlsctx_server_free(s->listeners[i].tls);
 	}
 	free(s->pools);
 	free(s->listeners);
@@ -193,6 +223,8 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 				goto oom;
 			p->nbe++;
 		}
+		if (p->cfg->tls.enabled && !(p->tls_ctx = tls_build_client(cfg, i, err, errlen)))
+			goto fail;
 	}
 	for (i = 0; i < cfg->nlisteners; i++) {
 		struct snap_listener *l = &s->listeners[i];
@@ -205,6 +237,17 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 		s->nlisteners++;
 		if (!l->stats)
 			goto oom;
+		if (l->cfg->tls.enabled) {
+			const struct cfg_tls *t = &l->cfg->tls;
+
+			l->tls = tls_build_server(cfg, i, err, errlen);
+			if (!l->tls)
+				goto fail;
+			sl_bucket_params(t->full_per_s, t->full_burst, &l->hs_interval[HS_FULL],
+					 &l->hs_tau[HS_FULL]);
+			sl_bucket_params(t->resumed_per_s, t->resumed_burst,
+					 &l->hs_interval[HS_RESUMED], &l->hs_tau[HS_RESUMED]);
+		}
 		if (ls && ls->nfds == nworkers) {
 			atomic_fetch_add(&ls->refs, 1);
 		} else {

@@ -37,6 +37,7 @@ enum refusal {
 	REFUSE_QUEUE_TIMEOUT, /* waited queue.timeout_ms without the pool being limited */
 	REFUSE_DOWN,          /* no backend up */
 	REFUSE_CLIENT_GONE,   /* the client left while it waited: no backend was bothered */
+	REFUSE_HANDSHAKE,     /* TLS: the handshake queue was full, or it waited handshake_ms */
 	REFUSE_COUNT,
 };
 
@@ -71,21 +72,50 @@ struct snap_pool {
 	_Atomic uint64_t tickets;
 	_Atomic uint64_t heads[CFG_MAX_WORKERS]; /* UINT64_MAX: no waiter there */
 	_Atomic uint64_t retry_slot_ns; /* the Retry-After schedule, see worker.c */
+	struct ssl_ctx_st *tls_ctx; /* TLS to the backends, or NULL */
 };
 
-/* Counters of a listener that outlive snapshots, like struct pool_stats. */
+/* TLS handshakes, by what the ClientHello asked for. */
+enum hs_kind { HS_FULL, HS_RESUMED, HS_KINDS };
+
+/* Why a TLS client never finished its handshake. */
+enum hs_fail {
+	HSF_NOT_TLS,   /* the first bytes were not a TLS record */
+	HSF_BAD_HELLO, /* a malformed or oversized ClientHello */
+	HSF_TIMEOUT,   /* not done within timeouts.handshake_ms (queue time included) */
+	HSF_ERROR,     /* OpenSSL failed it: alert, no shared cipher, bad record... */
+	HSF_CLOSED,    /* the client left before it was done */
+	HSF_COUNT,
+};
+
+/*
+ * Counters of a listener that outlive snapshots, like struct pool_stats;
+ * the handshake buckets and queue counts live here too, so a reload neither
+ * refills the buckets nor forgets who waits.
+ */
 struct listener_stats {
 	_Atomic int refs;
 	char name[CFG_NAME_MAX];
 	_Atomic uint64_t accepted; /* client connections accepted */
 	_Atomic uint64_t active;   /* ... still open */
+	__u64 hs_tat[HS_KINDS];  /* GCRA state of the handshake buckets (CAS, bpf/bucket.h) */
+	_Atomic uint32_t hs_waiting[HS_KINDS]; /* in the handshake queues, all workers */
+	_Atomic uint64_t hs_done[HS_KINDS];    /* handshakes completed, by what they were */
+	_Atomic uint64_t hs_queued[HS_KINDS];  /* clients that waited for a handshake token */
+	_Atomic uint64_t hs_failed[HSF_COUNT];
+	_Atomic uint64_t hs_refused[HS_KINDS]; /* turned away: queue full or waited too long */
+	_Atomic uint64_t resume_misses;        /* offered a ticket or session, got a full one */
 };
+
+struct tls_server;
 
 struct snap_listener {
 	const struct cfg_listener *cfg;
 	struct lsock *ls;
 	struct snap_pool *pool;
 	struct listener_stats *stats;
+	struct tls_server *tls;              /* NULL: plain TCP */
+	__u64 hs_interval[HS_KINDS], hs_tau[HS_KINDS]; /* handshake budgets (0: unlimited) */
 };
 
 struct snapshot {

@@ -165,12 +165,78 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 	}
 }
 
+static const char *const hs_kind_names[HS_KINDS] = { "full", "resumed" };
+static const char *const hs_fail_names[HSF_COUNT] = {
+	[HSF_NOT_TLS] = "not_tls", [HSF_BAD_HELLO] = "bad_hello", [HSF_TIMEOUT] = "timeout",
+	[HSF_ERROR] = "error",     [HSF_CLOSED] = "closed",
+};
+
+/* TLS handshakes per TLS listener: by kind, failures, the handshake queue. */
+static void tls_metrics(struct snapshot *s, struct admin_resp *r)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+		{ "sluice_tls_handshakes_total", "counter",
+		  "TLS handshakes completed, by kind (resumed: a session was reused)." },
+		{ "sluice_tls_handshake_queue_depth", "gauge",
+		  "Clients waiting for a handshake token now, by the kind their ClientHello asked for." },
+		{ "sluice_tls_handshake_queued_total", "counter",
+		  "Clients that had to wait for a handshake token, by kind." },
+		{ "sluice_tls_handshake_refused_total", "counter",
+		  "Clients turned away before their handshake: queue full or handshake_ms spent waiting." },
+	};
+
+	for (unsigned k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		metric_head(r, m[k].name, m[k].type, m[k].help);
+		for (unsigned i = 0; i < s->nlisteners; i++) {
+			const struct listener_stats *ls = s->listeners[i].stats;
+
+			if (!s->listeners[i].tls)
+				continue;
+			for (unsigned j = 0; j < HS_KINDS; j++) {
+				unsigned long long v = k == 0 ? LOAD(ls->hs_done[j]) :
+						       k == 1 ? LOAD(ls->hs_waiting[j]) :
+						       k == 2 ? LOAD(ls->hs_queued[j]) :
+								LOAD(ls->hs_refused[j]);
+
+				admin_printf(r, "%s{listener=\"%s\",kind=\"%s\"} %llu\n", m[k].name,
+					     ls->name, hs_kind_names[j], v);
+			}
+		}
+	}
+	metric_head(r, "sluice_tls_handshake_failures_total", "counter",
+		    "TLS clients that never finished their handshake, by reason.");
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		for (unsigned j = 0; s->listeners[i].tls && j < HSF_COUNT; j++)
+			admin_printf(r,
+				     "sluice_tls_handshake_failures_total{listener=\"%s\",reason=\"%s\"} "
+				     "%llu\n",
+				     s->listeners[i].stats->name, hs_fail_names[j],
+				     (unsigned long long)LOAD(s->listeners[i].stats->hs_failed[j]));
+	metric_head(r, "sluice_tls_resumption_misses_total", "counter",
+		    "ClientHellos that offered a session but got a full handshake (charged as full).");
+	for (unsigned i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].tls)
+			admin_printf(r, "sluice_tls_resumption_misses_total{listener=\"%s\"} %llu\n",
+				     s->listeners[i].stats->name,
+				     (unsigned long long)LOAD(s->listeners[i].stats->resume_misses));
+}
+
+static const char *listener_mode(const struct snap_listener *l)
+{
+	if (l->cfg->mode == CFG_MODE_HTTP)
+		return l->tls ? "https" : "http";
+	return l->tls ? "tls" : "tcp";
+}
+
 static const char *const refusal_names[REFUSE_COUNT] = {
 	[REFUSE_FULL] = "full",
 	[REFUSE_RATE] = "rate",
 	[REFUSE_QUEUE_FULL] = "queue_full",
 	[REFUSE_QUEUE_TIMEOUT] = "queue_timeout",
 	[REFUSE_DOWN] = "down",
+	[REFUSE_HANDSHAKE] = "handshake",
 	[REFUSE_CLIENT_GONE] = "client_gone",
 };
 
@@ -282,6 +348,7 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 		admin_printf(r, "sluice_listener_connections_active{listener=\"%s\"} %llu\n",
 			     s->listeners[i].cfg->name,
 			     (unsigned long long)LOAD(s->listeners[i].stats->active));
+	tls_metrics(s, r);
 	metric_head(r, "sluice_connections_active", "gauge", "Client connections open now.");
 	admin_printf(r, "sluice_connections_active %llu\n", (unsigned long long)t.active);
 	metric_head(r, "sluice_connections_closed_total", "counter",
@@ -348,7 +415,8 @@ static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp 
 	admin_printf(r, "%-16s %-24s %-6s %s\n", "LISTENER", "ADDRESS", "MODE", "POOL");
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		admin_printf(r, "%-16s %-24s %-6s %s\n", s->listeners[i].cfg->name,
-			     s->listeners[i].cfg->addr.text, "tcp", s->listeners[i].pool->cfg->name);
+			     s->listeners[i].cfg->addr.text, listener_mode(&s->listeners[i]),
+			     s->listeners[i].pool->cfg->name);
 	admin_printf(r, "\n%-12s %-16s %-24s %-5s %8s %10s %8s %14s %14s\n", "POOL", "BACKEND",
 		     "ADDRESS", "STATE", "ACTIVE", "CONNECTS", "FAILED", "BYTES_TO_BE", "BYTES_TO_CL");
 	for (unsigned i = 0; i < s->npools; i++) {
@@ -408,9 +476,15 @@ static void status_json(struct daemon *d, struct snapshot *s, struct admin_resp 
 		     (unsigned long long)t.active, (unsigned long long)t.refused,
 		     (unsigned long long)t.resets, (unsigned long long)t.idle_timeouts);
 	for (unsigned i = 0; i < s->nlisteners; i++)
-		admin_printf(r, "%s{\"name\":\"%s\",\"address\":\"%s\",\"pool\":\"%s\"}", i ? "," : "",
-			     s->listeners[i].cfg->name, s->listeners[i].cfg->addr.text,
-			     s->listeners[i].pool->cfg->name);
+		admin_printf(r,
+			     "%s{\"name\":\"%s\",\"address\":\"%s\",\"mode\":\"%s\",\"pool\":\"%s\","
+			     "\"tls_handshakes\":{\"full\":%llu,\"resumed\":%llu,\"waiting\":%llu}}",
+			     i ? "," : "", s->listeners[i].cfg->name, s->listeners[i].cfg->addr.text,
+			     listener_mode(&s->listeners[i]), s->listeners[i].pool->cfg->name,
+			     (unsigned long long)LOAD(s->listeners[i].stats->hs_done[HS_FULL]),
+			     (unsigned long long)LOAD(s->listeners[i].stats->hs_done[HS_RESUMED]),
+			     (unsigned long long)(LOAD(s->listeners[i].stats->hs_waiting[HS_FULL]) +
+						  LOAD(s->listeners[i].stats->hs_waiting[HS_RESUMED])));
 	admin_printf(r, "],\"pools\":[");
 	for (unsigned i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
@@ -500,8 +574,7 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 
 		admin_printf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td>"
 				"<td>%llu</td>",
-			     l->cfg->name, l->cfg->addr.text,
-			     l->cfg->mode == CFG_MODE_HTTP ? "http" : "tcp", l->pool->cfg->name,
+			     l->cfg->name, l->cfg->addr.text, listener_mode(l), l->pool->cfg->name,
 			     (unsigned long long)LOAD(l->stats->accepted),
 			     (unsigned long long)LOAD(l->stats->active));
 		if (kl)

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/tls.h"
 #include "proxy/worker_int.h"
 
 #define RING_ENTRIES 4096
@@ -115,6 +116,17 @@ static int bufs_init(struct worker *w, uint32_t count, uint32_t size)
 		io_uring_buf_ring_add(w->br, w->bufs + (size_t)i * size, size, (unsigned short)i,
 				      io_uring_buf_ring_mask(count), (int)i);
 	io_uring_buf_ring_advance(w->br, (int)count);
+	/* the userspace pool (TLS): as many again, bids after the ring's */
+	w->nx = count < NO_BID - count ? count : NO_BID - count;
+	w->xbufs = mmap(NULL, (size_t)w->nx * size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	w->xfree = malloc(w->nx * sizeof(*w->xfree));
+	if (w->xbufs == MAP_FAILED || !w->xfree)
+		return -ENOMEM;
+	/* handed out lowest first, so the pages in use stay few */
+	for (uint32_t i = 0; i < w->nx; i++)
+		w->xfree[i] = (uint16_t)(count + w->nx - 1 - i);
+	w->nxfree = w->nx;
 	return 0;
 }
 
@@ -197,7 +209,7 @@ static void conn_unlist(struct worker *w, struct conn *c)
 {
 	if (!(c->flags & CF_LISTED))
 		return;
-	if (c->state == CONN_WAITING) {
+	if (c->state == CONN_WAITING || c->state == CONN_HSWAIT) {
 		admit_forget(w, c);
 		return;
 	}
@@ -219,6 +231,7 @@ static void gen_release(struct worker *w, struct wgen *g)
 	}
 	snapshot_put(g->snap);
 	free(g->queues);
+	free(g->hsq);
 	free(g);
 }
 
@@ -226,7 +239,7 @@ static const char *end_name(const struct conn *c)
 {
 	static const char *const refused[REFUSE_COUNT] = {
 		"refused:full", "refused:rate", "refused:queue_full", "refused:queue_timeout",
-		"refused:down", "client_gone",
+		"refused:down", "client_gone", "refused:handshake",
 	};
 	static const char *const ends[] = {
 		"unknown", "ok", "reset", "idle_timeout", "drained", "grace", "bad_head",
@@ -281,6 +294,8 @@ static void conn_free(struct worker *w, struct conn *c)
 {
 	if (log_access_enabled())
 		access_line(w, c);
+	if (c->flags2 & (CF2_TLS0 | CF2_TLS1))
+		tls_free(w, c);
 	for (int h = 0; h < 2; h++) {
 		struct half *hf = &c->half[h];
 
@@ -401,7 +416,7 @@ static void half_send(struct worker *w, struct conn *c, unsigned h)
 {
 	struct half *hf = &c->half[h];
 	struct io_uring_sqe *sqe = w_sqe(w);
-	const char *buf = w->bufs + (size_t)hf->bid[hf->head] * w->bufsize;
+	const char *buf = w_buf(w, hf->bid[hf->head]);
 
 	io_uring_prep_send(sqe, c->fd[h ^ 1], buf + hf->sent, hf->len[hf->head] - hf->sent,
 			   MSG_NOSIGNAL);
@@ -439,52 +454,84 @@ static void half_shut(struct worker *w, struct conn *c, unsigned h)
 	c->inflight++;
 }
 
+/* May half H receive in C's state? (A TLS client is read during its handshake and head.) */
+static int half_may_recv(const struct conn *c, unsigned h)
+{
+	if (c->state == CONN_OPEN)
+		return 1;
+	return h == 0 && (c->flags2 & CF2_TLS0) &&
+	       (c->state == CONN_TLS || c->state == CONN_HEAD);
+}
+
 /* Re-arm the half's receive if nothing stops it. */
 static void half_resume(struct worker *w, struct conn *c, unsigned h)
 {
 	struct half *hf = &c->half[h];
 
-	if (!(hf->flags & (HALF_RECV | HALF_EOF | HALF_STARVED)) && hf->count < HALF_QMAX)
-		half_recv(w, c, h);
+	if (hf->flags & (HALF_RECV | HALF_EOF | HALF_STARVED) || hf->count >= HALF_QMAX ||
+	    !half_may_recv(c, h))
+		return;
+	/* ciphertext not decrypted yet (its plaintext had no room) comes first */
+	if ((c->flags2 & CF2_TLS(h)) && tls_pending_input(w, c, h))
+		return;
+	half_recv(w, c, h);
 }
 
-static void half_starve(struct worker *w, struct conn *c, unsigned h)
+static void starve_list(struct worker *w, struct conn *c)
 {
-	c->half[h].flags |= HALF_STARVED;
-	stat_inc(&w->stats.nobufs);
 	if (!(c->flags & CF_LISTED)) {
 		c->flags |= CF_LISTED;
 		clist_append(&w->starved, c);
 	}
 }
 
-/* Buffers came back: let starved halves (and head peeks) receive again, oldest first. */
+static void half_starve(struct worker *w, struct conn *c, unsigned h)
+{
+	c->half[h].flags |= HALF_STARVED;
+	stat_inc(&w->stats.nobufs);
+	starve_list(w, c);
+}
+
+static void tls_progress(struct worker *w, struct conn *c);
+
+/*
+ * Buffers came back: let starved connections go on, oldest first. Each one
+ * listed now gets one turn (it may list itself again if it is still short).
+ */
 static void starved_run(struct worker *w)
 {
-	while (w->starved.head && w->bufs_out < w->nbufs) {
+	uint32_t n = w->starved.n;
+
+	while (n-- && w->starved.head && (w->bufs_out < w->nbufs || w->nxfree)) {
 		struct conn *c = w->starved.head;
 
 		clist_remove(&w->starved, c);
 		c->flags &= ~CF_LISTED;
+		for (unsigned h = 0; h < 2; h++)
+			c->half[h].flags &= ~HALF_STARVED;
+		if (c->flags2 & (CF2_TLS0 | CF2_TLS1)) {
+			tls_progress(w, c);
+			continue;
+		}
 		if (c->state == CONN_HEAD) {
 			admit_head_resume(w, c);
 			continue;
 		}
-		for (unsigned h = 0; h < 2; h++) {
-			if (c->half[h].flags & HALF_STARVED) {
-				c->half[h].flags &= ~HALF_STARVED;
-				half_resume(w, c, h);
-			}
-		}
+		for (unsigned h = 0; h < 2; h++)
+			half_resume(w, c, h);
 	}
 }
 
 /* A drained WebSocket may get its Close frame now: between two whole messages. */
-static int ws_ready(const struct conn *c)
+static int ws_ready(struct worker *w, struct conn *c)
 {
+	const char *p;
+
 	return (c->flags & CF_WS) && !c->half[1].count && !(c->half[1].flags & HALF_SEND) &&
-	       wsframe_at_boundary(&c->ws);
+	       !((c->flags2 & CF2_TLS0) && tls_out(w, c, 0, &p)) && wsframe_at_boundary(&c->ws);
 }
+
+static void tls_flush(struct worker *w, struct conn *c, unsigned side);
 
 /*
  * Tell a drained WebSocket client that the service restarts (Close 1012)
@@ -495,14 +542,22 @@ static int ws_ready(const struct conn *c)
  */
 static void ws_close(struct worker *w, struct conn *c)
 {
+	uint8_t frame[2 + 2 + 123];
+	size_t len = wsframe_close(frame, 1012, "service restart");
 	struct io_uring_sqe *sqe;
 
-	c->resp = malloc(2 + 2 + 123);
-	if (!c->resp) {
+	if (!(c->flags2 & CF2_TLS0)) {
+		c->resp = malloc(len);
+		if (!c->resp) {
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+		memcpy(c->resp, frame, len);
+		c->resp_len = (uint32_t)len;
+	} else if (tls_write(w, c, 0, frame, len)) {
 		worker_conn_abort(w, c, 0);
 		return;
 	}
-	c->resp_len = (uint32_t)wsframe_close((uint8_t *)c->resp, 1012, "service restart");
 	for (int i = 0; i < 2; i++)
 		if (c->inflight)
 			conn_cancel_fd(w, c, c->fd[i]);
@@ -510,41 +565,217 @@ static void ws_close(struct worker *w, struct conn *c)
 	c->attempt_ms = w->now;
 	worker_conn_timer_arm(w, c);
 	stat_inc(&w->stats.ws_closes);
+	if (c->flags2 & CF2_TLS0) {
+		tls_close_notify(w, c, 0);
+		tls_flush(w, c, 0);
+		return;
+	}
 	sqe = w_sqe(w);
 	io_uring_prep_send(sqe, c->fd[0], c->resp, c->resp_len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
 	c->inflight++;
 }
 
+/* ---- TLS on either side ------------------------------------------------------ */
+
+static int conn_gone(const struct conn *c)
+{
+	return c->state == CONN_CLOSING || c->state == CONN_FREE;
+}
+
+/* Send what TLS side SIDE has ready, unless a send on it is in flight. */
+static void tls_flush(struct worker *w, struct conn *c, unsigned side)
+{
+	struct half *hf = &c->half[side ^ 1];
+	struct io_uring_sqe *sqe;
+	const char *p;
+	uint32_t n;
+
+	if (hf->flags & HALF_SEND || c->fd[side] < 0 || !(n = tls_out(w, c, side, &p)))
+		return;
+	sqe = w_sqe(w);
+	io_uring_prep_send(sqe, c->fd[side], p, n, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SEND + (side ^ 1)));
+	hf->flags |= HALF_SEND;
+	c->inflight++;
+}
+
+/*
+ * What a TLS operation on SIDE came to: 0 to go on, -1 when the connection
+ * is being torn down.
+ */
+static int tls_result(struct worker *w, struct conn *c, unsigned side, enum tls_res r)
+{
+	switch (r) {
+	case TLS_OK:
+	case TLS_BLOCKED:
+		return 0;
+	case TLS_STARVED:
+		stat_inc(&w->stats.nobufs);
+		/* waiting or connecting clients are not read: they go on once open */
+		if (half_may_recv(c, 0) || c->state == CONN_OPEN)
+			starve_list(w, c);
+		return 0;
+	case TLS_EOF:
+		if (c->state != CONN_OPEN) {
+			admit_tls_failed(w, c, HSF_CLOSED);
+			worker_conn_abort(w, c, 0);
+			return -1;
+		}
+		c->half[side].flags |= HALF_EOF;
+		return 0;
+	default:
+		if (c->state != CONN_OPEN) {
+			admit_tls_failed(w, c, HSF_ERROR);
+			worker_conn_abort(w, c, 0);
+		} else {
+			worker_conn_abort(w, c, 1u << (side ^ 1));
+		}
+		return -1;
+	}
+}
+
+/*
+ * Move half H on: its plaintext to a plain sink, or encrypted into a TLS
+ * sink's out buffer and sent; at its end, close_notify and then the FIN.
+ * Plaintext moves only while open; a TLS sink's own bytes (handshake,
+ * tickets, an answer) go out in any state. -1: the connection is going.
+ */
+static int half_push(struct worker *w, struct conn *c, unsigned h)
+{
+	struct half *hf = &c->half[h];
+	unsigned k = h ^ 1;
+	const char *p;
+
+	if (hf->flags & HALF_SEND)
+		return 0;
+	if (c->flags2 & CF2_TLS(k)) {
+		if (c->state == CONN_OPEN && tls_result(w, c, k, tls_encrypt(w, c, h)))
+			return -1;
+		if (tls_out(w, c, k, &p)) {
+			tls_flush(w, c, k);
+			return 0;
+		}
+	} else if (c->state == CONN_OPEN && hf->count) {
+		half_send(w, c, h);
+		return 0;
+	}
+	if (c->state != CONN_OPEN || hf->count || !(hf->flags & HALF_EOF) ||
+	    (hf->flags & (HALF_SHUT | HALF_DONE)))
+		return 0;
+	if ((c->flags2 & CF2_TLS(k)) && tls_close_notify(w, c, k)) {
+		tls_flush(w, c, k);
+		return 0;
+	}
+	half_shut(w, c, h);
+	return conn_gone(c) ? -1 : 0;
+}
+
+/*
+ * Everything a TLS connection can do now: decrypt what waits, let the
+ * handshake and head logic see it, move both halves, receive again.
+ */
+static void tls_progress(struct worker *w, struct conn *c)
+{
+	for (unsigned s = 0; s < 2; s++) {
+		if ((c->flags2 & CF2_TLS(s)) && tls_pending_input(w, c, s) &&
+		    (half_may_recv(c, s) || c->state == CONN_OPEN) &&
+		    tls_result(w, c, s, tls_pump(w, c, s)))
+			return;
+	}
+	if (c->state == CONN_TLS || (c->state == CONN_HEAD && (c->flags2 & CF2_TLS0))) {
+		/* the handshake may be done, the head may be whole */
+		tls_flush(w, c, 0);
+		admit_tls_input(w, c);
+		if (conn_gone(c) || c->state == CONN_RESPONDING)
+			return;
+	}
+	if (c->state == CONN_RESPONDING) {
+		tls_flush(w, c, 0);
+		return;
+	}
+	for (unsigned h = 0; h < 2; h++)
+		if (half_push(w, c, h))
+			return;
+	if (c->state == CONN_OPEN && (c->flags & CF_DRAIN) && ws_ready(w, c)) {
+		ws_close(w, c);
+		return;
+	}
+	for (unsigned h = 0; h < 2; h++)
+		half_resume(w, c, h);
+}
+
+void worker_tls_kick(struct worker *w, struct conn *c)
+{
+	tls_progress(w, c);
+}
+
+static void on_recv_tls(struct worker *w, struct conn *c, unsigned h, int res, uint16_t bid)
+{
+	if (res > 0) {
+		c->active_ms = w->now;
+		if (tls_result(w, c, h, tls_input(w, c, h, bid, (uint32_t)res)))
+			return;
+		tls_progress(w, c);
+		return;
+	}
+	if (res == 0 && c->state == CONN_OPEN) {
+		c->half[h].flags |= HALF_EOF;
+		tls_progress(w, c);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		half_starve(w, c, h);
+		return;
+	}
+	if (c->state != CONN_OPEN) {
+		admit_tls_failed(w, c, HSF_CLOSED);
+		worker_conn_abort(w, c, res < 0 ? 1u : 0u);
+		return;
+	}
+	worker_conn_abort(w, c, 1u << (h ^ 1));
+}
+
 static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_uring_cqe *cqe)
 {
 	struct half *hf = &c->half[h];
 	int res = cqe->res;
+	int tls = c->flags2 & (CF2_TLS0 | CF2_TLS1);
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
 	c->inflight--;
 	hf->flags &= ~HALF_RECV;
 	if (cqe->flags & IORING_CQE_F_BUFFER)
 		w->bufs_out++;
-	if (c->state != CONN_OPEN) {
+	if (c->state != CONN_OPEN &&
+	    !(tls && (half_may_recv(c, h) || c->state == CONN_CONNECTING ||
+		      c->state == CONN_WAITING))) {
 		/* closing, or answering (a Close frame): the bytes go nowhere */
 		if (cqe->flags & IORING_CQE_F_BUFFER)
-			w_buf_return(w, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+			w_buf_return(w, bid);
 		conn_maybe_free(w, c);
+		return;
+	}
+	if (c->flags2 & CF2_TLS(h)) {
+		on_recv_tls(w, c, h, res, bid);
 		return;
 	}
 	if (res > 0) {
 		unsigned tail = (hf->head + hf->count) % HALF_QMAX;
-		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
 		/* a WebSocket's server→client frames, followed so a drain can close between them */
 		if (h == 1 && (c->flags & CF_WS) &&
-		    wsframe_feed(&c->ws, (const uint8_t *)w->bufs + (size_t)bid * w->bufsize,
-				 (size_t)res))
+		    wsframe_feed(&c->ws, (const uint8_t *)w_buf(w, bid), (size_t)res))
 			c->flags &= ~CF_WS;
 		hf->bid[tail] = bid;
 		hf->len[tail] = (uint32_t)res;
 		hf->count++;
 		c->active_ms = w->now;
+		if (tls) {
+			/* plaintext for a TLS sink */
+			tls_progress(w, c);
+			return;
+		}
 		if (!(hf->flags & HALF_SEND))
 			half_send(w, c, h);
 		half_resume(w, c, h);
@@ -552,7 +783,9 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	}
 	if (res == 0) {
 		hf->flags |= HALF_EOF;
-		if (!hf->count && !(hf->flags & HALF_SEND))
+		if (tls)
+			tls_progress(w, c);
+		else if (!hf->count && !(hf->flags & HALF_SEND))
 			half_shut(w, c, h);
 		return;
 	}
@@ -564,15 +797,47 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	worker_conn_abort(w, c, 1u << (h ^ 1));
 }
 
+/* A send of TLS side H^1's ciphertext completed. */
+static void on_send_tls(struct worker *w, struct conn *c, unsigned h, int res)
+{
+	const char *p;
+
+	if (res <= 0) {
+		if (c->state != CONN_OPEN)
+			admit_tls_failed(w, c, HSF_CLOSED);
+		worker_conn_abort(w, c, c->state == CONN_OPEN ? 1u << h : 0u);
+		return;
+	}
+	c->active_ms = w->now;
+	tls_out_sent(w, c, h ^ 1, (uint32_t)res);
+	if (c->state == CONN_RESPONDING && !tls_out(w, c, h ^ 1, &p)) {
+		/* sluice's answer is out: close (a FIN) */
+		worker_conn_abort(w, c, 0);
+		return;
+	}
+	tls_progress(w, c);
+}
+
 static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 {
 	struct half *hf = &c->half[h];
 	struct backend_wstats *bs;
+	int tls = c->flags2 & (CF2_TLS0 | CF2_TLS1);
 
 	c->inflight--;
 	hf->flags &= ~HALF_SEND;
-	if (c->state != CONN_OPEN) {
+	/*
+	 * Closing, or answering: only a TLS client's answer still goes on
+	 * (a cancelled forward completes here and is done with).
+	 */
+	if (conn_gone(c) ||
+	    (c->state != CONN_OPEN && !(h == 1 && (c->flags2 & CF2_TLS0) &&
+					(c->state != CONN_RESPONDING || res != -ECANCELED)))) {
 		conn_maybe_free(w, c);
+		return;
+	}
+	if (c->flags2 & CF2_TLS(h ^ 1)) {
+		on_send_tls(w, c, h, res);
 		return;
 	}
 	if (res <= 0) {
@@ -591,7 +856,11 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 		hf->count--;
 		hf->sent = 0;
 	}
-	if (h == 1 && !hf->count && (c->flags & CF_DRAIN) && ws_ready(c)) {
+	if (tls) {
+		tls_progress(w, c);
+		return;
+	}
+	if (h == 1 && !hf->count && (c->flags & CF_DRAIN) && ws_ready(w, c)) {
 		ws_close(w, c);
 		return;
 	}
@@ -626,6 +895,22 @@ void worker_conn_open(struct worker *w, struct conn *c)
 	c->active_ms = w->now;
 	admit_poll_cancel(w, c);
 	worker_conn_timer_arm(w, c);
+	if (c->pool->tls_ctx) {
+		int ret = tls_start_client(w, c, c->pool->tls_ctx, c->pool->cfg,
+					   (const struct sockaddr *)&c->be->addr.ss);
+
+		if (ret) {
+			log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: tls: %s",
+					w->id, c->be->addr.text, strerror(-ret));
+			worker_conn_abort(w, c, 0);
+			return;
+		}
+	}
+	if (c->flags2 & (CF2_TLS0 | CF2_TLS1)) {
+		/* a client's first bytes may be decrypted already; a backend handshake starts */
+		tls_progress(w, c);
+		return;
+	}
 	half_recv(w, c, 0);
 	half_recv(w, c, 1);
 }
@@ -718,7 +1003,7 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	c->gen = w->gen;
 	c->gen->nconns++;
 	c->pool = wl->sl->pool;
-	c->ls = wl->ls;
+	c->sl = wl->sl;
 	c->lst = wl->sl->stats;
 	stat_shared_inc(&c->lst->accepted);
 	stat_shared_inc(&c->lst->active);
@@ -759,9 +1044,16 @@ static int worker_adopt(struct worker *w, struct snapshot *snap)
 	struct wgen *g = calloc(1, sizeof(*g)), *old = w->gen;
 	struct wlistener *wl, *next;
 
-	if (g)
+	if (g) {
 		g->queues = calloc(snap->npools ? snap->npools : 1, sizeof(*g->queues));
-	if (!g || !g->queues) {
+		g->hsq = calloc(snap->nlisteners ? snap->nlisteners * HS_KINDS : 1,
+				sizeof(*g->hsq));
+	}
+	if (!g || !g->queues || !g->hsq) {
+		if (g) {
+			free(g->queues);
+			free(g->hsq);
+		}
 		free(g);
 		snapshot_put(snap);
 		return -ENOMEM;
@@ -824,7 +1116,7 @@ static int drain_match(const struct drain_req *r, const struct conn *c)
 	case DRAIN_BACKEND:
 		return c->be == r->target;
 	case DRAIN_LISTENER:
-		return c->ls == r->target;
+		return c->sl->ls == r->target;
 	default:
 		return 1;
 	}
@@ -842,7 +1134,7 @@ static void drain_one(struct worker *w, struct conn *c)
 	}
 	c->flags |= CF_DRAIN;
 	c->attempt_ms = w->now;
-	if (ws_ready(c))
+	if (ws_ready(w, c))
 		ws_close(w, c);
 	else
 		worker_conn_timer_arm(w, c); /* DRAIN_WS_MS for a boundary to come */
@@ -1056,6 +1348,9 @@ static void run_timers(struct worker *w)
 		case TK_DRAIN:
 			drain_tick(w);
 			break;
+		case TK_HSQ:
+			admit_hsq_run(w);
+			break;
 		}
 	}
 }
@@ -1110,16 +1405,23 @@ static void worker_teardown(struct worker *w)
 		w->gen = g->next;
 		snapshot_put(g->snap);
 		free(g->queues);
+		free(g->hsq);
 		free(g);
 	}
+	tls_worker_free(w);
 	timer_heap_free(&w->timers);
 	io_uring_queue_exit(&w->ring);
 	if (w->br && w->br != MAP_FAILED)
 		munmap(w->br, w->nbufs * sizeof(struct io_uring_buf));
 	if (w->bufs && w->bufs != MAP_FAILED)
 		munmap(w->bufs, (size_t)w->nbufs * w->bufsize);
+	if (w->xbufs && w->xbufs != MAP_FAILED)
+		munmap(w->xbufs, (size_t)w->nx * w->bufsize);
+	free(w->xfree);
 	w->br = NULL;
 	w->bufs = NULL;
+	w->xbufs = NULL;
+	w->xfree = NULL;
 }
 
 static void *worker_main(void *arg)
@@ -1184,6 +1486,7 @@ struct worker *worker_start(unsigned id, struct snapshot *snap, int main_ring_fd
 	timer_node_init(&w->grace, TK_GRACE);
 	timer_node_init(&w->waitq_timer, TK_WAITQ);
 	timer_node_init(&w->drain_timer, TK_DRAIN);
+	timer_node_init(&w->hsq_timer, TK_HSQ);
 	sem_init(&w->ready, 0, 0);
 	w->initial = snap;
 	ret = pthread_create(&w->thread, NULL, worker_main, w);

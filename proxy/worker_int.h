@@ -21,8 +21,9 @@
 #include "userspace/log.h"
 
 #define HALF_QMAX 4
+#define NO_BID 0xffff /* no buffer (bids: ring [0, nbufs), userspace pool [nbufs, nbufs + nx)) */
 
-enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ, TK_DRAIN };
+enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ, TK_DRAIN, TK_HSQ };
 
 enum half_flags {
 	HALF_RECV = 1 << 0,    /* a receive is in flight */
@@ -42,6 +43,9 @@ struct half {
 
 enum conn_state {
 	CONN_FREE = 0,
+	CONN_HELLO,      /* TLS: peeking at the ClientHello */
+	CONN_HSWAIT,     /* TLS: waiting for a handshake token */
+	CONN_TLS,        /* TLS: handshake in progress */
 	CONN_HEAD,       /* mode http: waiting for the whole request head */
 	CONN_CONNECTING, /* a backend connect in flight */
 	CONN_WAITING,    /* in the pool's wait queue */
@@ -62,8 +66,14 @@ enum conn_flags {
 };
 
 enum conn_flags2 {
-	CF2_PINNED = 1 << 0, /* a synthetic check's: to its one backend, no other */
+	CF2_PINNED = 1 << 0,  /* a synthetic check's: to its one backend, no other */
+	CF2_TLS0 = 1 << 1,    /* TLS with the client (w->tlsv[slot]) */
+	CF2_TLS1 = 1 << 2,    /* TLS with the backend */
+	CF2_RESUMED = 1 << 3, /* its ClientHello offered a session: drew from resumed_per_s */
+	CF2_PEER_EOF = 1 << 4, /* the client finished sending before its head or hello was whole */
+	CF2_HS_DONE = 1 << 5,  /* its handshake was counted as done */
 };
+#define CF2_TLS(side) (CF2_TLS0 << (side))
 
 /*
  * How a connection ended, for the access log: in the same byte as its
@@ -81,6 +91,7 @@ enum conn_end {
 };
 
 struct wgen;
+struct tls_conn;
 
 struct conn {
 	struct timer_node timer;
@@ -99,7 +110,7 @@ struct conn {
 	uint64_t ticket;     /* place in the pool's wait queue */
 	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
 	uint32_t slot;       /* its index among the worker's slots (w->peers) */
-	struct lsock *ls;    /* the listener that accepted it */
+	struct snap_listener *sl; /* the listener that accepted it, in c->gen's snapshot */
 	struct listener_stats *lst;
 	struct backend *be;
 	struct snap_pool *pool;
@@ -128,6 +139,7 @@ struct wgen {
 	uint32_t nconns;
 	struct wgen *next;
 	struct clist *queues; /* per pool of the snapshot: this worker's waiting clients */
+	struct clist *hsq;    /* per listener and enum hs_kind: waiting for a handshake token */
 	uint32_t nwaiting;    /* in all of them */
 };
 
@@ -168,10 +180,20 @@ struct worker {
 	struct io_uring_buf_ring *br;
 	char *bufs;
 	uint32_t nbufs, bufsize, bufs_out;
+	/*
+	 * A userspace pool of buffers of the same size, for bytes sluice makes
+	 * itself: TLS plaintext and ciphertext. Pages are touched on first use.
+	 */
+	char *xbufs;
+	uint16_t *xfree; /* free bids, a stack */
+	uint32_t nx, nxfree;
+	struct tls_conn **tlsv; /* per slot: TLS state of connections with CF2_TLS* */
+	uint32_t ntlsv;
 
 	struct timer_heap timers;
 	struct timer_node grace;
 	struct timer_node waitq_timer;
+	struct timer_node hsq_timer; /* the next handshake token is due */
 	uint64_t now;    /* ms, CLOCK_MONOTONIC, once per loop */
 	uint64_t now_ns; /* the same in ns: the kernel buckets' clock */
 	uint64_t rng;    /* xorshift state: Retry-After jitter, drain order */
@@ -250,9 +272,26 @@ static inline struct io_uring_sqe *w_sqe(struct worker *w)
 	return sqe;
 }
 
-/* Give provided buffer BID back to the ring. */
+/* Where buffer BID's bytes are. */
+static inline char *w_buf(struct worker *w, uint16_t bid)
+{
+	return bid < w->nbufs ? w->bufs + (size_t)bid * w->bufsize
+			      : w->xbufs + (size_t)(bid - w->nbufs) * w->bufsize;
+}
+
+/* A buffer of the userspace pool, or NO_BID when none is free. */
+static inline uint16_t w_xbuf_get(struct worker *w)
+{
+	return w->nxfree ? w->xfree[--w->nxfree] : NO_BID;
+}
+
+/* Give buffer BID back: to the ring, or to the userspace pool. */
 static inline void w_buf_return(struct worker *w, uint16_t bid)
 {
+	if (bid >= w->nbufs) {
+		w->xfree[w->nxfree++] = bid;
+		return;
+	}
 	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->bufsize, w->bufsize, bid,
 			      io_uring_buf_ring_mask(w->nbufs), 0);
 	io_uring_buf_ring_advance(w->br, 1);
@@ -313,5 +352,19 @@ void admit_released(struct worker *w, struct snap_pool *p);
 void admit_poll_cancel(struct worker *w, struct conn *c);
 /* A head peek that found no buffer: a buffer is back, peek again. */
 void admit_head_resume(struct worker *w, struct conn *c);
+/* A TLS client's handshake or head moved on (CONN_TLS, CONN_HEAD): what next. */
+void admit_tls_input(struct worker *w, struct conn *c);
+/* A TLS client is going before its handshake was done: count why. */
+void admit_tls_failed(struct worker *w, struct conn *c, enum hs_fail why);
+/* The handshake-queue timer: let clients waiting for a handshake token go. */
+void admit_hsq_run(struct worker *w);
+
+/* ---- worker.c, for admit.c (TLS) ------------------------------------------------------ */
+
+/*
+ * Let a TLS connection go on: receive, send what is encrypted (sluice's own
+ * answer too, closing once it is out in CONN_RESPONDING), decrypt what waits.
+ */
+void worker_tls_kick(struct worker *w, struct conn *c);
 
 #endif

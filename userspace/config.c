@@ -472,6 +472,16 @@ static void parse_cgroup(struct pctx *pc, const config_setting_t *s, const struc
 		strcpy(cfg->bpf.cgroup, v);
 }
 
+/* An absolute file path into the char[CFG_PATH_MAX] at the key's offset. */
+static void parse_file(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		       void *base)
+{
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 1))
+		strcpy((char *)base + k->off, v);
+}
+
 /* Names end up in metric labels and log lines: keep them plain. */
 static int check_name(struct pctx *pc, const config_setting_t *s, const char *v)
 {
@@ -817,6 +827,58 @@ static void parse_servers(struct pctx *pc, const config_setting_t *s, const stru
 	p->servers = parse_list(pc, s, &server_list, &p->nservers);
 }
 
+/* ---- TLS to backends ------------------------------------------------------ */
+
+/* A DNS name for SNI: letters, digits, '-' and '.', labels of 1..63. */
+static void parse_sni(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		      void *base)
+{
+	const char *v = get_string(pc, s);
+	size_t len, label = 0;
+	char q[96];
+	int bad;
+
+	if (!v)
+		return;
+	len = strlen(v);
+	bad = len == 0 || len >= CFG_HOST_MAX || v[0] == '.' || v[len - 1] == '.';
+	for (size_t i = 0; !bad && i < len; i++) {
+		char c = v[i];
+
+		if (c == '.') {
+			bad = label == 0;
+			label = 0;
+			continue;
+		}
+		bad = !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '-') || ++label > 63;
+	}
+	if (bad) {
+		perr(pc, s, "bad server name %s", quote(q, sizeof(q), v));
+		return;
+	}
+	strcpy((char *)base + k->off, v);
+}
+
+static const struct cfg_key backend_tls_keys[] = {
+	KEY_BOOL("verify", struct cfg_backend_tls, verify),
+	{ .name = "ca_file", .parse = parse_file, .off = offsetof(struct cfg_backend_tls, ca_file) },
+	{ .name = "sni", .parse = parse_sni, .off = offsetof(struct cfg_backend_tls, sni) },
+	KEY_END
+};
+
+static void parse_backend_tls(struct pctx *pc, const config_setting_t *s,
+			      const struct cfg_key *k, void *base)
+{
+	struct cfg_backend_tls *t = &((struct cfg_pool *)base)->tls;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	t->enabled = 1;
+	t->verify = 1;
+	parse_group(pc, s, backend_tls_keys, t);
+}
+
 /* ---- pools --------------------------------------------------------------- */
 
 static const struct cfg_enum balance_names[] = {
@@ -915,6 +977,7 @@ static const struct cfg_key pool_keys[] = {
 	KEY_GROUP("retry_after", retry_after_keys),
 	KEY_CUSTOM("health", parse_health, 0),
 	KEY_CUSTOM("synthetic", parse_synthetic, 0),
+	KEY_CUSTOM("tls", parse_backend_tls, 0),
 	KEY_U32("slow_start_s", struct cfg_pool, slow_start_s, 0, 86400),
 	KEY_U32("starved_after_s", struct cfg_pool, starved_after_s, 0, 86400),
 	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
@@ -1060,6 +1123,143 @@ static void parse_syn_gate(struct pctx *pc, const config_setting_t *s, const str
 		g->source_burst = g->source_rate ? g->source_rate : 1;
 }
 
+/* ---- TLS ------------------------------------------------------------------ */
+
+static const struct cfg_key cert_keys[] = {
+	{ .name = "cert", .parse = parse_file, .off = offsetof(struct cfg_cert, cert),
+	  .flags = KF_REQUIRED },
+	{ .name = "key", .parse = parse_file, .off = offsetof(struct cfg_cert, key) },
+	{ .name = "ocsp", .parse = parse_file, .off = offsetof(struct cfg_cert, ocsp) },
+	KEY_END
+};
+
+static void cert_done(void *elem, const config_setting_t *el)
+{
+	struct cfg_cert *c = elem;
+
+	if (!c->key[0])
+		memcpy(c->key, c->cert, sizeof(c->key)); /* key and chain in one file */
+}
+
+static const struct cfg_list cert_list = {
+	.what = "certificates",
+	.empty_msg = "tls needs at least one certificate",
+	.max = CFG_MAX_CERTS,
+	.size = sizeof(struct cfg_cert),
+	.line_off = offsetof(struct cfg_cert, line),
+	.keys = cert_keys,
+	.done = cert_done,
+	.unique = { { "cert", "certificate", offsetof(struct cfg_cert, cert) } },
+};
+
+static void parse_certs(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			void *base)
+{
+	struct cfg_tls *t = base;
+
+	t->certs = parse_list(pc, s, &cert_list, &t->ncerts);
+}
+
+/* ALPN protocol names: printable, no spaces or commas, 1..31 bytes. */
+static void parse_alpn(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		       void *base)
+{
+	struct cfg_tls *t = base;
+	int n;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of protocol names [ \"h2\", ... ]"))
+		return;
+	n = config_setting_length(s);
+	if (n > CFG_MAX_ALPN) {
+		perr(pc, s, "at most %d protocols", CFG_MAX_ALPN);
+		return;
+	}
+	t->nalpn = 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		size_t old = path_push_index(pc, (unsigned)i), len;
+		const char *v = get_string(pc, e);
+		char q[96];
+		int bad = 0;
+
+		if (!v) {
+			path_pop(pc, old);
+			return;
+		}
+		len = strlen(v);
+		bad = len == 0 || len >= CFG_ALPN_MAX;
+		for (size_t j = 0; !bad && j < len; j++)
+			bad = v[j] <= ' ' || v[j] > '~' || v[j] == ',';
+		if (bad)
+			perr(pc, e, "bad protocol name %s (1..%d printable characters, no spaces)",
+			     quote(q, sizeof(q), v), CFG_ALPN_MAX - 1);
+		else
+			strcpy(t->alpn[t->nalpn++], v);
+		path_pop(pc, old);
+	}
+}
+
+/* An OpenSSL cipher list: names, ':' '+' '-' '!' '@' '=' and digits. */
+static void parse_ciphers(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	const char *v = get_string(pc, s);
+	char q[96];
+	size_t len;
+
+	if (!v)
+		return;
+	len = strlen(v);
+	if (len == 0 || len >= CFG_CIPHERS_MAX ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:+-!@=_.") !=
+		    len) {
+		perr(pc, s, "bad cipher list %s", quote(q, sizeof(q), v));
+		return;
+	}
+	strcpy((char *)base + k->off, v);
+}
+
+static const struct cfg_enum tls_version_names[] = {
+	{ "1.2", CFG_TLS12 }, { "1.3", CFG_TLS13 }, { NULL, 0 },
+};
+
+static const struct cfg_key tls_keys[] = {
+	KEY_CUSTOM("certificates", parse_certs, KF_REQUIRED),
+	KEY_CUSTOM("alpn", parse_alpn, 0),
+	KEY_ENUM("min_version", struct cfg_tls, min_version, tls_version_names, 0),
+	{ .name = "ciphers", .parse = parse_ciphers, .off = offsetof(struct cfg_tls, ciphers) },
+	{ .name = "ciphersuites", .parse = parse_ciphers,
+	  .off = offsetof(struct cfg_tls, ciphersuites) },
+	{ .name = "ticket_keys", .parse = parse_file, .off = offsetof(struct cfg_tls, ticket_keys) },
+	KEY_U32("session_cache", struct cfg_tls, session_cache, 0, 10000000),
+	KEY_U32("full_per_s", struct cfg_tls, full_per_s, 0, 10000000),
+	KEY_U32("full_burst", struct cfg_tls, full_burst, 1, 10000000),
+	KEY_U32("resumed_per_s", struct cfg_tls, resumed_per_s, 0, 10000000),
+	KEY_U32("resumed_burst", struct cfg_tls, resumed_burst, 1, 10000000),
+	KEY_U32("queue_max", struct cfg_tls, queue_max, 0, 10000000),
+	KEY_END
+};
+
+static void parse_tls(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+		      void *base)
+{
+	struct cfg_tls *t = &((struct cfg_listener *)base)->tls;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	t->enabled = 1;
+	t->min_version = CFG_TLS12;
+	t->session_cache = 20000;
+	t->queue_max = 1000;
+	strcpy(t->alpn[0], "http/1.1");
+	t->nalpn = 1;
+	parse_group(pc, s, tls_keys, t);
+	if (!config_setting_get_member(s, "full_burst"))
+		t->full_burst = t->full_per_s / 10 ? t->full_per_s / 10 : 1;
+	if (!config_setting_get_member(s, "resumed_burst"))
+		t->resumed_burst = t->resumed_per_s / 10 ? t->resumed_per_s / 10 : 1;
+}
+
 static const struct cfg_key listener_keys[] = {
 	KEY_NAME("name", struct cfg_listener, name, KF_REQUIRED),
 	KEY_ADDR("address", struct cfg_listener, addr, KF_REQUIRED | KF_WILDCARD_OK),
@@ -1067,6 +1267,7 @@ static const struct cfg_key listener_keys[] = {
 	KEY_CUSTOM("pool", parse_pool_ref, KF_REQUIRED),
 	KEY_U32("backlog", struct cfg_listener, backlog, 1, 65535),
 	KEY_CUSTOM("syn_gate", parse_syn_gate, 0),
+	KEY_CUSTOM("tls", parse_tls, 0),
 	KEY_END
 };
 
@@ -1121,6 +1322,7 @@ static const struct cfg_key timeouts_keys[] = {
 	KEY_U32("idle_s", struct sl_config, timeouts.idle_s, 1, 604800),
 	KEY_U32("backend_wait_ms", struct sl_config, timeouts.backend_wait_ms, 1, 3600000),
 	KEY_U32("head_ms", struct sl_config, timeouts.head_ms, 1, 600000),
+	KEY_U32("handshake_ms", struct sl_config, timeouts.handshake_ms, 1, 600000),
 	KEY_END
 };
 
@@ -1189,6 +1391,7 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->timeouts.idle_s = 3600;
 	cfg->timeouts.backend_wait_ms = 10000;
 	cfg->timeouts.head_ms = 5000;
+	cfg->timeouts.handshake_ms = 10000;
 	cfg->drain.period_s = 30;
 	cfg->drain.grace_s = 60;
 	cfg->buffers.count = 512;
@@ -1777,6 +1980,8 @@ void config_free(struct sl_config *cfg)
 	for (unsigned i = 0; i < cfg->npools; i++)
 		free(cfg->pools[i].servers);
 	free(cfg->pools);
+	for (unsigned i = 0; i < cfg->nlisteners; i++)
+		free(cfg->listeners[i].tls.certs);
 	free(cfg->listeners);
 	free(cfg->path);
 	free(cfg);

@@ -41,6 +41,46 @@ struct cfg_addr {
 	char text[80]; /* normalised: "1.2.3.4:80" or "[::1]:80" */
 };
 
+#define CFG_MAX_CERTS 16
+#define CFG_MAX_ALPN 8
+#define CFG_ALPN_MAX 32
+#define CFG_HOST_MAX 256
+#define CFG_CIPHERS_MAX 512
+
+struct cfg_cert {
+	char cert[CFG_PATH_MAX]; /* PEM: the certificate, then its chain */
+	char key[CFG_PATH_MAX];  /* PEM private key; default: the cert file */
+	char ocsp[CFG_PATH_MAX]; /* DER OCSP response stapled when asked; "": none */
+	int line;
+};
+
+enum cfg_tls_version { CFG_TLS12 = 0x0303, CFG_TLS13 = 0x0304 };
+
+/* TLS on a listener: termination, resumption, handshake admission. */
+struct cfg_tls {
+	int enabled;                         /* the group is present */
+	struct cfg_cert *certs;              /* chosen by SNI, then by key type */
+	unsigned ncerts;
+	char alpn[CFG_MAX_ALPN][CFG_ALPN_MAX]; /* in preference order; default "http/1.1" */
+	unsigned nalpn;
+	int min_version;                     /* enum cfg_tls_version; default 1.2 */
+	char ciphers[CFG_CIPHERS_MAX];       /* TLS 1.2 list; "": sluice's defaults */
+	char ciphersuites[CFG_CIPHERS_MAX];  /* TLS 1.3 list; "": OpenSSL's defaults */
+	char ticket_keys[CFG_PATH_MAX];      /* "": random keys for this process */
+	uint32_t session_cache;              /* TLS 1.2 session-id cache entries; default 20000 */
+	uint32_t full_per_s, full_burst;     /* full handshakes; 0: no limit */
+	uint32_t resumed_per_s, resumed_burst; /* handshakes that try to resume; 0: no limit */
+	uint32_t queue_max;                  /* clients waiting for a handshake token; default 1000 */
+};
+
+/* TLS from sluice to a pool's backends. */
+struct cfg_backend_tls {
+	int enabled;
+	int verify;                  /* default 1 */
+	char ca_file[CFG_PATH_MAX];  /* "": the system's CAs */
+	char sni[CFG_HOST_MAX];      /* server name sent and verified; "": none, the IP is verified */
+};
+
 struct cfg_server {
 	char name[CFG_NAME_MAX]; /* "name", default: the address text */
 	struct cfg_addr addr;
@@ -82,6 +122,7 @@ struct cfg_pool {
 		char send[CFG_PATH_MAX];   /* bytes sent through the listener (libconfig escapes: \r \n \t) */
 		char expect[CFG_PATH_MAX]; /* what must come back within timeout_ms */
 	} synthetic;
+	struct cfg_backend_tls tls;
 	uint32_t starved_after_s; /* flag a backend given no new connection this long while
 				     its peers were (sluice_backend_starved); default 60, 0: off */
 	struct cfg_server *servers;
@@ -108,6 +149,7 @@ struct cfg_listener {
 	unsigned pool; /* index into sl_config.pools */
 	uint32_t backlog;
 	struct cfg_syn_gate syn_gate;
+	struct cfg_tls tls;
 	int line;
 };
 
@@ -133,6 +175,7 @@ struct sl_config {
 		uint32_t idle_s;          /* no byte either way */
 		uint32_t backend_wait_ms; /* hard cap: accept until backend connected */
 		uint32_t head_ms;         /* mode http: the request head must arrive within this */
+		uint32_t handshake_ms;    /* TLS: accept until the handshake is done, queue included */
 	} timeouts;
 	struct {
 		uint32_t period_s;

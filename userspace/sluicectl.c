@@ -11,6 +11,7 @@
 
 #include "userspace/admin.h"
 #include "userspace/config.h"
+#include "userspace/tlsctx.h"
 #include "userspace/ebpf.h"
 
 #define DEFAULT_ADMIN "127.0.0.1:9901"
@@ -41,6 +42,10 @@ static int check(const char *path)
 	char *errors = NULL;
 	struct sl_config *cfg = config_load(path, &errors);
 
+	if (cfg && tlsctx_check(cfg, &errors)) {
+		config_free(cfg);
+		cfg = NULL;
+	}
 	if (!cfg) {
 		fputs(errors ? errors : "cannot load\n", stderr);
 		free(errors);

@@ -205,3 +205,29 @@ listeners = ( { name = "front"; address = "10.77.0.1:8080"; mode = "tcp"; pool =
 pools = ( { name = "app"; balance = "$balance"; servers = ( $servers ); } );
 CONF
 }
+
+# tls_certs: self-signed certificates in $T for names a.test (ECDSA P-256 and
+# RSA 2048) and b.test (ECDSA), private keys 0600, and a ticket key file
+# $T/tickets.key (one key: base64 of 80 random bytes).
+tls_certs() {
+	command -v openssl >/dev/null || skip "needs the openssl command"
+	local n
+	for n in a b; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj "/CN=$n.test" -addext "subjectAltName=DNS:$n.test" \
+			-keyout "$T/$n-ec.key" -out "$T/$n-ec.crt" 2>/dev/null || fail "openssl req"
+	done
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=a.test" \
+		-addext "subjectAltName=DNS:a.test" -keyout "$T/a-rsa.key" -out "$T/a-rsa.crt" \
+		2>/dev/null || fail "openssl req rsa"
+	chmod 600 "$T"/*.key
+	tls_ticket_key >"$T/tickets.key"
+	chmod 600 "$T/tickets.key"
+}
+tls_ticket_key() { openssl rand 80 | base64 -w0; echo; }
+
+# s_client ARGS...: openssl s_client in $LB, stdin sent then held open 1 s.
+s_client() {
+	local input=$1; shift
+	(printf '%s' "$input"; sleep 1) | in_lb timeout 10 openssl s_client "$@" 2>&1
+}

@@ -484,9 +484,20 @@ static int same_config(const struct sl_config *a, const struct sl_config *b)
 	    memcmp(&a->timeouts, &b->timeouts, sizeof(a->timeouts)) ||
 	    memcmp(&a->drain, &b->drain, sizeof(a->drain)) ||
 	    memcmp(&a->buffers, &b->buffers, sizeof(a->buffers)) ||
-	    a->nlisteners != b->nlisteners || a->npools != b->npools ||
-	    memcmp(a->listeners, b->listeners, a->nlisteners * sizeof(*a->listeners)))
+	    a->nlisteners != b->nlisteners || a->npools != b->npools)
 		return 0;
+	for (unsigned i = 0; i < a->nlisteners; i++) {
+		struct cfg_listener l = a->listeners[i], m = b->listeners[i];
+
+		/* the certificate lists are compared by content, not address */
+		if (l.tls.ncerts != m.tls.ncerts ||
+		    (l.tls.ncerts &&
+		     memcmp(l.tls.certs, m.tls.certs, l.tls.ncerts * sizeof(*l.tls.certs))))
+			return 0;
+		l.tls.certs = m.tls.certs = NULL;
+		if (memcmp(&l, &m, sizeof(l)))
+			return 0;
+	}
 	for (unsigned i = 0; i < a->npools; i++) {
 		const struct cfg_pool *p = &a->pools[i], *q = &b->pools[i];
 
