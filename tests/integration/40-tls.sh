@@ -9,10 +9,29 @@
 netns_setup
 tls_certs
 TLSC=$BUILD/tests/tools/tlsclient
+# c.test: signed by a CA of ours, with that CA's OCSP response to staple
+(
+	cd "$T" || exit 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ca \
+		-keyout ca.key -out ca.crt &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=c.test \
+		-addext subjectAltName=DNS:c.test -keyout c.key -out c.csr &&
+	openssl x509 -req -in c.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+		-copy_extensions copy -out c.crt &&
+	printf 'V\t%s\t\t%s\tunknown\t/CN=c.test\n' "$(date -u -d +2days +%y%m%d%H%M%SZ)" \
+		"$(openssl x509 -in c.crt -noout -serial | cut -d= -f2)" >index.txt &&
+	openssl ocsp -issuer ca.crt -cert c.crt -reqout req.der -no_nonce &&
+	openssl ocsp -index index.txt -rsigner ca.crt -rkey ca.key -CA ca.crt -reqin req.der \
+		-respout c.ocsp -ndays 1 && chmod 600 c.key
+) >/dev/null 2>&1 || fail "cannot make the OCSP fixtures"
+
 backend e1 1 echo --threads 2
 bg wsb "$BE" "$BUILD/bench/backend" --mode ws --listen "$(be_addr 2):9000" \
 	--ready "$T/wsb.ready" --max-seconds 100
 wait_for 5 test -e "$T/wsb.ready" || fail "ws backend did not start"
+bg wsp "$BE" "$BUILD/bench/backend" --mode ws --push-ms 50 --listen "$(be_addr 3):9000" \
+	--ready "$T/wsp.ready" --max-seconds 100
+wait_for 5 test -e "$T/wsp.ready" || fail "pushing ws backend did not start"
 
 # LISTENERS_EXTRA: more listeners; PORT: the TLS listener's port
 tls_conf() {
@@ -20,17 +39,22 @@ tls_conf() {
 workers = 2;
 admin = { address = "$2"; };
 $BPF_CONF
+drain = { period_s = 1; grace_s = 5; };
 listeners = (
   { name = "tls"; address = "10.77.0.1:$3"; pool = "app";
     tls = { certificates = ( { cert = "$T/a-ec.crt"; key = "$T/a-ec.key"; },
                              { cert = "$T/a-rsa.crt"; key = "$T/a-rsa.key"; },
-                             { cert = "$T/b-ec.crt"; key = "$T/b-ec.key"; } );
+                             { cert = "$T/b-ec.crt"; key = "$T/b-ec.key"; },
+                             { cert = "$T/c.crt"; key = "$T/c.key"; ocsp = "$T/c.ocsp"; } );
             ticket_keys = "$T/tickets.key"; alpn = [ "h2", "http/1.1" ]; }; },
   { name = "wss"; address = "10.77.0.1:$(($3 + 1))"; mode = "http"; pool = "ws";
     tls = { certificates = ( { cert = "$T/a-ec.crt"; key = "$T/a-ec.key"; } ); }; },
-  { name = "plain"; address = "10.77.0.1:$(($3 + 2))"; pool = "via_tls"; } );
+  { name = "plain"; address = "10.77.0.1:$(($3 + 2))"; pool = "via_tls"; },
+  { name = "wssd"; address = "10.77.0.1:$(($3 + 3))"; mode = "http"; pool = "wsd";
+    tls = { certificates = ( { cert = "$T/a-ec.crt"; key = "$T/a-ec.key"; } ); }; } );
 pools = ( { name = "app"; servers = ( { address = "$(be_addr 1):9000"; } ); },
           { name = "ws"; servers = ( { address = "$(be_addr 2):9000"; } ); },
+          { name = "wsd"; servers = ( { name = "wsp"; address = "$(be_addr 3):9000"; } ); },
           { name = "via_tls"; servers = ( { address = "10.77.0.1:$3"; } );
             tls = { verify = true; ca_file = "$T/a-ec.crt"; sni = "a.test"; }; } );
 CONF
@@ -57,6 +81,13 @@ grep -q "Server public key is 2048 bit" <<<"$out" || fail "an RSA-only client sh
 out=$(s_client x -connect 10.77.0.1:8443 -servername a.test -alpn http/1.1)
 grep -q "ALPN protocol: http/1.1" <<<"$out" || fail "ALPN http/1.1"
 say "ECDSA by default, RSA for an RSA-only client, ALPN by server preference"
+out=$(s_client x -connect 10.77.0.1:8443 -servername c.test -status -CAfile "$T/ca.crt")
+grep -q "OCSP Response Status: successful" <<<"$out" && grep -q "Cert Status: good" <<<"$out" ||
+	fail "no OCSP staple for c.test: $(grep -i ocsp <<<"$out")"
+grep -q "Verify return code: 0" <<<"$out" || fail "c.test does not verify against its CA"
+out=$(s_client x -connect 10.77.0.1:8443 -servername a.test -status)
+grep -q "OCSP response: no response sent" <<<"$out" || fail "a.test has no staple to send"
+say "OCSP staple sent for c.test (Cert Status: good), none for a.test"
 
 # bulk both ways, many connections
 in_lb "$TLSC" -c 10.77.0.1:8443 -n 8 -p 8 --bytes 8000000 --sni a.test >"$T/bulk.log" ||
@@ -132,3 +163,18 @@ in_lb env NODE_TLS_REJECT_UNAUTHORIZED=0 node "$SRC/tests/ws/echo_client.js" \
 grep -q '"ok":50' "$T/wss.log" || fail "wss: $(cat "$T/wss.log")"
 say "npm ws over wss: 50 echoes ok"
 say "metrics: $(ctl metrics | grep -E '^sluice_tls_handshakes_total' | tr '\n' ' ')"
+
+# a drained backend's wss clients get Close 1012 between two messages, encrypted
+bg drain "$LB" env NODE_TLS_REJECT_UNAUTHORIZED=0 node "$SRC/tests/ws/drain_client.js" \
+	wss://10.77.0.1:8446/chat 20 20000
+DRAIN=$LAST_PID
+wait_for 10 grep -q ready "$T/drain.log" || fail "wss clients not up: $(cat "$T/drain.log")"
+sleep 0.5
+ctl drain wsp >/dev/null || fail "sluicectl drain wsp"
+wait_exit "$DRAIN" 20 || fail "wss clients were not closed"
+python3 -c "
+import json, sys
+d = json.loads(open('$T/drain.log').read().splitlines()[-1])
+sys.exit(0 if d['opened'] == 20 and d['codes'].get('1012') == 20 and d['messages'] > 20 else 1)
+" || fail "wss drain: $(tail -1 "$T/drain.log")"
+say "wss drain: $(tail -1 "$T/drain.log")"
