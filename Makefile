@@ -93,7 +93,10 @@ $(UNIT_BIN): $(B)/tests/%.t: tests/unit/%.c $(USER_OBJ) $(PROXY_LIB)
 
 $(TOOL_BIN): $(B)/tests/tools/%: tests/tools/%.c
 	@mkdir -p $(@D)
-	$(call msg,TOOL,$@)$(CC) $(CFLAGS) -MMD -MP -MT $@ $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(call msg,TOOL,$@)$(CC) $(CFLAGS) -MMD -MP -MT $@ $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(LDLIBS)
+
+# proxy modules a tool links, listed as prerequisites
+$(B)/tests/tools/tpeer: $(B)/proxy/proxyproto.o
 
 $(BENCH_BIN): $(B)/bench/%: bench/%.c
 	@mkdir -p $(@D)
@@ -105,7 +108,8 @@ test-build: all $(UNIT_BIN) $(TOOL_BIN) $(BENCH_BIN)
 # ---- entry points ----------------------------------------------------------
 DEB_PKGS := build-essential clang llvm libbpf-dev liburing-dev libconfig-dev libssl-dev \
 	    libelf-dev zlib1g-dev pkg-config bpftool iproute2 iptables openssl procps psmisc python3 util-linux \
-	    prometheus chromium
+	    prometheus chromium \
+	    libclang-rt-dev
 
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
@@ -141,5 +145,47 @@ bench: deps
 
 clean:
 	rm -rf $(B) $(B).deps.log
+
+# ---- fuzzing (libFuzzer) -------------------------------------------------------
+#   make fuzz-build   build/fuzz/fuzz_NAME for every tests/fuzz/fuzz_NAME.c, linked with
+#                     the module it exercises (proxy/NAME.c or userspace/NAME.c), both
+#                     compiled here with clang -fsanitize=fuzzer,address,undefined
+#   make fuzz         run each target FUZZ_SECONDS (default 60), FUZZ_JOBS (default 2) at
+#                     a time, on a copy of its seed corpus under build/fuzz/
+#                     (tests/fuzz/run.sh); fails if any target crashes
+# libFuzzer's runtime is libclang-rt-dev (in DEB_PKGS; clang only recommends it).
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+		-Wstrict-prototypes -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -I.
+ifeq ($(WERROR),1)
+FUZZ_CFLAGS  += -Werror
+endif
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_NAMES))
+fuzz_mod      = $(wildcard proxy/$(1).c userspace/$(1).c)
+FUZZ_OBJ     := $(patsubst %.c,$(B)/fuzz/obj/%.o,$(wildcard tests/fuzz/fuzz_*.c) \
+		  $(foreach n,$(FUZZ_NAMES),$(call fuzz_mod,$(n))))
+# Libraries a target's module needs, FUZZ_LIBS_NAME; none unless listed here.
+FUZZ_LIBS_config := -lconfig
+
+$(FUZZ_OBJ): $(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(call msg,FUZZCC,$@)$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -MT $@ -c -o $@ $<
+
+define FUZZ_LINK
+$(B)/fuzz/fuzz_$(1): $(patsubst %.c,$(B)/fuzz/obj/%.o,tests/fuzz/fuzz_$(1).c $(call fuzz_mod,$(1)))
+	$$(call msg,FUZZLD,$$@)$(CLANG) $(FUZZ_CFLAGS) -o $$@ $$^ $(FUZZ_LIBS_$(1))
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_LINK,$(n))))
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)B=$(B) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh $(FUZZ_NAMES)
+# ---- end of fuzzing -----------------------------------------------------------------
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -51,6 +51,7 @@
 #include "proxy/balance.h"
 #include "proxy/clienthello.h"
 #include "proxy/httphead.h"
+#include "proxy/proxyproto.h"
 #include "proxy/tls.h"
 
 #define HEAD_MAX 8192
@@ -563,6 +564,32 @@ static void conn_connect(struct worker *w, struct conn *c)
 	worker_conn_timer_arm(w, c);
 }
 
+/*
+ * The pool wants a PROXY protocol header: the first bytes on the new backend
+ * connection, before any of the client's (and before a backend TLS
+ * handshake). A socket that has just connected has an empty send buffer, so
+ * one non-blocking send takes the whole header or the connection is broken.
+ */
+static int proxy_header(struct worker *w, struct conn *c)
+{
+	struct sockaddr_storage src, dst;
+	socklen_t sl = sizeof(src), dl = sizeof(dst);
+	uint8_t hdr[PP_MAX];
+	size_t n;
+
+	if (getpeername(c->fd[0], (struct sockaddr *)&src, &sl) ||
+	    getsockname(c->fd[0], (struct sockaddr *)&dst, &dl))
+		return -1; /* the client is gone already */
+	n = proxyproto_build((enum pp_version)c->pool->cfg->proxy_protocol,
+			     (struct sockaddr *)&src, (struct sockaddr *)&dst, hdr, sizeof(hdr));
+	if (!n || send(c->fd[1], hdr, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: PROXY header not sent",
+				w->id, c->be->addr.text);
+		return -1;
+	}
+	return 0;
+}
+
 void admit_on_connect(struct worker *w, struct conn *c, int res)
 {
 	struct backend *be = c->be;
@@ -576,6 +603,10 @@ void admit_on_connect(struct worker *w, struct conn *c, int res)
 	if (res == 0) {
 		backend_connect_ok(be, w->id);
 		stat_shared_inc(&c->pool->stats->admitted_total);
+		if (c->pool->cfg->proxy_protocol != CFG_PP_OFF && proxy_header(w, c)) {
+			worker_conn_abort(w, c, 0);
+			return;
+		}
 		worker_conn_open(w, c);
 		return;
 	}

@@ -3,9 +3,9 @@
 
 #include <string.h>
 
-#define REC_HDR 5		/* type, version, length */
-#define REC_MAX (16384 + 256)	/* the longest record accepted */
-#define HS_HDR 4		/* type, 24-bit length */
+#define REC_HDR 5	      /* type, version, length */
+#define REC_MAX (16384 + 256) /* the longest record accepted */
+#define HS_HDR 4	      /* type, 24-bit length */
 #define HS_CLIENT_HELLO 1
 #define CT_HANDSHAKE 22
 
@@ -35,53 +35,55 @@ enum {
  * steps over record headers, checking each as it gets to it. Positions are
  * kept twice: POS in the buffer, OFF in the message.
  *
- * The bound. Once the message length is known, the fewest buffer bytes
- * the hello can end in follow from where the reader is: the rest of the
- * message if it fits in the current record, else the rest of the record,
+ * The bound. A hello ends where a record ends (bytes after it in its record
+ * are an error), so once the message length is known the fewest bytes of
+ * BUF it can end in follow from where the reader is: the end of the current
+ * record if the rest of the message fits in it, else the end of the record,
  * one more record header and what the message still lacks. That changes
  * only when the length becomes known and at record headers, so checking it
- * there against CH_MAX finds every hello too big for the peek buffer as soon
- * as the bytes tell, and keeps every read below CH_MAX.
+ * (or, before the length is known, the end of the record) against CH_MAX
+ * there finds a hello too big for the peek buffer as soon as the bytes tell,
+ * and keeps every read below CH_MAX.
  */
 struct rd {
 	const uint8_t *buf;
 	size_t len;	/* bytes of BUF that may be read */
 	size_t pos;	/* next byte of BUF */
-	size_t rec_end;	/* end of the current record in BUF; == POS between records */
+	size_t rec_end; /* end of the current record in BUF; == POS between records */
 	size_t off;	/* next byte of the message */
-	size_t msg_end;	/* the message's length, header included; 0 until known */
+	size_t msg_end; /* the message's length, header included; 0 until known */
 	size_t need;	/* CH_NEED_MORE: see clienthello.h */
 };
 
-#define TRY(expr)                                  \
-	do {                                       \
-		enum ch_result _res = (expr);      \
-		if (_res != CH_OK)                 \
-			return _res;               \
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		enum ch_result _res = (expr);                                                      \
+		if (_res != CH_OK)                                                                 \
+			return _res;                                                               \
 	} while (0)
 
-/* The fewest bytes of BUF the hello can end in; needs MSG_END. */
+/* The fewest bytes of BUF the hello can end in, as far as the reader knows. */
 static size_t min_end(const struct rd *r)
 {
-	size_t left = r->msg_end - r->off, in_rec = r->rec_end - r->pos;
+	size_t left, in_rec = r->rec_end - r->pos;
 
+	if (!r->msg_end)
+		return r->rec_end;
+	left = r->msg_end - r->off;
 	if (left <= in_rec)
-		return r->pos + left;
+		return r->rec_end;
 	return r->rec_end + REC_HDR + (left - in_rec);
 }
 
 static enum ch_result check_bound(const struct rd *r)
 {
-	return r->msg_end && min_end(r) > CH_MAX ? CH_TOO_BIG : CH_OK;
+	return min_end(r) > CH_MAX ? CH_TOO_BIG : CH_OK;
 }
 
 static enum ch_result need_more(struct rd *r)
 {
-	size_t need = r->pos < r->rec_end ? r->rec_end : 0;
-
-	if (r->msg_end && min_end(r) > need)
-		need = min_end(r);
-	r->need = need;
+	/* between records, before the length is known, nothing is */
+	r->need = r->msg_end || r->pos < r->rec_end ? min_end(r) : 0;
 	return CH_NEED_MORE;
 }
 
@@ -147,8 +149,7 @@ static enum ch_result get_n(struct rd *r, unsigned bytes, size_t *v)
 }
 
 /* A length of BYTES bytes that must be at least MIN and end exactly at END. */
-static enum ch_result get_len_to(struct rd *r, unsigned bytes, size_t end, size_t min,
-				 size_t *v)
+static enum ch_result get_len_to(struct rd *r, unsigned bytes, size_t end, size_t min, size_t *v)
 {
 	if (end - r->off < bytes)
 		return CH_BAD;
@@ -157,8 +158,7 @@ static enum ch_result get_len_to(struct rd *r, unsigned bytes, size_t end, size_
 }
 
 /* A length of BYTES bytes, at least MIN, whose bytes fit before END. */
-static enum ch_result get_len_in(struct rd *r, unsigned bytes, size_t end, size_t min,
-				 size_t *v)
+static enum ch_result get_len_in(struct rd *r, unsigned bytes, size_t end, size_t min, size_t *v)
 {
 	if (end - r->off < bytes)
 		return CH_BAD;
@@ -350,7 +350,8 @@ static enum ch_result extensions(struct rd *r, struct ch_info *ci)
 			return CH_BAD;
 		seen[type / 64] |= 1ull << (type % 64);
 		if (type == EXT_PRE_SHARED_KEY &&
-		    !(seen[EXT_PSK_KEY_EXCHANGE_MODES / 64] >> (EXT_PSK_KEY_EXCHANGE_MODES % 64) & 1))
+		    !(seen[EXT_PSK_KEY_EXCHANGE_MODES / 64] >> (EXT_PSK_KEY_EXCHANGE_MODES % 64) &
+		      1))
 			return CH_BAD;
 		TRY(get_len_in(r, 2, r->msg_end, 0, &n));
 		end = r->off + n;
@@ -403,7 +404,7 @@ static enum ch_result hello(struct rd *r, struct ch_info *ci)
 
 enum ch_result clienthello_parse(const uint8_t *buf, size_t len, struct ch_info *ci)
 {
-	struct rd r = { .buf = buf, .len = len < CH_MAX ? len : CH_MAX };
+	struct rd r = {.buf = buf, .len = len < CH_MAX ? len : CH_MAX};
 	enum ch_result res;
 
 	memset(ci, 0, sizeof(*ci));

@@ -25,24 +25,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CH_MAX 16384	/* most bytes sluice will peek for one ClientHello */
+#define CH_MAX 16384 /* most bytes sluice will peek for one ClientHello */
 
 enum ch_result {
-	CH_OK = 0,	/* a whole, valid ClientHello; see struct ch_info */
-	CH_NEED_MORE,	/* valid so far, incomplete */
-	CH_NOT_TLS,	/* the first byte is not a handshake record (HTTP, SSLv2...) */
-	CH_BAD,		/* malformed records or hello: close */
-	CH_TOO_BIG,	/* the hello cannot end within the first CH_MAX bytes */
+	CH_OK = 0,    /* a whole, valid ClientHello; see struct ch_info */
+	CH_NEED_MORE, /* valid so far, incomplete */
+	CH_NOT_TLS,   /* the first byte is not a handshake record (HTTP, SSLv2...) */
+	CH_BAD,	      /* malformed records or hello: close */
+	CH_TOO_BIG,   /* the hello cannot end within the first CH_MAX bytes */
 };
 
 enum { CH_RESUME_PSK = 1, CH_RESUME_TICKET = 2, CH_RESUME_SESSION_ID = 4 };
 
 struct ch_info {
-	unsigned resume;		/* CH_RESUME_* offered by the client */
-	unsigned tls13;			/* supported_versions lists TLS 1.3 */
-	char sni[256];			/* server_name host_name, "" if none */
-	char alpn[64];			/* first ALPN protocol offered, "" if none */
-	size_t need;			/* CH_NEED_MORE: total bytes needed, when known (else 0) */
+	unsigned resume; /* CH_RESUME_* offered by the client */
+	unsigned tls13;	 /* supported_versions lists TLS 1.3 */
+	char sni[256];	 /* server_name host_name, "" if none */
+	char alpn[64];	 /* first ALPN protocol offered, "" if none */
+	size_t need;	 /* CH_NEED_MORE: total bytes needed, when known (else 0) */
 };
 
 /*

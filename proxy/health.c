@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "proxy/agent.h"
+#include "proxy/proxyproto.h"
 #include "proxy/udata.h"
 #include "userspace/log.h"
 
@@ -33,7 +34,8 @@ struct probe {
 	uint32_t ok_run, fail_run;
 	size_t got;
 	char buf[AGENT_LINE_MAX + 1];
-	char req[CFG_PATH_MAX + 160];
+	char req[PP_MAX + CFG_PATH_MAX + 160];
+	enum cfg_proxy_protocol pp; /* PK_HEALTH: the pool's PROXY header goes first */
 	char expect[CFG_PATH_MAX]; /* PK_SYNTH: what must come back */
 	uint16_t port;             /* PK_SYNTH: our local port, registered */
 	int last_ok;               /* PK_SYNTH: to log only changes */
@@ -242,6 +244,7 @@ void health_sync(struct health *h, struct snapshot *s, uint64_t now)
 				p->seen = 1;
 				p->addr = be->addr;
 				snprintf(p->path, sizeof(p->path), "%s", pc->health.http_path);
+				p->pp = pc->proxy_protocol;
 				p->interval_ms = pc->health.interval_ms;
 				p->timeout_ms = pc->health.timeout_ms;
 				p->rise = pc->health.rise;
@@ -452,15 +455,34 @@ static void probe_recv(struct health *h, struct probe *p)
 	op_timeout(h, p);
 }
 
+/*
+ * A health check of a pool that speaks PROXY protocol to its backends
+ * starts with a header too, naming the check's own connection (as the
+ * protocol's authors suggest for checks). 0 when there is none to send.
+ */
+static size_t probe_proxy_header(struct probe *p)
+{
+	struct sockaddr_storage self, peer;
+	socklen_t sl = sizeof(self), pl = sizeof(peer);
+
+	if (p->kind != PK_HEALTH || p->pp == CFG_PP_OFF ||
+	    getsockname(p->fd, (struct sockaddr *)&self, &sl) ||
+	    getpeername(p->fd, (struct sockaddr *)&peer, &pl))
+		return 0;
+	return proxyproto_build((enum pp_version)p->pp, (struct sockaddr *)&self,
+				(struct sockaddr *)&peer, (uint8_t *)p->req, PP_MAX);
+}
+
 static void probe_send(struct health *h, struct probe *p)
 {
 	struct io_uring_sqe *sqe = sqe_linked(h);
+	size_t hdr = p->kind == PK_SYNTH ? 0 : probe_proxy_header(p);
 	int n = p->kind == PK_SYNTH
 			? (int)strlen(p->req)
-			: snprintf(p->req, sizeof(p->req),
-				   "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-health\r\n"
-				   "Connection: close\r\n\r\n",
-				   p->path, p->addr.text);
+			: (int)hdr + snprintf(p->req + hdr, sizeof(p->req) - hdr,
+					      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
+					      "sluice-health\r\nConnection: close\r\n\r\n",
+					      p->path, p->addr.text);
 
 	p->state = PS_SEND;
 	io_uring_prep_send(sqe, p->fd, p->req, (size_t)n, MSG_NOSIGNAL);

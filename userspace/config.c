@@ -207,7 +207,8 @@ struct cfg_key;
 typedef void key_fn(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
 		    void *base);
 
-_Static_assert(sizeof(enum cfg_mode) == sizeof(int) && sizeof(enum cfg_balance) == sizeof(int),
+_Static_assert(sizeof(enum cfg_mode) == sizeof(int) && sizeof(enum cfg_balance) == sizeof(int) &&
+		       sizeof(enum cfg_proxy_protocol) == sizeof(int),
 	       "parse_enum stores an int");
 
 /* one string value of an enum-like key */
@@ -887,6 +888,13 @@ static const struct cfg_enum balance_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct cfg_enum proxy_protocol_names[] = {
+	{ "off", CFG_PP_OFF },
+	{ "v1", CFG_PP_V1 },
+	{ "v2", CFG_PP_V2 },
+	{ NULL, 0 },
+};
+
 static const struct cfg_key queue_keys[] = {
 	KEY_U32("max", struct cfg_pool, queue.max, 0, 10000000),
 	KEY_U32("timeout_ms", struct cfg_pool, queue.timeout_ms, 1, 3600000),
@@ -973,6 +981,7 @@ static const struct cfg_key pool_keys[] = {
 	KEY_NAME("name", struct cfg_pool, name, KF_REQUIRED),
 	KEY_ENUM("balance", struct cfg_pool, balance, balance_names, 0),
 	KEY_U32("retries", struct cfg_pool, retries, 0, 16),
+	KEY_ENUM("proxy_protocol", struct cfg_pool, proxy_protocol, proxy_protocol_names, 0),
 	KEY_GROUP("queue", queue_keys),
 	KEY_GROUP("retry_after", retry_after_keys),
 	KEY_CUSTOM("health", parse_health, 0),
@@ -990,6 +999,7 @@ static void pool_defaults(void *elem)
 
 	p->balance = CFG_BAL_LEAST_CONN;
 	p->retries = 2;
+	p->proxy_protocol = CFG_PP_OFF;
 	p->queue.max = 10000;
 	p->queue.timeout_ms = 10000;
 	p->retry_after.min_s = 1;

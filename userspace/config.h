@@ -35,6 +35,13 @@ enum cfg_balance {
 	CFG_BAL_ROUND_ROBIN,
 };
 
+/* The values of enum pp_version (proxy/proxyproto.h). */
+enum cfg_proxy_protocol {
+	CFG_PP_OFF = 0,
+	CFG_PP_V1 = 1,
+	CFG_PP_V2 = 2,
+};
+
 struct cfg_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -99,6 +106,7 @@ struct cfg_pool {
 	char name[CFG_NAME_MAX];
 	enum cfg_balance balance;
 	uint32_t retries; /* further backends tried after a failed connect */
+	enum cfg_proxy_protocol proxy_protocol; /* header sent first to the backend; default off */
 	struct {
 		uint32_t max;        /* clients waiting for a slot or token, all workers; default 10000 */
 		uint32_t timeout_ms; /* longest wait; default 10000 */

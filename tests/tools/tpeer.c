@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/proxyproto.h"
+
 #define NS_PER_MS UINT64_C(1000000)
 #define IO_CHUNK (64 * 1024)		/* client recv/send buffer */
 #define SRV_SCRATCH (256 * 1024)	/* server per-thread recv buffer */
@@ -86,12 +88,21 @@ static const char usage_text[] =
 	"                           + sink_done | source_done after_fin_bytes |\n"
 	"                           rst_sent | refused\n"
 	"    --threads N            N SO_REUSEPORT listeners, one epoll each (default 1)\n"
+	"    --proxy                (echo, banner, refuse-after) every connection must\n"
+	"                           begin with a PROXY protocol header, v1 or v2; it is\n"
+	"                           answered with \"proxy SRCIP SRCPORT DSTIP DSTPORT\\n\"\n"
+	"                           (\"proxy local\\n\" for v2 LOCAL or v1 UNKNOWN), then\n"
+	"                           the mode goes on (the banner after that line). A\n"
+	"                           malformed or missing header closes the connection.\n"
+	"                           Stats: proxy_v1 proxy_v2 proxy_bad\n"
 	"    SIGTERM/SIGINT: write stats, print them on stdout, exit 0.\n"
 	"\n"
 	"Clients (one summary line on stdout; exit 0 only on full success):\n"
 	"  tpeer echo-clients -c ADDR -n N [-p P] [--size B] [--rounds R] [--hold]\n"
-	"              [--banner] [--reset]\n"
+	"              [--banner] [--proxy-line] [--reset]\n"
 	"    N connections, at most P (default N) unfinished at once; each reads the\n"
+	"    line \"proxy ...\" if --proxy-line (it must name this connection's own\n"
+	"    address and port, then the address and port it connected to), the\n"
 	"    banner line if --banner, then R (default 1) rounds of B (default 64)\n"
 	"    bytes sent and verified. --hold keeps finished connections open until\n"
 	"    all N finished (needs P = N). --reset closes each finished connection\n"
@@ -109,14 +120,14 @@ static const char usage_text[] =
 	"    wait until our FIN is acked, expect EOF and no reset.\n"
 	"    -> ok= received= sent=\n"
 	"  tpeer chatter -c ADDR -n N --duration-ms D [--interval-ms I] [--size B]\n"
-	"              [--banner] [-p P]\n"
+	"              [--banner] [--proxy-line] [-p P]\n"
 	"    open N connections (P connecting at once, default 200), then for D ms each\n"
 	"    sends B (default 32) bytes every I (default 100) ms, start jittered, and\n"
 	"    wants the echo within --io-timeout-ms (default 5000); then each does\n"
 	"    shutdown(SHUT_WR) and waits for EOF. Any close, reset, timeout or\n"
 	"    mismatch is a failure.\n"
 	"    -> conns= msgs= failures= connect_failures= backend.NAME=count...\n"
-	"  tpeer hold -c ADDR -n N [--banner] [--wait-close-ms W] [-p P]\n"
+	"  tpeer hold -c ADDR -n N [--banner] [--proxy-line] [--wait-close-ms W] [-p P]\n"
 	"    open N connections (P at once, default 200), one 16-byte echo round each,\n"
 	"    print \"ready\" once all are open, then wait up to W ms (default 0) for\n"
 	"    the peer to close them (times measured from \"ready\"). If some could not\n"
@@ -170,6 +181,8 @@ enum opt_idx {
 	X_WAITCLOSE,
 	X_AFTER,
 	X_RESET,
+	X_PROXY,
+	X_PROXYLINE,
 	X_HELP,
 	X_NR
 };
@@ -202,6 +215,8 @@ static const struct option long_opts[] = {
 	[X_WAITCLOSE] = { "wait-close-ms", required_argument, NULL, LONG_ONLY(X_WAITCLOSE) },
 	[X_AFTER] = { "after", required_argument, NULL, LONG_ONLY(X_AFTER) },
 	[X_RESET] = { "reset", no_argument, NULL, LONG_ONLY(X_RESET) },
+	[X_PROXY] = { "proxy", no_argument, NULL, LONG_ONLY(X_PROXY) },
+	[X_PROXYLINE] = { "proxy-line", no_argument, NULL, LONG_ONLY(X_PROXYLINE) },
 	[X_HELP] = { "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -232,6 +247,8 @@ struct opts {
 	bool hold;
 	bool banner;
 	bool reset;
+	bool proxy;		/* serve: a PROXY header first */
+	bool proxy_line;	/* clients: a "proxy ..." line first */
 	uint64_t connect_tmo_ms;
 	uint64_t io_tmo_ms;
 	uint64_t timeout_ms;
@@ -608,6 +625,28 @@ static int write_file_atomic(const char *path, const char *buf, size_t len)
 	return err;
 }
 
+/*
+ * IP and port of SS as text; UNMAP writes an IPv4-mapped IPv6 address as
+ * the IPv4 address it is (as a PROXY header announces it).
+ */
+static void addr_text(const struct sockaddr_storage *ss, bool unmap, char *ip, size_t size,
+		      unsigned *port)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+	const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)size);
+		*port = ntohs(in->sin_port);
+	} else if (unmap && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, ip, (socklen_t)size);
+		*port = ntohs(in6->sin6_port);
+	} else {
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)size);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
 /* ---- serve ----------------------------------------------------------------- */
 
 /* Totals across worker threads; updated with relaxed atomics. */
@@ -626,6 +665,9 @@ struct srv_stats {
 	uint64_t refused;
 	uint64_t rst_sent;
 	uint64_t accept_errors;
+	uint64_t proxy_v1;	/* --proxy: headers parsed, by version */
+	uint64_t proxy_v2;
+	uint64_t proxy_bad;	/* --proxy: malformed, or EOF before a whole header */
 };
 
 #define SST_ADD(f, v) __atomic_add_fetch(&sst.f, (uint64_t)(v), __ATOMIC_RELAXED)
@@ -639,6 +681,10 @@ struct sconn {
 	bool rd_eof;
 	bool wr_shut;
 	bool replied;
+	bool pp_wait;		/* --proxy: the header is not whole yet */
+	bool drop;		/* close without counting an error */
+	uint8_t *hdr;		/* --proxy: what came so far, header and after */
+	size_t hdr_len;
 	uint8_t *out;		/* pending output [out_off, out_len) */
 	size_t out_off, out_len, out_cap;
 	uint64_t nin;
@@ -804,6 +850,60 @@ static void srv_echo(struct sconn *c, const uint8_t *p, size_t len)
 		c->err = ENOMEM;
 }
 
+/*
+ * --proxy: bytes that came before the header was whole. Once it is, the
+ * "proxy ..." line (and the banner) are queued, and what came after the
+ * header is the mode's data.
+ */
+static void srv_proxy_input(struct sconn *c, const uint8_t *p, size_t len)
+{
+	char line[2 * INET6_ADDRSTRLEN + 32], sip[INET6_ADDRSTRLEN], dip[INET6_ADDRSTRLEN];
+	struct sockaddr_storage src, dst;
+	unsigned sport, dport;
+	uint8_t *nb;
+	int rc, n;
+
+	nb = realloc(c->hdr, c->hdr_len + len);
+	if (!nb) {
+		c->err = ENOMEM;
+		return;
+	}
+	c->hdr = nb;
+	memcpy(c->hdr + c->hdr_len, p, len);
+	c->hdr_len += len;
+	rc = proxyproto_parse(c->hdr, c->hdr_len, &src, &dst);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		SST_ADD(proxy_bad, 1);
+		c->drop = true;
+		return;
+	}
+	if (c->hdr[0] == 'P')
+		SST_ADD(proxy_v1, 1);
+	else
+		SST_ADD(proxy_v2, 1);
+	if (src.ss_family == AF_UNSPEC) {
+		n = snprintf(line, sizeof(line), "proxy local\n");
+	} else {
+		addr_text(&src, false, sip, sizeof(sip), &sport);
+		addr_text(&dst, false, dip, sizeof(dip), &dport);
+		n = snprintf(line, sizeof(line), "proxy %s %u %s %u\n", sip, sport, dip, dport);
+	}
+	c->pp_wait = false;
+	if (out_append(c, line, (size_t)n) ||
+	    (opt.mode == SM_BANNER && out_append(c, banner_line, banner_len))) {
+		c->err = ENOMEM;
+		return;
+	}
+	/* queued behind the line: srv_echo sends directly only when nothing is */
+	if ((size_t)rc < c->hdr_len)
+		srv_echo(c, c->hdr + rc, c->hdr_len - (size_t)rc);
+	free(c->hdr);
+	c->hdr = NULL;
+	c->hdr_len = 0;
+}
+
 static void srv_read(struct worker *w, struct sconn *c)
 {
 	for (int i = 0; i < 8 && srv_wants_read(c); i++) {
@@ -830,8 +930,11 @@ static void srv_read(struct worker *w, struct sconn *c)
 				SST_ADD(after_fin_bytes, r);
 			break;
 		default:
-			srv_echo(c, w->scratch, (size_t)r);
-			if (c->err)
+			if (c->pp_wait)
+				srv_proxy_input(c, w->scratch, (size_t)r);
+			else
+				srv_echo(c, w->scratch, (size_t)r);
+			if (c->err || c->drop)
 				return;
 			break;
 		}
@@ -850,6 +953,7 @@ static void srv_close(struct worker *w, struct sconn *c)
 	c->prev->next = c->next;
 	c->next->prev = c->prev;
 	free(c->out);
+	free(c->hdr);
 	free(c);
 	SST_ADD(closed, 1);
 	__atomic_sub_fetch(&sst.active, 1, __ATOMIC_RELAXED);
@@ -910,6 +1014,15 @@ static void srv_step(struct worker *w, struct sconn *c)
 			ev |= EPOLLOUT;
 		break;
 	default:
+		if (c->pp_wait && c->rd_eof) {
+			/* no header at all, or only part of one */
+			SST_ADD(proxy_bad, 1);
+			c->drop = true;
+		}
+		if (c->drop) {
+			srv_close(w, c);
+			return;
+		}
 		if (c->rd_eof && !srv_pending(c)) {
 			shutdown(c->fd, SHUT_WR);
 			srv_close(w, c);
@@ -984,7 +1097,9 @@ static void srv_new_conn(struct worker *w, int fd)
 	c->prev = &w->head;
 	w->head.next->prev = c;
 	w->head.next = c;
-	if (opt.mode == SM_BANNER && out_append(c, banner_line, banner_len))
+	c->pp_wait = opt.proxy;
+	/* with --proxy the banner follows the "proxy ..." line */
+	if (opt.mode == SM_BANNER && !opt.proxy && out_append(c, banner_line, banner_len))
 		c->err = ENOMEM;
 	c->ev = EPOLLIN;
 	ee.events = c->ev;
@@ -1093,6 +1208,11 @@ static int srv_stats_text(char *buf, size_t size, char sep)
 			      SST_GET(refused));
 		break;
 	}
+	if (opt.proxy)
+		n += snprintf(buf + n, size - (size_t)n,
+			      "%cproxy_v1=%" PRIu64 "%cproxy_v2=%" PRIu64 "%cproxy_bad=%" PRIu64,
+			      sep, SST_GET(proxy_v1), sep, SST_GET(proxy_v2), sep,
+			      SST_GET(proxy_bad));
 	n += snprintf(buf + n, size - (size_t)n, "\n");
 	return n;
 }
@@ -1161,6 +1281,8 @@ static int run_serve(void)
 		usage_error("--bytes applies to --mode source only");
 	if (opt.mode != SM_REFUSE && (opt.seen & OB(X_AFTER)))
 		usage_error("--after applies to --mode refuse-after only");
+	if (opt.proxy && !srv_is_echo())
+		usage_error("--proxy applies to --mode echo, banner and refuse-after");
 
 	src_key = stream_key(opt.seed, 0);
 	banner_len = (size_t)snprintf(banner_line, sizeof(banner_line), "%s\n", opt.id);
@@ -1252,6 +1374,7 @@ out:
 			w->head.next = c->next;
 			close(c->fd);
 			free(c->out);
+			free(c->hdr);
 			free(c);
 		}
 		if (w->lfd >= 0)
@@ -1269,6 +1392,7 @@ out:
 enum cl_state {
 	CL_IDLE,	/* not started */
 	CL_CONNECTING,
+	CL_PROXY,	/* reading the "proxy ..." line */
 	CL_BANNER,	/* reading the banner line */
 	CL_ROUNDS,	/* echo rounds */
 	CL_OPEN,	/* opened and kept open (counted ok) */
@@ -1310,7 +1434,7 @@ struct eng {
 	int ep;
 	struct cl *c;
 	uint64_t n, par, size, rounds;
-	bool banner, keep;
+	bool banner, keep, proxy_line;
 	uint64_t next;		/* next connection to start */
 	uint64_t inflight;	/* started, not finished */
 	uint64_t finished;	/* ok + failed */
@@ -1482,12 +1606,9 @@ static void cl_begin_rounds(struct eng *e, struct cl *c)
 	cl_set_ev(e, c, EPOLLIN | (c->sent < e->size ? EPOLLOUT : 0));
 }
 
-static void cl_connected(struct eng *e, struct cl *c)
+/* After the "proxy ..." line, if any: the banner, if any, then the rounds. */
+static void cl_greeted(struct eng *e, struct cl *c)
 {
-	c->estab = true;
-	if (++e->estab > e->max_estab)
-		e->max_estab = e->estab;
-	c->deadline = now_ns() + e->io_ns;
 	if (e->banner) {
 		c->state = CL_BANNER;
 		c->line_len = 0;
@@ -1495,6 +1616,73 @@ static void cl_connected(struct eng *e, struct cl *c)
 		return;
 	}
 	cl_begin_rounds(e, c);
+}
+
+static void cl_connected(struct eng *e, struct cl *c)
+{
+	c->estab = true;
+	if (++e->estab > e->max_estab)
+		e->max_estab = e->estab;
+	c->deadline = now_ns() + e->io_ns;
+	if (e->proxy_line) {
+		c->state = CL_PROXY;
+		c->line_len = 0;
+		cl_set_ev(e, c, EPOLLIN);
+		return;
+	}
+	cl_greeted(e, c);
+}
+
+/*
+ * --proxy-line: "proxy SRC SPORT DST DPORT", which must be this connection
+ * as the far end of the proxy saw it arrive: our own address and port, and
+ * the address and port we connected to. Read up to its LF and no further
+ * (a banner may follow at once): peeked, then only the line is taken.
+ */
+static void cl_read_proxy(struct eng *e, struct cl *c)
+{
+	char want[LINE_MAX_LEN], me_ip[INET6_ADDRSTRLEN], peer_ip[INET6_ADDRSTRLEN], *nl;
+	size_t room = sizeof(c->line) - 1 - c->line_len, take;
+	struct sockaddr_storage me, peer;
+	socklen_t mlen = sizeof(me), plen = sizeof(peer);
+	unsigned me_port, peer_port;
+	ssize_t r = recv(c->fd, c->line + c->line_len, room, MSG_PEEK);
+
+	if (r < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			cl_fail(e, c, "recv proxy line: %s", strerror(errno));
+		return;
+	}
+	if (r == 0) {
+		cl_fail(e, c, "EOF before the proxy line");
+		return;
+	}
+	nl = memchr(c->line + c->line_len, '\n', (size_t)r);
+	take = nl ? (size_t)(nl - (c->line + c->line_len)) + 1 : (size_t)r;
+	if (recv(c->fd, c->line + c->line_len, take, 0) != (ssize_t)take) {
+		cl_fail(e, c, "recv proxy line: %s", strerror(errno));
+		return;
+	}
+	c->line_len += (uint16_t)take;
+	if (!nl) {
+		if (c->line_len == sizeof(c->line) - 1)
+			cl_fail(e, c, "proxy line too long");
+		return;
+	}
+	c->line[c->line_len - 1] = '\0';
+	if (getsockname(c->fd, (struct sockaddr *)&me, &mlen) ||
+	    getpeername(c->fd, (struct sockaddr *)&peer, &plen)) {
+		cl_fail(e, c, "getsockname/getpeername: %s", strerror(errno));
+		return;
+	}
+	addr_text(&me, true, me_ip, sizeof(me_ip), &me_port);
+	addr_text(&peer, true, peer_ip, sizeof(peer_ip), &peer_port);
+	snprintf(want, sizeof(want), "proxy %s %u %s %u", me_ip, me_port, peer_ip, peer_port);
+	if (strcmp(c->line, want)) {
+		cl_fail(e, c, "got \"%s\", want \"%s\"", c->line, want);
+		return;
+	}
+	cl_greeted(e, c);
 }
 
 static void cl_read_banner(struct eng *e, struct cl *c)
@@ -1636,6 +1824,9 @@ static void eng_event(struct eng *e, struct cl *c, uint32_t events)
 		else
 			cl_connected(e, c);
 		return;
+	case CL_PROXY:
+		cl_read_proxy(e, c);
+		return;
 	case CL_BANNER:
 		cl_read_banner(e, c);
 		return;
@@ -1663,6 +1854,9 @@ static void eng_scan(struct eng *e, uint64_t now)
 		case CL_CONNECTING:
 			e->ctimeout++;
 			cl_fail(e, c, "connect timed out after %" PRIu64 " ms", opt.connect_tmo_ms);
+			break;
+		case CL_PROXY:
+			cl_fail(e, c, "no proxy line within %" PRIu64 " ms", opt.io_tmo_ms);
 			break;
 		case CL_BANNER:
 			cl_fail(e, c, "no banner line within %" PRIu64 " ms", opt.io_tmo_ms);
@@ -1709,6 +1903,7 @@ static int eng_init(struct eng *e, uint64_t n, uint64_t par, uint64_t size, uint
 	e->size = size;
 	e->rounds = rounds;
 	e->banner = opt.banner;
+	e->proxy_line = opt.proxy_line;
 	e->keep = keep;
 	e->io_ns = opt.io_tmo_ms * NS_PER_MS;
 	e->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -2433,11 +2628,11 @@ struct cmd {
 static const struct cmd cmds[] = {
 	{ "serve", run_serve,
 	  COMMON | OB(X_LISTEN) | OB(X_MODE) | OB(X_ID) | OB(X_STATS) | OB(X_READY) |
-		  OB(X_THREADS) | OB(X_BYTES) | OB(X_AFTER),
+		  OB(X_THREADS) | OB(X_BYTES) | OB(X_AFTER) | OB(X_PROXY),
 	  OB(X_LISTEN) | OB(X_MODE) },
 	{ "echo-clients", run_echo_clients,
 	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_SIZE) | OB(X_ROUNDS) | OB(X_HOLD) |
-		  OB(X_BANNER) | OB(X_RESET),
+		  OB(X_BANNER) | OB(X_RESET) | OB(X_PROXYLINE),
 	  OB(X_CONNECT) | OB(X_COUNT) },
 	{ "bulk", run_bulk, CLIENT | OB(X_BYTES), OB(X_CONNECT) | OB(X_BYTES) },
 	{ "halfclose-client", run_halfclose_client, CLIENT | OB(X_BYTES),
@@ -2446,10 +2641,11 @@ static const struct cmd cmds[] = {
 	  OB(X_CONNECT) | OB(X_BYTES) | OB(X_SEND) },
 	{ "chatter", run_chatter,
 	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_DURATION) | OB(X_INTERVAL) |
-		  OB(X_SIZE) | OB(X_BANNER),
+		  OB(X_SIZE) | OB(X_BANNER) | OB(X_PROXYLINE),
 	  OB(X_CONNECT) | OB(X_COUNT) | OB(X_DURATION) },
 	{ "hold", run_hold,
-	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_BANNER) | OB(X_WAITCLOSE),
+	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_BANNER) | OB(X_PROXYLINE) |
+		  OB(X_WAITCLOSE),
 	  OB(X_CONNECT) | OB(X_COUNT) },
 	{ "connect-only", run_connect_only, CLIENT | OB(X_COUNT) | OB(X_PARALLEL),
 	  OB(X_CONNECT) | OB(X_COUNT) },
@@ -2681,6 +2877,12 @@ static void parse_args(int argc, char **argv, const struct cmd *cmd)
 			break;
 		case X_RESET:
 			opt.reset = true;
+			break;
+		case X_PROXY:
+			opt.proxy = true;
+			break;
+		case X_PROXYLINE:
+			opt.proxy_line = true;
 			break;
 		case X_CTMO:
 			opt.connect_tmo_ms = num_arg(idx, optarg, false, 1, ms_max);

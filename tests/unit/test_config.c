@@ -218,6 +218,7 @@ static void test_defaults(void)
 		CHECK(strcmp(p->name, "app") == 0, "pool name %s", p->name);
 		CHECK(p->balance == CFG_BAL_LEAST_CONN, "balance %d", p->balance);
 		CHECK(p->retries == 2, "retries %u", p->retries);
+		CHECK(p->proxy_protocol == CFG_PP_OFF, "proxy_protocol %d", p->proxy_protocol);
 		CHECK(p->nservers == 1, "nservers %u", p->nservers);
 		CHECK(p->line == 2, "pool line %d", p->line);
 		if (p->nservers == 1) {
@@ -373,6 +374,7 @@ static void test_full(void)
 	CHECK(strcmp(p->name, "realtime") == 0, "pool name");
 	CHECK(p->balance == CFG_BAL_ROUND_ROBIN, "balance");
 	CHECK(p->retries == 5, "retries");
+	CHECK(p->proxy_protocol == CFG_PP_V2, "proxy_protocol %d", p->proxy_protocol);
 	CHECK(p->nservers == 2, "nservers");
 	if (p->nservers == 2) {
 		CHECK(strcmp(p->servers[0].name, "rt-1") == 0, "server 0 name");
@@ -403,6 +405,19 @@ static void test_samples(void)
 		      "default name %s", cfg->pools[0].servers[1].name);
 	} else {
 		CHECK(0, "ipv6.conf shape");
+	}
+	config_free(cfg);
+
+	cfg = load_file("proxy_protocol.conf", &errs);
+	CHECK(cfg != NULL, "proxy_protocol.conf: %s", errs ? errs : "");
+	free(errs);
+	if (cfg && cfg->npools == 4) {
+		CHECK(cfg->pools[0].proxy_protocol == CFG_PP_V1, "text");
+		CHECK(cfg->pools[1].proxy_protocol == CFG_PP_V2, "binary");
+		CHECK(cfg->pools[2].proxy_protocol == CFG_PP_OFF, "plain");
+		CHECK(cfg->pools[3].proxy_protocol == CFG_PP_OFF, "default");
+	} else {
+		CHECK(0, "proxy_protocol.conf shape");
 	}
 	config_free(cfg);
 
@@ -502,7 +517,8 @@ static int same_config(const struct sl_config *a, const struct sl_config *b)
 		const struct cfg_pool *p = &a->pools[i], *q = &b->pools[i];
 
 		if (strcmp(p->name, q->name) || p->balance != q->balance ||
-		    p->retries != q->retries || p->nservers != q->nservers || p->line != q->line ||
+		    p->retries != q->retries || p->proxy_protocol != q->proxy_protocol ||
+		    p->nservers != q->nservers || p->line != q->line ||
 		    memcmp(p->servers, q->servers, p->nservers * sizeof(*p->servers)))
 			return 0;
 	}
