@@ -206,6 +206,10 @@ pools = ( { name = "app"; balance = "$balance"; servers = ( $servers ); } );
 CONF
 }
 
+# Is this an ASan/UBSan build (make SAN=1)? Several times slower: scenarios
+# that measure capacity scale their load down under it.
+san_build() { ldd "$SLUICED" 2>/dev/null | grep -q libasan; }
+
 # tls_certs: self-signed certificates in $T for names a.test (ECDSA P-256 and
 # RSA 2048) and b.test (ECDSA), private keys 0600, and a ticket key file
 # $T/tickets.key (one key: base64 of 80 random bytes).
