@@ -495,8 +495,10 @@ static void half_starve(struct worker *w, struct conn *c, unsigned h)
 static void tls_progress(struct worker *w, struct conn *c);
 
 /*
- * Buffers came back: let starved connections go on, oldest first. Each one
- * listed now gets one turn (it may list itself again if it is still short).
+ * Buffers came back: let starved connections go on, oldest first, each when
+ * the kind of buffer it waits for is there (a receive needs the ring, TLS
+ * plaintext and ciphertext the userspace pool). Each one listed now gets
+ * one turn (it may list itself again if it is still short).
  */
 static void starved_run(struct worker *w)
 {
@@ -504,9 +506,17 @@ static void starved_run(struct worker *w)
 
 	while (n-- && w->starved.head && (w->bufs_out < w->nbufs || w->nxfree)) {
 		struct conn *c = w->starved.head;
+		int ring = (c->half[0].flags | c->half[1].flags) & HALF_STARVED ||
+			   !(c->flags2 & CF2_XSTARVED);
 
 		clist_remove(&w->starved, c);
+		if (!((ring && w->bufs_out < w->nbufs) ||
+		      ((c->flags2 & CF2_XSTARVED) && w->nxfree))) {
+			clist_append(&w->starved, c); /* what it needs is still out */
+			continue;
+		}
 		c->flags &= ~CF_LISTED;
+		c->flags2 &= (uint8_t)~CF2_XSTARVED;
 		for (unsigned h = 0; h < 2; h++)
 			c->half[h].flags &= ~HALF_STARVED;
 		if (c->flags2 & (CF2_TLS0 | CF2_TLS1)) {
@@ -613,8 +623,10 @@ static int tls_result(struct worker *w, struct conn *c, unsigned side, enum tls_
 	case TLS_STARVED:
 		stat_inc(&w->stats.nobufs);
 		/* waiting or connecting clients are not read: they go on once open */
-		if (half_may_recv(c, 0) || c->state == CONN_OPEN)
+		if (half_may_recv(c, 0) || c->state == CONN_OPEN) {
+			c->flags2 |= CF2_XSTARVED;
 			starve_list(w, c);
+		}
 		return 0;
 	case TLS_EOF:
 		if (c->state != CONN_OPEN) {

@@ -72,6 +72,7 @@ enum conn_flags2 {
 	CF2_RESUMED = 1 << 3, /* its ClientHello offered a session: drew from resumed_per_s */
 	CF2_PEER_EOF = 1 << 4, /* the client finished sending before its head or hello was whole */
 	CF2_HS_DONE = 1 << 5,  /* its handshake was counted as done */
+	CF2_XSTARVED = 1 << 6, /* TLS: waits for a buffer of the userspace pool */
 };
 #define CF2_TLS(side) (CF2_TLS0 << (side))
 

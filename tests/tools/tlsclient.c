@@ -113,6 +113,19 @@ static int parse_addr(const char *s)
 
 static void finish(struct cl *c, int good)
 {
+	static const char *const states[] = { "idle", "connect", "handshake", "io", "shutdown",
+					      "drain", "done" };
+
+	if (!good && failed < 5) {
+		unsigned long e = ERR_peek_last_error();
+		char buf[160] = "";
+
+		if (e)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		fprintf(stderr, "tlsclient: conn %llu failed in %s (sent %zu, got %zu) %s%s\n",
+			(unsigned long long)c->seed, states[c->st], c->sent, c->got, buf,
+			e ? "" : strerror(errno));
+	}
 	if (c->ssl)
 		SSL_free(c->ssl);
 	if (c->fd >= 0)
