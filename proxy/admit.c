@@ -83,7 +83,14 @@ static uint64_t backend_budget(struct worker *w, struct conn *c, unsigned *why)
 	return wait;
 }
 
+/* Descriptors ran out a moment ago (worker_nofd): wait before trying again. */
+static uint64_t fd_budget(struct worker *w, struct conn *c, unsigned *why)
+{
+	return w->nofd_until > w->now ? (w->nofd_until - w->now) * 1000000 : 0;
+}
+
 static const struct budget budgets[] = {
+	{ "descriptors", fd_budget },
 	{ "backend", backend_budget },
 };
 
@@ -545,6 +552,17 @@ static void conn_connect(struct worker *w, struct conn *c)
 	c->tries++;
 	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
+		if (worker_nofd(w, errno, "backend socket")) {
+			/*
+			 * Not the backend's fault nor the client's: it waits
+			 * (holding just its own descriptor) and tries again
+			 * when the descriptor budget allows.
+			 */
+			c->tried &= ~balance_bit((unsigned)idx);
+			c->tries--;
+			enqueue(w, c, (w->nofd_until - w->now) * 1000000, 0);
+			return;
+		}
 		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,
 				strerror(errno));
 		refuse(w, c, REFUSE_DOWN);

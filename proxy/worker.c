@@ -497,26 +497,33 @@ static void tls_progress(struct worker *w, struct conn *c);
 /*
  * Buffers came back: let starved connections go on, oldest first, each when
  * the kind of buffer it waits for is there (a receive needs the ring, TLS
- * plaintext and ciphertext the userspace pool). Each one listed now gets
- * one turn (it may list itself again if it is still short).
+ * plaintext and ciphertext the userspace pool) — and only as many receives
+ * as there are ring buffers free: a starved half has data waiting, so a
+ * receive re-armed without a buffer for it fails with -ENOBUFS at once, and
+ * re-arming them all whenever one buffer is back is a busy loop of failed
+ * receives. Each one listed now gets one turn at most (it may list itself
+ * again if it is still short); the next loop resumes the next ones.
  */
 static void starved_run(struct worker *w)
 {
-	uint32_t n = w->starved.n;
+	uint32_t n = w->starved.n, avail = w->nbufs - w->bufs_out;
 
-	while (n-- && w->starved.head && (w->bufs_out < w->nbufs || w->nxfree)) {
+	while (n-- && w->starved.head && (avail || w->nxfree)) {
 		struct conn *c = w->starved.head;
-		int ring = (c->half[0].flags | c->half[1].flags) & HALF_STARVED ||
-			   !(c->flags2 & CF2_XSTARVED);
+		unsigned halves = !!(c->half[0].flags & HALF_STARVED) +
+				  !!(c->half[1].flags & HALF_STARVED);
+		unsigned need = halves ? halves : 1; /* a head peek takes one */
+		int ring = halves || !(c->flags2 & CF2_XSTARVED);
 
 		clist_remove(&w->starved, c);
-		if (!((ring && w->bufs_out < w->nbufs) ||
-		      ((c->flags2 & CF2_XSTARVED) && w->nxfree))) {
+		if (!((ring && avail) || ((c->flags2 & CF2_XSTARVED) && w->nxfree))) {
 			clist_append(&w->starved, c); /* what it needs is still out */
 			continue;
 		}
 		c->flags &= ~CF_LISTED;
 		c->flags2 &= (uint8_t)~CF2_XSTARVED;
+		if (ring)
+			avail -= avail < need ? avail : need;
 		for (unsigned h = 0; h < 2; h++)
 			c->half[h].flags &= ~HALF_STARVED;
 		if (c->flags2 & (CF2_TLS0 | CF2_TLS1)) {
@@ -1024,6 +1031,26 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 	admit_start(w, c);
 }
 
+/*
+ * Descriptors ran out (or kernel memory). Nothing is wrong with the client
+ * at hand, and whatever we try next fails the same way until a connection
+ * closes: so accepting stops for ACCEPT_BACKOFF_MS (clients wait in the
+ * kernel's accept queue, costing us nothing), clients already accepted wait
+ * that long before trying for a backend socket again (admit.c's descriptor
+ * budget), and listeners are re-armed only once those clients had their
+ * turn. Logged once per interval: a shortage repeats ten times a second.
+ */
+int worker_nofd(struct worker *w, int err, const char *what)
+{
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return 0;
+	w->nofd_until = w->now + ACCEPT_BACKOFF_MS;
+	log_ratelimited(&w->rl_nofd, LOG_LVL_WARN,
+			"worker %u: %s: %s; accepting paused, retried every %u ms", w->id, what,
+			strerror(err), ACCEPT_BACKOFF_MS);
+	return 1;
+}
+
 static void on_accept(struct worker *w, struct wlistener *wl, struct io_uring_cqe *cqe)
 {
 	if (cqe->res >= 0)
@@ -1041,8 +1068,9 @@ static void on_accept(struct worker *w, struct wlistener *wl, struct io_uring_cq
 		 * off instead of spinning; clients wait in the accept queue.
 		 */
 		stat_inc(&w->stats.accept_errors);
-		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: accept on %s: %s", w->id,
-				wl->ls->addr.text, strerror(-cqe->res));
+		if (!worker_nofd(w, -cqe->res, "accept"))
+			log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: accept on %s: %s", w->id,
+					wl->ls->addr.text, strerror(-cqe->res));
 		if (timer_set(&w->timers, &wl->timer, w->now + ACCEPT_BACKOFF_MS) == 0)
 			return;
 	}
@@ -1347,8 +1375,13 @@ static void run_timers(struct worker *w)
 			struct wlistener *wl =
 				(struct wlistener *)((char *)t - offsetof(struct wlistener, timer));
 
-			if (!wl->closing && !wl->armed)
-				listener_arm(w, wl);
+			if (wl->closing || wl->armed)
+				break;
+			/* short of descriptors: the clients we hold get them first */
+			if (w->nofd_until > w->now &&
+			    timer_set(&w->timers, &wl->timer, w->nofd_until + 1) == 0)
+				break;
+			listener_arm(w, wl);
 			break;
 		}
 		case TK_GRACE:
@@ -1469,6 +1502,8 @@ static void *worker_main(void *arg)
 	clock_update(w);
 	w->rl.interval_ms = 5000;
 	w->rl.burst = 5;
+	w->rl_nofd.interval_ms = 5000;
+	w->rl_nofd.burst = 1;
 	worker_adopt(w, snap);
 	sem_post(&w->ready);
 

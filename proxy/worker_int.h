@@ -226,6 +226,13 @@ struct worker {
 	int stopping;
 	int done;
 	struct log_rl rl;
+	/*
+	 * Out of descriptors (EMFILE, ENFILE; or ENOBUFS, ENOMEM) until this
+	 * ms: accepting waits, and so do accepted clients' backend sockets
+	 * (worker_nofd). rl_nofd: the shortage is logged once per interval.
+	 */
+	uint64_t nofd_until;
+	struct log_rl rl_nofd;
 
 	struct worker_stats stats;
 } __attribute__((aligned(64)));
@@ -323,6 +330,12 @@ void worker_wake(struct worker *w, unsigned id);
 void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask);
 /* (Re)queue C's deadline timer from its state. */
 void worker_conn_timer_arm(struct worker *w, struct conn *c);
+/*
+ * WHAT failed with ERR: if ERR says descriptors (or memory) ran out, pause
+ * accepting and backend sockets for a moment, log it (rate limited) and
+ * return 1; otherwise 0.
+ */
+int worker_nofd(struct worker *w, int err, const char *what);
 /* The backend is connected: start moving bytes. */
 void worker_conn_open(struct worker *w, struct conn *c);
 /* A completion of C's came back after it began closing: free it when the last one has. */

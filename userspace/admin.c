@@ -17,6 +17,7 @@
 
 #define ADMIN_REQ_MAX 8192
 #define ADMIN_IO_TIMEOUT_MS 2000
+#define ADMIN_BACKOFF_MS 100
 
 struct admin {
 	int fd;
@@ -135,8 +136,17 @@ static void *admin_main(void *arg)
 		if (pfd[1].revents)
 			break;
 		fd = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/*
+			 * Out of descriptors or memory: the request stays in the
+			 * backlog and poll() says so at once, so wait a little
+			 * (still listening for stop) instead of spinning on it.
+			 */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				poll(&pfd[1], 1, ADMIN_BACKOFF_MS);
 			continue;
+		}
 		serve_one(a, fd);
 		close(fd);
 	}

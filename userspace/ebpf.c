@@ -329,8 +329,18 @@ static struct bpf_link *attach_xdp(const struct bpf_program *p, int ifindex)
 	return bpf_program__attach_xdp(p, ifindex);
 }
 
-/* Name of program ID, or "" */
-static void prog_name(__u32 id, char *name, size_t len)
+/*
+ * Out of descriptors or memory: a query that failed this way says nothing
+ * about what is attached, and the safeguard must not act on it (it would
+ * unlink the pinned links it then cannot re-create).
+ */
+static int cannot_tell(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* Name of program ID, or "" (gone); -errno when it cannot be told now. */
+static int prog_name(__u32 id, char *name, size_t len)
 {
 	struct bpf_prog_info info;
 	__u32 ilen = sizeof(info);
@@ -338,36 +348,47 @@ static void prog_name(__u32 id, char *name, size_t len)
 
 	name[0] = 0;
 	if (fd < 0)
-		return;
+		return cannot_tell(errno) ? -errno : 0;
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) == 0)
 		snprintf(name, len, "%s", info.name);
 	close(fd);
+	return 0;
 }
 
+/* 1: our program is attached to hook H, 0: it is not, -errno: cannot tell now. */
 static int hook_attached(const struct ebpf *e, enum hook h)
 {
 	__u32 ids[64], cnt = 64, flags = 0;
 	char name[BPF_OBJ_NAME_LEN];
+	int ret;
 
 	if (bpf_prog_query(e->cgfd, hooks[h].type, 0, &flags, ids, &cnt))
-		return 0;
+		return cannot_tell(errno) ? -errno : 0;
 	for (__u32 i = 0; i < cnt; i++) {
-		prog_name(ids[i], name, sizeof(name));
+		ret = prog_name(ids[i], name, sizeof(name));
+		if (ret)
+			return ret;
 		if (strcmp(name, hooks[h].name) == 0)
 			return 1;
 	}
 	return 0;
 }
 
+/* The same for the SYN gate on X's interface. */
 static int xdp_attached(const struct xdp_attach *x)
 {
 	char name[BPF_OBJ_NAME_LEN];
 	__u32 id = 0;
+	int ret;
 
-	if (bpf_xdp_query_id(x->ifindex, 0, &id) || !id)
+	if (bpf_xdp_query_id(x->ifindex, 0, &id))
+		return cannot_tell(errno) ? -errno : 0;
+	if (!id)
 		return 0;
-	prog_name(id, name, sizeof(name));
+	ret = prog_name(id, name, sizeof(name));
+	if (ret)
+		return ret;
 	return strcmp(name, "sl_syn_gate") == 0;
 }
 
@@ -820,7 +841,7 @@ int ebpf_check(struct ebpf *e)
 	for (int h = 0; h < NHOOKS; h++) {
 		struct bpf_link *l;
 
-		if (hook_attached(e, h))
+		if (hook_attached(e, h) != 0) /* attached, or cannot tell now */
 			continue;
 		link_pin_path(e, hooks[h].name + 3, path, sizeof(path));
 		unlink(path);
@@ -840,7 +861,7 @@ int ebpf_check(struct ebpf *e)
 		struct xdp_attach *x = &e->xdp[i];
 		struct bpf_link *l;
 
-		if (xdp_attached(x))
+		if (xdp_attached(x) != 0)
 			continue;
 		link_pin_path(e, "xdp_", path, sizeof(path));
 		strncat(path, x->ifname, sizeof(path) - strlen(path) - 1);
@@ -893,9 +914,9 @@ unsigned ebpf_attached(const struct ebpf *e)
 	if (!e)
 		return 0;
 	for (int h = 0; h < NHOOKS; h++)
-		n += (unsigned)hook_attached(e, h);
+		n += hook_attached(e, h) > 0;
 	for (unsigned i = 0; i < e->nxdp; i++)
-		n += (unsigned)xdp_attached(&e->xdp[i]);
+		n += xdp_attached(&e->xdp[i]) > 0;
 	return n;
 }
 

@@ -17,7 +17,7 @@ cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
 $BPF_CONF
-timeouts = { handshake_ms = 15000; };
+timeouts = { handshake_ms = 15000; backend_wait_ms = 30000; };
 listeners = (
   { name = "flood"; address = "10.77.0.1:8443"; pool = "app";
     tls = { certificates = ( { cert = "$T/a-ec.crt"; key = "$T/a-ec.key"; } );

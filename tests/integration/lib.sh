@@ -235,3 +235,10 @@ s_client() {
 	local input=$1; shift
 	(printf '%s' "$input"; sleep 1) | in_lb timeout 10 openssl s_client "$@" 2>&1
 }
+
+# cpu_ms PID: user + system CPU time PID has used so far, in ms (all threads).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+# rss_kb PID: its resident memory, in KiB.
+rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+# cpu_over PID SECONDS: CPU ms PID uses in the next SECONDS.
+cpu_over() { local c0; c0=$(cpu_ms "$1"); sleep "$2"; echo $(($(cpu_ms "$1") - c0)); }

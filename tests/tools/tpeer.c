@@ -15,8 +15,8 @@
  * server regenerate after a partial send and the verifiers check data in
  * whatever pieces recv() hands them. Keys come from --seed:
  * stream_key(seed, 0) is the main stream (bulk, source, halfclose-*),
- * stream_key(seed, i + 1) is connection i of echo-clients/chatter, so data
- * crossed between connections is caught as a mismatch.
+ * stream_key(seed, i + 1) is connection i of echo-clients/chatter/stream,
+ * so data crossed between connections is caught as a mismatch.
  */
 #include <arpa/inet.h>
 #include <endian.h>
@@ -80,6 +80,8 @@ static const char usage_text[] =
 	"    --mode rst             close every accepted connection with an RST\n"
 	"    --mode refuse-after N  echo the first N connections, then stop listening\n"
 	"                           (N also as refuse-after=N or --after N)\n"
+	"    --mode stall           accept, then never read nor write (a hung server);\n"
+	"                           a connection is closed only when its peer leaves\n"
 	"    --id NAME              name for stats and banner (default tpeer)\n"
 	"    --ready FILE           written (\"port=P\") once listening; port 0 = any\n"
 	"    --stats FILE           key=value lines, rewritten (tmp + rename) every\n"
@@ -95,6 +97,8 @@ static const char usage_text[] =
 	"                           the mode goes on (the banner after that line). A\n"
 	"                           malformed or missing header closes the connection.\n"
 	"                           Stats: proxy_v1 proxy_v2 proxy_bad\n"
+	"    --backlog N            listen() backlog (default 65535; the kernel caps it\n"
+	"                           at net.core.somaxconn)\n"
 	"    SIGTERM/SIGINT: write stats, print them on stdout, exit 0.\n"
 	"\n"
 	"Clients (one summary line on stdout; exit 0 only on full success):\n"
@@ -135,6 +139,21 @@ static const char usage_text[] =
 	"    W = 0: hold until SIGTERM/SIGINT, then close all and exit 0.\n"
 	"    -> open= closed_by_peer= first_close_ms= last_close_ms= resets= stray_bytes=\n"
 	"       max_closes_1s= (the most closes in any 1 s window)\n"
+	"  tpeer stream -c ADDR -n N [-p P] [--window WIN] [--push [--bytes B]]\n"
+	"              [--duration-ms D] [--wait-close-ms W] [--reset]\n"
+	"    open N connections (P at once, default 200), print \"ready\" once all are\n"
+	"    open, then stream on all of them at once. Echo (default): each keeps up\n"
+	"    to WIN (default 64k) stream bytes unanswered, checks every byte echoed;\n"
+	"    one with bytes unanswered and no progress for --io-timeout-ms is\n"
+	"    \"stuck\". --push: only send (never read), at most B bytes each (default\n"
+	"    no limit). After D ms (0: never) the ones still open finish: echo does\n"
+	"    shutdown(SHUT_WR) and wants the rest echoed and EOF (\"clean\"); push\n"
+	"    closes (with an RST if --reset). With --wait-close-ms the run also ends\n"
+	"    that long after \"ready\". A close by the peer is counted, not a failure.\n"
+	"    -> open= failed= sent= received= min_received= closed_by_peer= resets=\n"
+	"       clean= stuck= mismatches= first_close_ms= last_close_ms=\n"
+	"       last_close_epoch_ms= (close times from \"ready\"; epoch: CLOCK_REALTIME)\n"
+	"    exit 0 when all opened, none stuck or mismatched, deadline not hit.\n"
 	"  tpeer connect-only -c ADDR -n N [-p P]\n"
 	"    connect N times (P at once, default 100), close at once. Exit 0 unless\n"
 	"    the deadline hit; the caller judges the numbers. Failures by kind:\n"
@@ -183,6 +202,9 @@ enum opt_idx {
 	X_RESET,
 	X_PROXY,
 	X_PROXYLINE,
+	X_BACKLOG,
+	X_PUSH,
+	X_WINDOW,
 	X_HELP,
 	X_NR
 };
@@ -217,13 +239,16 @@ static const struct option long_opts[] = {
 	[X_RESET] = { "reset", no_argument, NULL, LONG_ONLY(X_RESET) },
 	[X_PROXY] = { "proxy", no_argument, NULL, LONG_ONLY(X_PROXY) },
 	[X_PROXYLINE] = { "proxy-line", no_argument, NULL, LONG_ONLY(X_PROXYLINE) },
+	[X_BACKLOG] = { "backlog", required_argument, NULL, LONG_ONLY(X_BACKLOG) },
+	[X_PUSH] = { "push", no_argument, NULL, LONG_ONLY(X_PUSH) },
+	[X_WINDOW] = { "window", required_argument, NULL, LONG_ONLY(X_WINDOW) },
 	[X_HELP] = { "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-enum srv_mode { SM_ECHO, SM_BANNER, SM_SINK, SM_SOURCE, SM_RST, SM_REFUSE, SM_NR };
+enum srv_mode { SM_ECHO, SM_BANNER, SM_SINK, SM_SOURCE, SM_RST, SM_REFUSE, SM_STALL, SM_NR };
 static const char *const srv_mode_names[SM_NR] = {
-	"echo", "banner", "sink", "source", "rst", "refuse-after",
+	"echo", "banner", "sink", "source", "rst", "refuse-after", "stall",
 };
 
 struct opts {
@@ -249,6 +274,9 @@ struct opts {
 	bool reset;
 	bool proxy;		/* serve: a PROXY header first */
 	bool proxy_line;	/* clients: a "proxy ..." line first */
+	bool push;
+	uint64_t backlog;
+	uint64_t window;
 	uint64_t connect_tmo_ms;
 	uint64_t io_tmo_ms;
 	uint64_t timeout_ms;
@@ -786,7 +814,7 @@ static bool srv_is_echo(void)
 
 static bool srv_wants_read(const struct sconn *c)
 {
-	if (c->rd_eof)
+	if (c->rd_eof || opt.mode == SM_STALL)
 		return false;
 	return !srv_is_echo() || srv_pending(c) <= ECHO_PENDING_MAX;
 }
@@ -1050,6 +1078,14 @@ static void srv_event(struct worker *w, struct sconn *c, uint32_t events)
 {
 	if (events & EPOLLERR)
 		c->err = sock_error(c->fd);
+	if (opt.mode == SM_STALL) {
+		/* never reads: the peer leaving (FIN, RST) is all it notices */
+		if (!c->err && (events & (EPOLLRDHUP | EPOLLHUP)))
+			c->err = sock_error(c->fd);
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			srv_close(w, c);
+		return;
+	}
 	if (!c->err && (events & (EPOLLIN | EPOLLHUP)) && srv_wants_read(c))
 		srv_read(w, c);
 	if (!c->err)
@@ -1101,11 +1137,16 @@ static void srv_new_conn(struct worker *w, int fd)
 	/* with --proxy the banner follows the "proxy ..." line */
 	if (opt.mode == SM_BANNER && !opt.proxy && out_append(c, banner_line, banner_len))
 		c->err = ENOMEM;
-	c->ev = EPOLLIN;
+	c->ev = opt.mode == SM_STALL ? EPOLLRDHUP : EPOLLIN;
 	ee.events = c->ev;
 	ee.data.ptr = c;
 	if (!c->err && epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ee))
 		c->err = errno;
+	if (opt.mode == SM_STALL) {
+		if (c->err)
+			srv_close(w, c);
+		return;
+	}
 	if (!c->err)
 		srv_flush(w, c);
 	srv_step(w, c);
@@ -1249,7 +1290,7 @@ static int srv_listen_socket(uint16_t port)
 	/* only when asked: a stale server on the port must make bind fail */
 	if (nworkers > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
 		goto err;
-	if (bind(fd, (struct sockaddr *)&a, opt.addrlen) || listen(fd, 65535))
+	if (bind(fd, (struct sockaddr *)&a, opt.addrlen) || listen(fd, (int)opt.backlog))
 		goto err;
 	return fd;
 err:
@@ -2332,6 +2373,251 @@ out:
 	return rc;
 }
 
+/* ---- stream ---------------------------------------------------------------------- */
+
+/* What the streaming phase found, for the summary line. */
+struct stream_sum {
+	uint64_t closed, resets, clean, stuck, mismatches, sent, received;
+	int64_t first, last;	/* ms from "ready" of closes by the peer; -1: none */
+	uint64_t last_epoch_ms;
+};
+
+static uint64_t epoch_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The connection ended on the peer's side (FIN or RST) before we finished. */
+static void st_peer_closed(struct eng *e, struct cl *c, struct stream_sum *s, uint64_t t0,
+			   int err)
+{
+	int64_t ms = (int64_t)((now_ns() - t0) / NS_PER_MS);
+
+	s->closed++;
+	if (err == ECONNRESET || err == EPIPE)
+		s->resets++;
+	if (s->first < 0)
+		s->first = ms;
+	s->last = ms;
+	s->last_epoch_ms = epoch_ms();
+	cl_close_fd(e, c);
+	c->state = CL_DONE;
+}
+
+/* What a streaming connection waits for next. */
+static void st_interest(struct eng *e, struct cl *c)
+{
+	uint32_t ev = EPOLLRDHUP;
+	bool more = !(opt.seen & OB(X_BYTES)) || c->sent < opt.bytes;
+
+	if (c->state == CL_OPEN && more && (opt.push || c->sent - c->rcvd < opt.window))
+		ev |= EPOLLOUT;
+	if (!opt.push)
+		ev |= EPOLLIN;
+	cl_set_ev(e, c, ev);
+}
+
+static void st_send(struct eng *e, struct cl *c, struct stream_sum *s, uint64_t t0)
+{
+	for (;;) {
+		uint64_t room = opt.push ? IO_CHUNK : opt.window - (c->sent - c->rcvd);
+		size_t n = room < IO_CHUNK ? (size_t)room : IO_CHUNK;
+		ssize_t r;
+
+		if ((opt.seen & OB(X_BYTES)) && opt.bytes - c->sent < n)
+			n = (size_t)(opt.bytes - c->sent);
+		if (!n)
+			return;
+		stream_fill(c->key, c->sent, e->sbuf, n);
+		r = send(c->fd, e->sbuf, n, MSG_NOSIGNAL);
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				st_peer_closed(e, c, s, t0, errno);
+			return;
+		}
+		if (c->sent == c->rcvd)
+			c->deadline = now_ns() + e->io_ns; /* something unanswered again */
+		c->sent += (uint64_t)r;
+		s->sent += (uint64_t)r;
+		if ((size_t)r < n)
+			return;
+	}
+}
+
+static void st_recv(struct eng *e, struct cl *c, struct stream_sum *s, uint64_t t0)
+{
+	for (;;) {
+		ssize_t r = recv(c->fd, e->rbuf, IO_CHUNK, 0);
+		size_t bad;
+
+		if (r < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				st_peer_closed(e, c, s, t0, errno);
+			return;
+		}
+		if (r == 0) {
+			if (c->state == CL_CLOSING && c->rcvd == c->sent) {
+				s->clean++;
+				cl_close_fd(e, c);
+				c->state = CL_DONE;
+			} else {
+				st_peer_closed(e, c, s, t0, 0);
+			}
+			return;
+		}
+		if (c->rcvd + (uint64_t)r > c->sent) {
+			s->mismatches++;
+			cl_fail(e, c, "received more than was sent");
+			return;
+		}
+		bad = stream_check(c->key, c->rcvd, e->rbuf, (size_t)r);
+		if (bad != (size_t)r) {
+			s->mismatches++;
+			cl_fail(e, c, "data mismatch at byte %" PRIu64, c->rcvd + bad);
+			return;
+		}
+		c->rcvd += (uint64_t)r;
+		s->received += (uint64_t)r;
+		c->deadline = now_ns() + e->io_ns;
+	}
+}
+
+static void st_event(struct eng *e, struct cl *c, uint32_t events, struct stream_sum *s,
+		     uint64_t t0)
+{
+	if (c->state != CL_OPEN && c->state != CL_CLOSING)
+		return;
+	if (opt.push) {
+		if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			st_peer_closed(e, c, s, t0, sock_error(c->fd));
+			return;
+		}
+	} else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		st_recv(e, c, s, t0);
+	}
+	if (c->state == CL_OPEN && (events & EPOLLOUT))
+		st_send(e, c, s, t0);
+	if (c->state == CL_OPEN || c->state == CL_CLOSING)
+		st_interest(e, c);
+}
+
+/* The run is over for C: echo says so with a FIN and waits; push just closes. */
+static void st_finish(struct eng *e, struct cl *c)
+{
+	if (opt.push) {
+		if (opt.reset) {
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		cl_close_fd(e, c);
+		c->state = CL_DONE;
+		return;
+	}
+	if (shutdown(c->fd, SHUT_WR)) {
+		cl_fail(e, c, "shutdown: %s", strerror(errno));
+		return;
+	}
+	c->state = CL_CLOSING;
+	c->deadline = now_ns() + e->io_ns;
+	st_interest(e, c);
+}
+
+static int run_stream(void)
+{
+	struct stream_sum s = { .first = -1, .last = -1 };
+	struct epoll_event evs[256];
+	uint64_t t0, now, end = 0, wait_end = 0, min_rcvd = UINT64_MAX, next_scan = 0;
+	bool finishing = false;
+	struct eng e;
+	int rc = 1;
+
+	if (!(opt.seen & OB(X_PARALLEL)))
+		opt.parallel = 200;
+	check_fds(opt.n);
+	if (eng_init(&e, opt.n, opt.parallel, 0, 0, true))
+		goto out;
+	eng_run(&e, -1);
+	if (e.ok != opt.n) {
+		printf("open=%" PRIu64 " failed=%" PRIu64 "%s\n", e.ok, e.failed + e.lost,
+		       e.timed_out ? " timeout=1" : "");
+		goto out;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	t0 = now_ns();
+	if (opt.duration_ms)
+		end = t0 + opt.duration_ms * NS_PER_MS;
+	if (opt.wait_close_ms)
+		wait_end = t0 + opt.wait_close_ms * NS_PER_MS;
+	for (uint64_t i = 0; i < e.n; i++) {
+		e.c[i].sent = e.c[i].rcvd = 0;
+		e.c[i].deadline = UINT64_MAX;
+		st_interest(&e, &e.c[i]);
+	}
+	for (;;) {
+		uint64_t live = 0;
+		int nev;
+
+		now = now_ns();
+		if (deadline_passed(now)) {
+			e.timed_out = true;
+			break;
+		}
+		if (wait_end && now >= wait_end)
+			break;
+		if (end && now >= end && !finishing) {
+			finishing = true;
+			for (uint64_t i = 0; i < e.n; i++)
+				if (e.c[i].state == CL_OPEN)
+					st_finish(&e, &e.c[i]);
+		}
+		for (uint64_t i = 0; i < e.n; i++) {
+			struct cl *c = &e.c[i];
+
+			if (c->state != CL_OPEN && c->state != CL_CLOSING)
+				continue;
+			live++;
+			/* push never hears back: only echo can be stuck (or its EOF late) */
+			if (now >= next_scan && !opt.push &&
+			    (c->sent != c->rcvd || c->state == CL_CLOSING) && now >= c->deadline) {
+				s.stuck++;
+				cl_fail(&e, c, "stuck: no %s for %" PRIu64 " ms (sent %" PRIu64
+					", received %" PRIu64 ")", c->sent != c->rcvd ? "echo" : "EOF",
+					opt.io_tmo_ms, c->sent, c->rcvd);
+			}
+		}
+		if (now >= next_scan)
+			next_scan = now + 10 * NS_PER_MS;
+		if (!live)
+			break;
+		nev = epoll_wait(e.ep, evs, 256, 10);
+		if (nev < 0 && errno != EINTR) {
+			errmsg("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < nev; i++)
+			st_event(&e, evs[i].data.ptr, evs[i].events, &s, t0);
+	}
+	for (uint64_t i = 0; i < e.n; i++)
+		if (e.c[i].rcvd < min_rcvd)
+			min_rcvd = e.c[i].rcvd;
+	printf("open=%" PRIu64 " failed=%" PRIu64 " sent=%" PRIu64 " received=%" PRIu64
+	       " min_received=%" PRIu64 " closed_by_peer=%" PRIu64 " resets=%" PRIu64
+	       " clean=%" PRIu64 " stuck=%" PRIu64 " mismatches=%" PRIu64 " first_close_ms=%" PRId64
+	       " last_close_ms=%" PRId64 " last_close_epoch_ms=%" PRIu64 "%s\n",
+	       opt.n, e.failed, s.sent, s.received, min_rcvd, s.closed, s.resets, s.clean,
+	       s.stuck, s.mismatches, s.first, s.last, s.last_epoch_ms,
+	       e.timed_out ? " timeout=1" : "");
+	rc = !s.stuck && !s.mismatches && !e.timed_out ? 0 : 1;
+out:
+	eng_free(&e);
+	return rc;
+}
+
 /* ---- bulk, halfclose-client, halfclose-server ------------------------------------ */
 
 struct bulk_writer {
@@ -2628,7 +2914,7 @@ struct cmd {
 static const struct cmd cmds[] = {
 	{ "serve", run_serve,
 	  COMMON | OB(X_LISTEN) | OB(X_MODE) | OB(X_ID) | OB(X_STATS) | OB(X_READY) |
-		  OB(X_THREADS) | OB(X_BYTES) | OB(X_AFTER) | OB(X_PROXY),
+		  OB(X_THREADS) | OB(X_BYTES) | OB(X_AFTER) | OB(X_PROXY) | OB(X_BACKLOG),
 	  OB(X_LISTEN) | OB(X_MODE) },
 	{ "echo-clients", run_echo_clients,
 	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_SIZE) | OB(X_ROUNDS) | OB(X_HOLD) |
@@ -2648,6 +2934,10 @@ static const struct cmd cmds[] = {
 		  OB(X_WAITCLOSE),
 	  OB(X_CONNECT) | OB(X_COUNT) },
 	{ "connect-only", run_connect_only, CLIENT | OB(X_COUNT) | OB(X_PARALLEL),
+	  OB(X_CONNECT) | OB(X_COUNT) },
+	{ "stream", run_stream,
+	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_WINDOW) | OB(X_PUSH) | OB(X_BYTES) |
+		  OB(X_DURATION) | OB(X_WAITCLOSE) | OB(X_RESET),
 	  OB(X_CONNECT) | OB(X_COUNT) },
 };
 
@@ -2792,7 +3082,7 @@ static void parse_mode(const char *val)
 		return;
 	}
 	usage_error("--mode: unknown mode '%s' (echo, banner, sink, source, rst, "
-		    "refuse-after N)",
+		    "refuse-after N, stall)",
 		    val);
 }
 
@@ -2884,6 +3174,15 @@ static void parse_args(int argc, char **argv, const struct cmd *cmd)
 		case X_PROXYLINE:
 			opt.proxy_line = true;
 			break;
+		case X_PUSH:
+			opt.push = true;
+			break;
+		case X_BACKLOG:
+			opt.backlog = num_arg(idx, optarg, false, 0, 65535);
+			break;
+		case X_WINDOW:
+			opt.window = num_arg(idx, optarg, true, 1, 1ULL << 30);
+			break;
 		case X_CTMO:
 			opt.connect_tmo_ms = num_arg(idx, optarg, false, 1, ms_max);
 			break;
@@ -2953,6 +3252,8 @@ int main(int argc, char **argv)
 	opt.io_tmo_ms = 10000;
 	opt.timeout_ms = 60000;
 	opt.interval_ms = 100;
+	opt.backlog = 65535;
+	opt.window = 64 * 1024;
 	parse_args(argc - 1, argv + 1, cmd);
 	if (!strcmp(cmd->name, "chatter") && !(opt.seen & OB(X_SIZE)))
 		opt.size = 32;
