@@ -108,7 +108,7 @@ test-build: all $(UNIT_BIN) $(TOOL_BIN) $(BENCH_BIN)
 # ---- entry points ----------------------------------------------------------
 DEB_PKGS := build-essential clang llvm libbpf-dev liburing-dev libconfig-dev libssl-dev \
 	    libelf-dev zlib1g-dev pkg-config bpftool iproute2 iptables openssl procps psmisc python3 util-linux \
-	    prometheus chromium \
+	    prometheus chromium systemd \
 	    libclang-rt-dev
 
 deps:

@@ -63,6 +63,7 @@ struct health {
 	int synced;
 	uint64_t rng;
 	uint64_t ok, fail;
+	int mark_warned; /* SO_MARK refused: said once */
 };
 
 static uint64_t rnd(struct health *h)
@@ -433,7 +434,13 @@ static void probe_start(struct health *h, struct probe *p)
 		}
 	} else {
 		/* past the backend gate: a check is not a client */
-		setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+		if (setsockopt(p->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) &&
+		    !h->mark_warned) {
+			/* SO_MARK needs CAP_NET_ADMIN: see proxy/privs.h */
+			log_warn("health: SO_MARK: %s: checks count against the backends' limits",
+				 strerror(errno));
+			h->mark_warned = 1;
+		}
 	}
 	p->got = 0;
 	p->state = PS_CONNECT;

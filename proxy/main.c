@@ -26,6 +26,8 @@
 
 #include "proxy/daemon.h"
 #include "proxy/health.h"
+#include "proxy/privs.h"
+#include "proxy/sdnotify.h"
 #include "version.h"
 #include "proxy/stats.h"
 #include "proxy/udata.h"
@@ -206,7 +208,7 @@ static void apply_logging(struct daemon *d, const struct sl_config *cfg)
 
 static void reload(struct daemon *d, struct main_loop *m)
 {
-	char err[512], *errors = NULL;
+	char err[512], *errors = NULL, token[ADMIN_TOKEN_MAX];
 	struct sl_config *cfg;
 	struct snapshot *s, *old = d->cur;
 
@@ -225,6 +227,17 @@ static void reload(struct daemon *d, struct main_loop *m)
 	if (cfg->buffers.count != old->cfg->buffers.count ||
 	    cfg->buffers.size != old->cfg->buffers.size)
 		log_warn("reload: buffers take effect at restart");
+	if (strcmp(cfg->user, old->cfg->user) || strcmp(cfg->group, old->cfg->group))
+		log_warn("reload: user and group take effect at restart");
+	if (cfg->admin.enabled != old->cfg->admin.enabled ||
+	    strcmp(cfg->admin.addr.text, old->cfg->admin.addr.text))
+		log_warn("reload: admin.address takes effect at restart (admin.token_file at once)");
+	/* read by the user sluiced runs as now: it must be able to */
+	if (admin_token_load(cfg, token, sizeof(token), err, sizeof(err))) {
+		log_error("reload: %s", err);
+		config_free(cfg);
+		goto fail;
+	}
 	if (cfg->bpf.enabled != old->cfg->bpf.enabled ||
 	    strcmp(cfg->bpf.pin_path, old->cfg->bpf.pin_path) ||
 	    strcmp(cfg->bpf.cgroup, old->cfg->bpf.cgroup)) {
@@ -247,6 +260,8 @@ static void reload(struct daemon *d, struct main_loop *m)
 	pthread_mutex_lock(&d->lock);
 	d->cur = s;
 	pthread_mutex_unlock(&d->lock);
+	admin_set_token(d->admin, token);
+	explicit_bzero(token, sizeof(token));
 	apply_logging(d, cfg);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		snapshot_get(s);
@@ -278,6 +293,7 @@ static void stop(struct daemon *d, struct main_loop *m)
 	}
 	log_info("stop: closing listeners; connections drained over %u s, then %u s of grace",
 		 d->cur->cfg->drain.period_s, d->cur->cfg->drain.grace_s);
+	sdnotify_send("STOPPING=1");
 	send_drain(d, m, MSG_STOP, DRAIN_ALL, NULL, admit_capacity(d->cur));
 }
 
@@ -440,7 +456,8 @@ int main(int argc, char **argv)
 
 	if (cfg->log.syslog)
 		log_to_syslog("sluiced");
-	apply_logging(&d, cfg);
+	if (!level_from_cli)
+		log_set_level((enum log_level)cfg->log.level);
 	/* signals are read from the main ring; no thread may take them */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
@@ -464,6 +481,18 @@ int main(int argc, char **argv)
 	} else {
 		log_warn("start: bpf.enabled = false: no kernel-enforced limits");
 	}
+	/*
+	 * Root's part is done: from here on sluiced runs as cfg->user with a
+	 * few capabilities (proxy/privs.h), before any thread, socket or log
+	 * file exists, so all of them belong to that user.
+	 */
+	if (privs_drop(cfg, d.ebpf, err, sizeof(err))) {
+		log_error("start: %s", err);
+		ebpf_close(d.ebpf, 1);
+		config_free(cfg);
+		return 1;
+	}
+	apply_logging(&d, cfg);
 	d.cur = snapshot_build(cfg, NULL, d.nworkers, 1, err, sizeof(err));
 	if (!d.cur || apply_limits(&d, d.cur, err, sizeof(err))) {
 		log_error("start: %s", err);
@@ -502,13 +531,20 @@ int main(int argc, char **argv)
 	}
 	health_sync(d.health, d.cur, mono_ms());
 	if (d.cur->cfg->admin.enabled) {
-		admin = admin_start(&d.cur->cfg->admin.addr, stats_handle, &d, err, sizeof(err));
+		char token[ADMIN_TOKEN_MAX];
+
+		if (admin_token_load(d.cur->cfg, token, sizeof(token), err, sizeof(err)) == 0)
+			admin = admin_start(&d.cur->cfg->admin.addr, token, stats_handle, &d, err,
+					    sizeof(err));
+		explicit_bzero(token, sizeof(token));
 		if (!admin)
 			log_warn("admin: %s; running without the admin endpoint", err);
 	}
+	d.admin = admin;
 	log_info("start: sluiced %s, %u workers, %u listeners, %u pools, config %s",
 		 SLUICE_VERSION, d.nworkers, d.cur->nlisteners, d.cur->npools, path);
 	log_tls_path(d.cur);
+	sdnotify_send("READY=1");
 	ret = main_loop_run(&d, &m);
 	log_info("stop: all connections closed, exiting");
 out:

@@ -1322,10 +1322,58 @@ static const char *check_pow2(int64_t v)
 	return v > 0 && (v & (v - 1)) == 0 ? NULL : "is not a power of two";
 }
 
+static void parse_token_file(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			     void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 1))
+		snprintf(cfg->admin.token_file, sizeof(cfg->admin.token_file), "%s", v);
+}
+
 static const struct cfg_key admin_keys[] = {
 	KEY_ADDR("address", struct sl_config, admin.addr, KF_WILDCARD_OK | KF_EMPTY_OK),
+	KEY_CUSTOM("token_file", parse_token_file, 0),
 	KEY_END
 };
+
+/*
+ * A user or group name as useradd(8) takes it (a letter, digit or _ first;
+ * then those, . and -; at most 32), so what the daemon looks up at start is
+ * a plain name: no numeric ids, no spaces, nothing an NSS backend could read
+ * another way.
+ */
+static void parse_account(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	const char *v = get_string(pc, s);
+	size_t len;
+	char q[96];
+
+	if (!v)
+		return;
+	len = strlen(v);
+	if (len == 0 || len >= CFG_USER_MAX) {
+		perr(pc, s, "%s must be 1..%d characters", k->name, CFG_USER_MAX - 1);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		    (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '-')))
+			continue;
+		perr(pc, s, "invalid %s name %s (allowed: A-Z a-z 0-9 _, then also . -)", k->name,
+		     quote(q, sizeof(q), v));
+		return;
+	}
+	if (strspn(v, "0123456789") == len) {
+		perr(pc, s, "%s %s is a number: give the name", k->name, quote(q, sizeof(q), v));
+		return;
+	}
+	strcpy((char *)base + k->off, v);
+}
 
 static const struct cfg_key timeouts_keys[] = {
 	KEY_U32("connect_ms", struct sl_config, timeouts.connect_ms, 1, 600000),
@@ -1378,6 +1426,8 @@ static const struct cfg_key bpf_keys[] = {
 
 static const struct cfg_key top_keys[] = {
 	KEY_U32("workers", struct sl_config, workers, 1, CFG_MAX_WORKERS),
+	{ .name = "user", .parse = parse_account, .off = offsetof(struct sl_config, user) },
+	{ .name = "group", .parse = parse_account, .off = offsetof(struct sl_config, group) },
 	KEY_GROUP("bpf", bpf_keys),
 	KEY_GROUP("log", log_keys),
 	KEY_GROUP("admin", admin_keys),
@@ -1438,6 +1488,16 @@ static void check_pools(struct pctx *pc)
 			}
 		}
 	}
+}
+
+/* A group alone would leave sluiced root with another gid: say what is meant. */
+static void check_account(struct pctx *pc, const config_setting_t *root)
+{
+	const config_setting_t *g = config_setting_get_member(root, "group");
+
+	if (g && pc->cfg->group[0] && !pc->cfg->user[0])
+		perr_at(pc, pc->name, setting_line(g), "group",
+			"group without user: set user too (group alone drops nothing)");
 }
 
 /* Limits are the kernel's to enforce: without BPF they would be a silent lie. */
@@ -1860,6 +1920,7 @@ static struct sl_config *load_text(const char *text, const char *name, char **er
 		goto out;
 	parse_group(&pc, config_root_setting(&lc), top_keys, cfg);
 	cfg->admin.enabled = cfg->admin.addr.len != 0;
+	check_account(&pc, config_root_setting(&lc));
 	check_shared_servers(&pc);
 	check_bpf_needed(&pc);
 	check_pools(&pc);

@@ -24,6 +24,7 @@
 #define CFG_PATH_MAX 256
 #define CFG_MAX_IFACES 8
 #define CFG_IFNAME_MAX 16
+#define CFG_USER_MAX 33 /* a user or group name: 32 characters */
 
 enum cfg_mode {
 	CFG_MODE_TCP = 0,
@@ -164,6 +165,13 @@ struct cfg_listener {
 struct sl_config {
 	char *path;
 	unsigned workers; /* resolved: the file's value, or one per online CPU */
+	/*
+	 * Who sluiced runs as once started (see proxy/privs.h). Names only:
+	 * they are looked up when the daemon starts, not here. "": stay as
+	 * started. group "" with a user: the user's primary group.
+	 */
+	char user[CFG_USER_MAX];
+	char group[CFG_USER_MAX];
 	struct {
 		int level;                   /* enum log_level; default info */
 		int syslog;                  /* to syslog instead of stderr */
@@ -177,6 +185,9 @@ struct sl_config {
 	struct {
 		int enabled; /* 0 when admin.address = "" */
 		struct cfg_addr addr;
+		/* a file holding the bearer token every request but /healthz must
+		   carry; "": no token asked (read by the daemon, not here) */
+		char token_file[CFG_PATH_MAX];
 	} admin;
 	struct {
 		uint32_t connect_ms;      /* one backend connect attempt */

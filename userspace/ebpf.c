@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -49,6 +51,7 @@ struct xdp_attach {
 struct ebpf {
 	struct sluice_bpf *skel;
 	char pin[CFG_PATH_MAX];
+	char pinref[CFG_PATH_MAX]; /* the pin directory through pinfd, for pins made at run time */
 	char cgroup[PATH_MAX + CFG_PATH_MAX];
 	int cgfd;
 	int pinfd; /* the pin directory, flock'ed while processes change shared state */
@@ -59,6 +62,7 @@ struct ebpf {
 	struct sl_listener *listeners;
 	size_t backends_len, listeners_len;
 	uint64_t reattached;
+	_Atomic unsigned nattached; /* as last counted on the main thread, for the admin one */
 };
 
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
@@ -145,6 +149,24 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
+/*
+ * Links are pinned, unpinned and reopened at run time (the safeguard, a
+ * reload naming a new interface, the exit), when sluiced may no longer be
+ * root. The pin directory is then its user's, but its parents need not be
+ * searchable by that user (/sys/fs/bpf is often 0700 root): so those paths go
+ * through /proc/self/fd/PINFD, which reaches the directory without walking
+ * its parents — when /proc is there and leads to the same directory.
+ */
+static void set_pinref(struct ebpf *e)
+{
+	struct stat a, b;
+
+	snprintf(e->pinref, sizeof(e->pinref), "/proc/self/fd/%d", e->pinfd);
+	if (fstat(e->pinfd, &a) || stat(e->pinref, &b) || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino)
+		snprintf(e->pinref, sizeof(e->pinref), "%s", e->pin);
+}
+
 static int setup_pin_dir(struct ebpf *e, const char *pin, char *err, size_t errlen)
 {
 	char parent[PATH_MAX];
@@ -187,6 +209,7 @@ static int setup_pin_dir(struct ebpf *e, const char *pin, char *err, size_t errl
 		return -errno;
 	}
 	snprintf(e->pin, sizeof(e->pin), "%s", pin);
+	set_pinref(e);
 	return 0;
 }
 
@@ -286,7 +309,7 @@ static struct bpf_program *hook_prog(struct ebpf *e, enum hook h)
 
 static void link_pin_path(const struct ebpf *e, const char *what, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/link_%s", e->pin, what);
+	snprintf(buf, len, "%s/link_%s", e->pinref, what);
 }
 
 /*
@@ -339,58 +362,76 @@ static int cannot_tell(int err)
 	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
-/* Name of program ID, or "" (gone); -errno when it cannot be told now. */
-static int prog_name(__u32 id, char *name, size_t len)
+/*
+ * Is the link of FD still attached (an XDP link: to interface XDP_IFINDEX)?
+ * A cgroup link names its cgroup, an XDP link its interface; both read 0
+ * once the link is detached (bpftool link detach, the cgroup or the
+ * interface gone). Asking the link needs no privilege, unlike BPF_PROG_QUERY
+ * (CAP_NET_ADMIN) or naming the programs found there (BPF_PROG_GET_FD_BY_ID:
+ * CAP_SYS_ADMIN): the safeguard must work after sluiced dropped root.
+ * -errno when it cannot be told now.
+ */
+static int link_attached(int fd, int xdp_ifindex)
 {
-	struct bpf_prog_info info;
-	__u32 ilen = sizeof(info);
-	int fd = bpf_prog_get_fd_by_id(id);
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
 
-	name[0] = 0;
+	memset(&info, 0, sizeof(info));
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return cannot_tell(errno) ? -errno : 0;
+	if (xdp_ifindex)
+		return info.type == BPF_LINK_TYPE_XDP && (int)info.xdp.ifindex == xdp_ifindex;
+	return info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id != 0;
+}
+
+/*
+ * Attached: our own link, or the one pinned at PIN. The pin is how several
+ * sluiced processes share one gate: a new one takes the pinned link over and
+ * swaps its program in, and whichever process re-attached a detached gate
+ * pinned its new link there. Counting the pinned link keeps the others from
+ * attaching a second copy (which would count each connect twice).
+ * 1, 0, or -errno: cannot tell now.
+ */
+static int attached(const struct bpf_link *own, const char *pin, int xdp_ifindex)
+{
+	int fd, ret;
+
+	if (own) {
+		ret = link_attached(bpf_link__fd(own), xdp_ifindex);
+		if (ret)
+			return ret;
+	}
+	fd = bpf_obj_get(pin);
 	if (fd < 0)
 		return cannot_tell(errno) ? -errno : 0;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) == 0)
-		snprintf(name, len, "%s", info.name);
+	ret = link_attached(fd, xdp_ifindex);
 	close(fd);
-	return 0;
+	return ret;
 }
 
 /* 1: our program is attached to hook H, 0: it is not, -errno: cannot tell now. */
 static int hook_attached(const struct ebpf *e, enum hook h)
 {
-	__u32 ids[64], cnt = 64, flags = 0;
-	char name[BPF_OBJ_NAME_LEN];
-	int ret;
+	char pin[PATH_MAX];
 
-	if (bpf_prog_query(e->cgfd, hooks[h].type, 0, &flags, ids, &cnt))
-		return cannot_tell(errno) ? -errno : 0;
-	for (__u32 i = 0; i < cnt; i++) {
-		ret = prog_name(ids[i], name, sizeof(name));
-		if (ret)
-			return ret;
-		if (strcmp(name, hooks[h].name) == 0)
-			return 1;
-	}
-	return 0;
+	link_pin_path(e, hooks[h].name + 3, pin, sizeof(pin));
+	return attached(e->links[h], pin, 0);
 }
 
 /* The same for the SYN gate on X's interface. */
-static int xdp_attached(const struct xdp_attach *x)
+static int xdp_attached(const struct ebpf *e, const struct xdp_attach *x)
 {
-	char name[BPF_OBJ_NAME_LEN];
-	__u32 id = 0;
-	int ret;
+	char pin[PATH_MAX];
 
-	if (bpf_xdp_query_id(x->ifindex, 0, &id))
-		return cannot_tell(errno) ? -errno : 0;
-	if (!id)
-		return 0;
-	ret = prog_name(id, name, sizeof(name));
-	if (ret)
-		return ret;
-	return strcmp(name, "sl_syn_gate") == 0;
+	link_pin_path(e, "xdp_", pin, sizeof(pin));
+	strncat(pin, x->ifname, sizeof(pin) - strlen(pin) - 1);
+	return attached(x->link, pin, x->ifindex);
 }
+
+static void count_attached(struct ebpf *e);
+static int pins_secure(struct ebpf *e, uid_t uid, gid_t gid);
 
 static const char *xdp_mode(int ifindex)
 {
@@ -525,6 +566,10 @@ struct ebpf *ebpf_open(const struct sl_config *cfg, char *err, size_t errlen)
 		fmt_err(err, errlen, "bpf: mmap: %s", strerror(errno));
 		goto fail_locked;
 	}
+	count_attached(e);
+	ret = pins_secure(e, (uid_t)-1, (gid_t)-1);
+	if (ret)
+		log_warn("bpf: %s: cannot make the pins owner-only: %s", e->pin, strerror(-ret));
 	flock(e->pinfd, LOCK_UN);
 	log_info("bpf: backend gate attached to cgroup %s; maps pinned in %s", e->cgroup, e->pin);
 	return e;
@@ -787,6 +832,7 @@ int ebpf_apply(struct ebpf *e, const struct sl_config *cfg, char *err, size_t er
 		}
 	}
 out:
+	count_attached(e);
 	flock(e->pinfd, LOCK_UN);
 	return ret;
 }
@@ -830,6 +876,102 @@ volatile struct sl_listener *ebpf_listener(struct ebpf *e, const struct cfg_addr
 	return &e->listeners[slot];
 }
 
+/* ---- ownership, for a sluiced that drops root ------------------------------- */
+
+/*
+ * Mode MODE and owner UID:GID ((uid_t)-1, (gid_t)-1: as it is) for NAME in
+ * DFD ("." for DFD itself). The mode first, while root still owns it: once
+ * given away, chmod would need CAP_FOWNER. A restart finds the pins owned by
+ * the user: if a mode must change, root takes the pin back first (CAP_CHOWN).
+ */
+static int secure_one(int dfd, const char *name, const struct stat *st, mode_t mode, uid_t uid,
+		      gid_t gid)
+{
+	int flags = strcmp(name, ".") == 0 ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW;
+	const char *path = flags == AT_EMPTY_PATH ? "" : name;
+	uid_t want_uid = uid == (uid_t)-1 ? st->st_uid : uid, cur_uid = st->st_uid;
+	gid_t want_gid = gid == (gid_t)-1 ? st->st_gid : gid;
+
+	if ((st->st_mode & 07777) != mode) {
+		if (cur_uid != geteuid()) {
+			if (fchownat(dfd, path, geteuid(), (gid_t)-1, flags))
+				return -errno;
+			cur_uid = geteuid();
+		}
+		if (flags == AT_EMPTY_PATH ? fchmod(dfd, mode) : fchmodat(dfd, name, mode, 0))
+			return -errno;
+	}
+	if ((cur_uid != want_uid || st->st_gid != want_gid) &&
+	    fchownat(dfd, path, want_uid, want_gid, flags))
+		return -errno;
+	return 0;
+}
+
+/*
+ * The pin directory 0700 and what is in it 0600 (directories 0700), owned by
+ * UID:GID ((uid_t)-1, (gid_t)-1: owner unchanged). The pinned maps tell who
+ * is connected where and let whoever opens them change the limits: nobody
+ * but sluiced's own user (and root) may. BPF_OBJ_PIN makes 0600 objects
+ * already; this also tightens what an older version or a hand left behind.
+ */
+static int pins_secure(struct ebpf *e, uid_t uid, gid_t gid)
+{
+	int dfd = openat(e->pinfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		int r;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(e->pinfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || S_ISLNK(st.st_mode))
+			continue;
+		r = secure_one(e->pinfd, de->d_name, &st, S_ISDIR(st.st_mode) ? 0700 : 0600, uid,
+			       gid);
+		ret = ret ? ret : r;
+	}
+	closedir(d);
+	if (fstat(e->pinfd, &st) == 0) {
+		int r = secure_one(e->pinfd, ".", &st, 0700, uid, gid);
+
+		ret = ret ? ret : r;
+	}
+	return ret;
+}
+
+int ebpf_set_owner(struct ebpf *e, uid_t uid, gid_t gid)
+{
+	int ret;
+
+	flock(e->pinfd, LOCK_EX);
+	ret = pins_secure(e, uid, gid);
+	flock(e->pinfd, LOCK_UN);
+	return ret;
+}
+
+int ebpf_probe(struct ebpf *e)
+{
+	struct sl_addr k;
+	int ret = bpf_map_get_next_key(bpf_map__fd(e->skel->maps.backend_idx), NULL, &k);
+
+	/* an empty map answers ENOENT: allowed all the same */
+	return ret == 0 || ret == -ENOENT ? 0 : ret;
+}
+
+const char *ebpf_pin_path(const struct ebpf *e)
+{
+	return e ? e->pin : "";
+}
+
 /* ---- the safeguard ------------------------------------------------------------ */
 
 int ebpf_check(struct ebpf *e)
@@ -861,7 +1003,7 @@ int ebpf_check(struct ebpf *e)
 		struct xdp_attach *x = &e->xdp[i];
 		struct bpf_link *l;
 
-		if (xdp_attached(x) != 0)
+		if (xdp_attached(e, x) != 0) /* attached, or cannot tell now */
 			continue;
 		link_pin_path(e, "xdp_", path, sizeof(path));
 		strncat(path, x->ifname, sizeof(path) - strlen(path) - 1);
@@ -902,22 +1044,30 @@ int ebpf_check(struct ebpf *e)
 			prev = &cur;
 		}
 	}
+	count_attached(e);
 	flock(e->pinfd, LOCK_UN);
 	e->reattached += (uint64_t)restored;
 	return restored;
 }
 
-unsigned ebpf_attached(const struct ebpf *e)
+/*
+ * Count what is attached, on the thread that changes the links: the admin
+ * thread only reads the count (the links themselves may be replaced under it).
+ */
+static void count_attached(struct ebpf *e)
 {
 	unsigned n = 0;
 
-	if (!e)
-		return 0;
 	for (int h = 0; h < NHOOKS; h++)
 		n += hook_attached(e, h) > 0;
 	for (unsigned i = 0; i < e->nxdp; i++)
-		n += xdp_attached(&e->xdp[i]) > 0;
-	return n;
+		n += xdp_attached(e, &e->xdp[i]) > 0;
+	atomic_store(&e->nattached, n);
+}
+
+unsigned ebpf_attached(const struct ebpf *e)
+{
+	return e ? atomic_load(&e->nattached) : 0;
 }
 
 unsigned ebpf_expected(const struct ebpf *e)

@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <linux/types.h>
 
 #include "bpf/sluice.h"
@@ -66,7 +67,11 @@ volatile struct sl_listener *ebpf_listener(struct ebpf *e, const struct cfg_addr
  */
 int ebpf_check(struct ebpf *e);
 
-/* Programs attached now (cgroup hooks plus one per XDP interface). */
+/*
+ * Programs attached (cgroup hooks plus one per XDP interface), as counted
+ * at the last open, apply or check (so at most a second old); safe to call
+ * from another thread.
+ */
 unsigned ebpf_attached(const struct ebpf *e);
 /* Attachments restored by ebpf_check since start. */
 /* How many programs should be attached: the cgroup hooks and one XDP per interface. */
@@ -74,6 +79,22 @@ unsigned ebpf_expected(const struct ebpf *e);
 uint64_t ebpf_reattached(const struct ebpf *e);
 /* Where the ebpf state lives, for messages. */
 const char *ebpf_cgroup_path(const struct ebpf *e);
+const char *ebpf_pin_path(const struct ebpf *e);
+
+/*
+ * Give the pin directory and every object pinned in it to UID:GID (the user
+ * sluiced is about to become: the safeguard and reloads pin links as that
+ * user), owner-only (0700, 0600). Needs root. 0 or -errno.
+ */
+int ebpf_set_owner(struct ebpf *e, uid_t uid, gid_t gid);
+
+/*
+ * One harmless bpf() call on a map sluiced holds (a key lookup): 0 if the
+ * calling thread's privileges are enough for the bpf() calls a running
+ * sluiced makes, -EPERM if not (kernels before 6.5 want CAP_BPF for any
+ * bpf() command under kernel.unprivileged_bpf_disabled).
+ */
+int ebpf_probe(struct ebpf *e);
 
 /*
  * Release. DETACH: also detach the programs, unless other processes remain

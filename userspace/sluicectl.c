@@ -19,9 +19,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluicectl [-a HOST:PORT | -c FILE] COMMAND\n"
+		"usage: sluicectl [-a HOST:PORT | -c FILE] [--token-file FILE] COMMAND\n"
 		"  -a HOST:PORT  admin endpoint (default $SLUICE_ADMIN or " DEFAULT_ADMIN ")\n"
-		"  -c FILE       take the admin endpoint from this config file\n"
+		"  -c FILE       take the admin endpoint (and admin.token_file) from this config file\n"
+		"  -T, --token-file FILE  the admin bearer token (default $SLUICE_ADMIN_TOKEN_FILE,\n"
+		"                or admin.token_file of -c FILE)\n"
 		"commands:\n"
 		"  status        listeners, pools and backends of the running daemon\n"
 		"  status-json   the same as JSON\n"
@@ -57,13 +59,21 @@ static int check(const char *path)
 	return 0;
 }
 
-static int request(const struct cfg_addr *addr, const char *method, const char *path)
+static int request(const struct cfg_addr *addr, const char *method, const char *path,
+		   const char *token)
 {
 	char *body = NULL;
-	int status = admin_request(addr, method, path, &body, 3000);
+	int status = admin_request(addr, method, path, token, &body, 3000);
 
 	if (status < 0) {
 		fprintf(stderr, "sluicectl: %s: %s\n", addr->text, strerror(-status));
+		return 1;
+	}
+	if (status == 401) {
+		fprintf(stderr, "sluicectl: %s: %s (give the admin token with --token-file or "
+			"SLUICE_ADMIN_TOKEN_FILE)\n", addr->text,
+			token ? "the token was refused" : "a token is required");
+		free(body);
 		return 1;
 	}
 	fputs(body, status == 200 ? stdout : stderr);
@@ -71,20 +81,42 @@ static int request(const struct cfg_addr *addr, const char *method, const char *
 	return status == 200 ? 0 : 1;
 }
 
+/* The token of PATH into TOKEN; 0, or 1 with the reason printed. */
+static int read_token(const char *path, char *token, size_t len)
+{
+	char err[512];
+
+	if (admin_token_read(path, token, len, NULL, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "sluicectl: %s\n", err);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *admin = getenv("SLUICE_ADMIN"), *config = NULL, *cmd;
-	char path[256], drain_path[600];
+	const char *token_file = getenv("SLUICE_ADMIN_TOKEN_FILE");
+	char path[256], drain_path[600], token[ADMIN_TOKEN_MAX] = "";
 	struct cfg_addr addr;
-	int opt;
+	int opt, rc;
 
-	while ((opt = getopt(argc, argv, "+a:c:h")) != -1) {
+	if (token_file && !*token_file)
+		token_file = NULL;
+	while ((opt = getopt_long(argc, argv, "+a:c:T:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'a':
 			admin = optarg;
 			break;
 		case 'c':
 			config = optarg;
+			break;
+		case 'T':
+			token_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -187,22 +219,34 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		addr = cfg->admin.addr;
+		/* the config's token file, unless one was named: read now, cfg goes */
+		if (!token_file && cfg->admin.token_file[0] &&
+		    read_token(cfg->admin.token_file, token, sizeof(token))) {
+			config_free(cfg);
+			return 1;
+		}
 		config_free(cfg);
 	} else if (config_parse_addr(admin ? admin : DEFAULT_ADMIN, &addr)) {
 		fprintf(stderr, "sluicectl: bad admin address \"%s\"\n", admin);
 		return 2;
 	}
+	if (token_file && read_token(token_file, token, sizeof(token)))
+		return 1;
 	if (cmd[0] == '/')
-		return request(&addr, "POST", cmd);
-	if (strcmp(cmd, "status") == 0)
-		return request(&addr, "GET", "/status.txt");
-	if (strcmp(cmd, "status-json") == 0)
-		return request(&addr, "GET", "/status.json");
-	if (strcmp(cmd, "metrics") == 0)
-		return request(&addr, "GET", "/metrics");
-	if (strcmp(cmd, "backends") == 0)
-		return request(&addr, "GET", "/backends.txt");
-	fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
-	usage(stderr);
-	return 2;
+		rc = request(&addr, "POST", cmd, token[0] ? token : NULL);
+	else if (strcmp(cmd, "status") == 0)
+		rc = request(&addr, "GET", "/status.txt", token[0] ? token : NULL);
+	else if (strcmp(cmd, "status-json") == 0)
+		rc = request(&addr, "GET", "/status.json", token[0] ? token : NULL);
+	else if (strcmp(cmd, "metrics") == 0)
+		rc = request(&addr, "GET", "/metrics", token[0] ? token : NULL);
+	else if (strcmp(cmd, "backends") == 0)
+		rc = request(&addr, "GET", "/backends.txt", token[0] ? token : NULL);
+	else {
+		fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
+		usage(stderr);
+		rc = 2;
+	}
+	explicit_bzero(token, sizeof(token));
+	return rc;
 }

@@ -194,6 +194,8 @@ static void test_defaults(void)
 	CHECK(strcmp(cfg->admin.addr.text, "127.0.0.1:9901") == 0, "admin %s",
 	      cfg->admin.addr.text);
 	CHECK(cfg->admin.addr.len == sizeof(struct sockaddr_in), "admin len");
+	CHECK(cfg->admin.token_file[0] == 0, "token_file %s", cfg->admin.token_file);
+	CHECK(cfg->user[0] == 0 && cfg->group[0] == 0, "user %s group %s", cfg->user, cfg->group);
 	CHECK(cfg->timeouts.connect_ms == 3000, "connect_ms %u", cfg->timeouts.connect_ms);
 	CHECK(cfg->timeouts.idle_s == 3600, "idle_s %u", cfg->timeouts.idle_s);
 	CHECK(cfg->timeouts.backend_wait_ms == 10000, "backend_wait_ms %u",
@@ -433,6 +435,19 @@ static void test_samples(void)
 	free(errs);
 	config_free(cfg);
 
+	cfg = load_file("privileges.conf", &errs);
+	CHECK(cfg && strcmp(cfg->user, "sluice") == 0 && strcmp(cfg->group, "sluice-ro") == 0 &&
+		      strcmp(cfg->admin.token_file, "/etc/sluice/admin.token") == 0,
+	      "privileges.conf: %s", errs ? errs : "");
+	free(errs);
+	config_free(cfg);
+
+	cfg = load_file("user_only.conf", &errs);
+	CHECK(cfg && strcmp(cfg->user, "_sluice.svc-1") == 0 && cfg->group[0] == 0,
+	      "user_only.conf: %s", errs ? errs : "");
+	free(errs);
+	config_free(cfg);
+
 	cfg = load_file("multi.conf", &errs);
 	CHECK(cfg != NULL, "multi.conf: %s", errs ? errs : "");
 	free(errs);
@@ -495,6 +510,8 @@ static void free_list(char **names)
 static int same_config(const struct sl_config *a, const struct sl_config *b)
 {
 	if (a->workers != b->workers || a->admin.enabled != b->admin.enabled ||
+	    strcmp(a->user, b->user) || strcmp(a->group, b->group) ||
+	    strcmp(a->admin.token_file, b->admin.token_file) ||
 	    memcmp(&a->admin.addr, &b->admin.addr, sizeof(a->admin.addr)) ||
 	    memcmp(&a->timeouts, &b->timeouts, sizeof(a->timeouts)) ||
 	    memcmp(&a->drain, &b->drain, sizeof(a->drain)) ||
