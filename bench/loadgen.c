@@ -17,6 +17,10 @@
  *          reply, close: conn/s, connect and transaction latency, errors.
  *   bulk   -n connections streaming to an echo server: Gbit/s received.
  *
+ * --tls puts a TLS client handshake on every connection of idle, rr,
+ * connrate and bulk (full handshakes; with --tls-resume every connection
+ * offers the session of a first, priming connection).
+ *
  * Structure, so that more modes slot in:
  *   - one option parser for every mode (struct lg_opts); a mode reads what it
  *     needs and ignores the rest;
@@ -37,6 +41,9 @@
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "bench/bench_util.h"
 
@@ -94,13 +101,248 @@ struct lg_opts {
 	uint64_t size;		       /* --size: message or chunk bytes */
 	bool size_set;
 	uint64_t warmup_ms;	       /* --warmup-ms: run, not counted */
+	/* TLS: rr, connrate, bulk, idle */
+	bool tls;	       /* --tls */
+	bool tls_resume;       /* --tls-resume: offer the priming session */
+	int tls_version;       /* --tls-version: 0 (negotiate), TLS1_2_VERSION, .. */
+	const char *sni;       /* --sni */
+	SSL_CTX *tls_ctx;      /* made by main() when --tls; shared, read-only */
+	SSL_SESSION *tls_sess; /* --tls-resume: what every connection offers */
 };
+
+/* ---- TLS (client side) --------------------------------------------------- */
+
+/*
+ * OpenSSL runs over the socket itself (a socket BIO). Both engines below are
+ * epoll loops over non-blocking sockets, so SSL_read/SSL_write take the place
+ * of recv/send and SSL_ERROR_WANT_READ/WANT_WRITE the place of EAGAIN: the
+ * record layer does exactly one recv or send per step and stops at EAGAIN,
+ * and epoll reports the socket, not the SSL object.
+ *
+ * Edge-triggered loops need one more guarantee: no bytes may hide in a buffer
+ * epoll cannot see. read_ahead stays off, so OpenSSL reads a record's header
+ * and then exactly its body, never past it; and every SSL_read is given at
+ * least a whole record's room (16 KiB), so no plaintext is left pending in
+ * the SSL object either. What is left is what the kernel holds, which raises
+ * the next edge.
+ *
+ * Resumption: OpenSSL offers a TLS 1.3 session object at most once (it is
+ * marked used), so each connection gets its own SSL_SESSION_dup of the
+ * priming session. The priming connection waits for the server's
+ * NewSessionTicket, which in TLS 1.3 arrives after the handshake: its
+ * session is only taken once it is resumable.
+ */
+#define LG_ETLS (-EBADE) /* a TLS protocol failure (SSL_ERROR_SSL) */
+
+/*
+ * What SSL_read/SSL_write/SSL_do_handshake's return R means, as our I/O
+ * functions say it: -EAGAIN (want read or write), 0 (the peer closed:
+ * close_notify, or EOF), -errno, or LG_ETLS.
+ */
+static int lg_tls_result(SSL *ssl, int r)
+{
+	int saved = errno;
+
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		return saved && saved != EAGAIN ? -saved : 0;
+	default:
+		ERR_clear_error();
+		return LG_ETLS;
+	}
+}
+
+/* recv() or SSL_read(): bytes (> 0), 0 at EOF, -EAGAIN, -errno, LG_ETLS. */
+static ssize_t lg_io_recv(int fd, SSL *ssl, void *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	if (!ssl) {
+		n = recv(fd, buf, len, 0);
+		return n < 0 ? -errno : n;
+	}
+	ERR_clear_error();
+	r = SSL_read(ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	return r > 0 ? r : lg_tls_result(ssl, r);
+}
+
+/* send() or SSL_write(): bytes (> 0), -EAGAIN, -errno, LG_ETLS. */
+static ssize_t lg_io_send(int fd, SSL *ssl, const void *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	if (!ssl) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		return n < 0 ? -errno : n;
+	}
+	ERR_clear_error();
+	r = SSL_write(ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	if (r > 0)
+		return r;
+	r = lg_tls_result(ssl, r);
+	return r ? r : -EPIPE; /* a close while writing */
+}
+
+/* A client SSL on FD, offering the priming session if there is one; NULL on ENOMEM. */
+static SSL *lg_tls_new(const struct lg_opts *o, int fd)
+{
+	SSL *ssl = SSL_new(o->tls_ctx);
+
+	if (!ssl)
+		return NULL;
+	if (!SSL_set_fd(ssl, fd) || (o->sni && !SSL_set_tlsext_host_name(ssl, o->sni))) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
+	if (o->tls_sess) {
+		SSL_SESSION *dup = SSL_SESSION_dup(o->tls_sess);
+
+		if (!dup || !SSL_set_session(ssl, dup)) {
+			SSL_SESSION_free(dup);
+			SSL_free(ssl);
+			return NULL;
+		}
+		SSL_SESSION_free(dup); /* the SSL holds its own reference */
+	}
+	return ssl;
+}
+
+/*
+ * One handshake step: 1 done, 0 waiting (-EAGAIN's case: the socket will say
+ * when), or the failure as lg_tls_result() says it (0 there, EOF, becomes
+ * -ECONNRESET here: the server closed in the middle of the handshake).
+ */
+static int lg_tls_handshake(SSL *ssl)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(ssl);
+	if (r == 1)
+		return 1;
+	r = lg_tls_result(ssl, r);
+	return r == -EAGAIN ? 0 : r ? r : -ECONNRESET;
+}
+
+/* What every TLS report adds: handshakes by kind and what was negotiated. */
+struct lg_tls_stats {
+	uint64_t full, resumed;
+	const char *version; /* static strings from OpenSSL */
+	const char *cipher;
+};
+
+static void lg_tls_note(struct lg_tls_stats *t, SSL *ssl)
+{
+	if (SSL_session_reused(ssl))
+		t->resumed++;
+	else
+		t->full++;
+	if (!t->version) {
+		t->version = SSL_get_version(ssl);
+		t->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+	}
+}
+
+/*
+ * Whether SSL's session can be offered. TLS 1.3: only once a ticket came;
+ * SSL_SESSION_is_resumable alone says yes earlier, because the client's
+ * session holds the legacy session id the server echoed.
+ */
+static bool lg_tls_resumable(SSL *ssl)
+{
+	SSL_SESSION *s = SSL_get0_session(ssl);
+
+	return s && SSL_SESSION_is_resumable(s) &&
+	       (SSL_version(ssl) < TLS1_3_VERSION || SSL_SESSION_has_ticket(s));
+}
+
+/*
+ * The priming connection (--tls-resume): a blocking connect, a handshake,
+ * one request (REQ, LEN bytes: the mode's own, so that the server answers)
+ * and reading until the session is resumable, i.e. until the server's
+ * ticket has arrived (TLS 1.3), or for TLS 1.2 at once. Returns the session
+ * or NULL with a message on stderr.
+ */
+static SSL_SESSION *lg_tls_prime(const struct lg_opts *o, const char *req, size_t len)
+{
+	struct timeval tv = { .tv_sec = 5 };
+	SSL_SESSION *sess = NULL;
+	const char *why = "no resumable session within 5 s";
+	char buf[16384];
+	uint64_t deadline = bench_now_ns(CLOCK_MONOTONIC) + 5 * NSEC_PER_SEC;
+	SSL *ssl = NULL;
+	bool sent = false;
+	int fd, r;
+
+	fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	    connect(fd, (const struct sockaddr *)&o->addr, o->addr_len)) {
+		why = strerror(errno);
+		goto out;
+	}
+	ssl = SSL_new(o->tls_ctx);
+	if (!ssl || !SSL_set_fd(ssl, fd) || (o->sni && !SSL_set_tlsext_host_name(ssl, o->sni))) {
+		why = "out of memory";
+		goto out;
+	}
+	ERR_clear_error();
+	if (SSL_connect(ssl) != 1) {
+		why = "handshake failed";
+		goto out;
+	}
+	while (bench_now_ns(CLOCK_MONOTONIC) < deadline) {
+		if (lg_tls_resumable(ssl)) {
+			/*
+			 * A copy: SSL_free of a connection that was not shut
+			 * down marks its session not resumable (OpenSSL's
+			 * ssl_clear_bad_session), and ours must outlive it.
+			 */
+			sess = SSL_SESSION_dup(SSL_get0_session(ssl));
+			break;
+		}
+		if (!sent) {
+			ERR_clear_error();
+			if (SSL_write(ssl, req, (int)len) != (int)len) {
+				why = "sending the request failed";
+				break;
+			}
+			sent = true;
+		}
+		/* The ticket is processed inside SSL_read, before any reply. */
+		ERR_clear_error();
+		r = SSL_read(ssl, buf, sizeof(buf));
+		if (r <= 0 && !lg_tls_resumable(ssl)) {
+			why = "the server closed before sending a session ticket";
+			break;
+		}
+	}
+out:
+	if (!sess)
+		fprintf(stderr, "loadgen: --tls-resume: priming connection: %s\n", why);
+	if (sess)
+		SSL_shutdown(ssl); /* close_notify: a clean end, as a browser's */
+	SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	return sess;
+}
 
 /* ---- engine ------------------------------------------------------------ */
 
 enum lg_state {
 	LG_FREE = 0,
 	LG_CONNECTING,
+	LG_HANDSHAKE, /* --tls */
 	LG_SENDING,
 	LG_READING,
 	LG_IDLE, /* reply read; the mode owns the connection */
@@ -109,6 +351,7 @@ enum lg_state {
 struct lg_conn {
 	int fd;
 	enum lg_state state;
+	SSL *ssl; /* --tls */
 	uint32_t idx;
 	uint32_t sent;
 	uint64_t t_start; /* CLOCK_MONOTONIC ns when the current step began */
@@ -145,7 +388,8 @@ struct lg_engine {
 	uint32_t nconns;
 	const char *req;
 	size_t req_len;
-	char scratch[64 * 1024];
+	struct lg_tls_stats tls;
+	char scratch[64 * 1024]; /* >= a TLS record: see "TLS (client side)" */
 };
 
 static int lg_engine_init(struct lg_engine *e, const struct lg_opts *o, const struct lg_ops *ops,
@@ -177,6 +421,7 @@ static int lg_engine_init(struct lg_engine *e, const struct lg_opts *o, const st
 
 static void lg_conn_close(struct lg_engine *e, struct lg_conn *c)
 {
+	SSL_free(c->ssl); /* no close_notify: the connection is just dropped */
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->head);
@@ -239,15 +484,15 @@ static int lg_conn_open(struct lg_engine *e, struct lg_conn *c)
 static int lg_conn_send(struct lg_engine *e, struct lg_conn *c)
 {
 	while (c->sent < e->req_len) {
-		ssize_t n = send(c->fd, e->req + c->sent, e->req_len - c->sent, MSG_NOSIGNAL);
+		ssize_t n = lg_io_send(c->fd, c->ssl, e->req + c->sent, e->req_len - c->sent);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			/* Still registered for EPOLLOUT since the connect. */
-			if (errno == EAGAIN)
+			/* Registered for EPOLLOUT since the connect (or the handshake). */
+			if (n == -EAGAIN)
 				return 0;
-			return -errno;
+			return (int)n;
 		}
 		c->sent += (uint32_t)n;
 	}
@@ -310,13 +555,13 @@ static int lg_reply_feed(struct lg_engine *e, struct lg_conn *c, const char *buf
 
 static void lg_conn_readable(struct lg_engine *e, struct lg_conn *c)
 {
-	ssize_t n = recv(c->fd, e->scratch, sizeof(e->scratch), 0);
+	ssize_t n = lg_io_recv(c->fd, c->ssl, e->scratch, sizeof(e->scratch));
 	int r;
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+	if (n == -EAGAIN || n == -EINTR)
+		return; /* TLS: a record not whole yet, or a ticket with no data */
 	if (n <= 0) {
-		lg_fail(e, c, n == 0 ? -ECONNRESET : -errno);
+		lg_fail(e, c, n == 0 ? -ECONNRESET : (int)n);
 		return;
 	}
 	if (c->state != LG_READING) {
@@ -346,6 +591,35 @@ static void lg_conn_event(struct lg_engine *e, struct lg_conn *c, uint32_t event
 		}
 		if (e->ops->on_connect)
 			e->ops->on_connect(e, c);
+		if (e->o->tls) {
+			c->ssl = lg_tls_new(e->o, c->fd);
+			if (!c->ssl) {
+				lg_fail(e, c, -ENOMEM);
+				return;
+			}
+			c->state = LG_HANDSHAKE;
+		}
+		/* fall through */
+	case LG_HANDSHAKE:
+		if (c->state == LG_HANDSHAKE) {
+			/*
+			 * Level-triggered: wait for what the handshake wants,
+			 * then for EPOLLOUT to send the request.
+			 */
+			err = lg_tls_handshake(c->ssl);
+			if (err == 0) {
+				err = lg_conn_events(
+				    e, c, SSL_want_write(c->ssl) ? EPOLLOUT : EPOLLIN | EPOLLRDHUP,
+				    EPOLL_CTL_MOD);
+				break;
+			}
+			if (err < 0)
+				break;
+			lg_tls_note(&e->tls, c->ssl);
+			err = lg_conn_events(e, c, EPOLLOUT, EPOLL_CTL_MOD);
+			if (err)
+				break;
+		}
 		c->sent = 0;
 		c->state = LG_SENDING;
 		err = lg_conn_send(e, c);
@@ -551,8 +825,13 @@ static int mode_idle(const struct lg_opts *o)
 	if (st.ready)
 		per_conn = (double)(after - before) * 1024.0 / st.ready;
 	printf("conns=%u rss_before_kib=%ld rss_after_kib=%ld bytes_per_conn=%.0f failed=%u "
-	       "dropped=%u\n",
+	       "dropped=%u",
 	       st.ready, before, after, per_conn, st.failed, st.dropped);
+	if (o->tls)
+		printf(" tls_full=%llu tls_resumed=%llu tls_version=%s tls_cipher=%s",
+		       (unsigned long long)e->tls.full, (unsigned long long)e->tls.resumed,
+		       e->tls.version ? e->tls.version : "-", e->tls.cipher ? e->tls.cipher : "-");
+	printf("\n");
 	fflush(stdout);
 	if (st.first_err && (st.failed || st.dropped))
 		fprintf(stderr, "loadgen idle: first error: %s\n", strerror(-st.first_err));
@@ -1389,9 +1668,10 @@ enum fl_kind { FL_RR, FL_CONNRATE, FL_BULK };
 enum fl_state {
 	FS_WAIT = 0, /* no socket: before the start, or sleeping before a retry */
 	FS_CONNECTING,
-	FS_UPGRADE,  /* ws: upgrade request going out, reading the 101 */
-	FS_EXCHANGE, /* request going out, reading the reply */
-	FS_LINGER,   /* connrate http: reply read, waiting for the server's FIN */
+	FS_HANDSHAKE, /* --tls: the client handshake */
+	FS_UPGRADE,   /* ws: upgrade request going out, reading the 101 */
+	FS_EXCHANGE,  /* request going out, reading the reply */
+	FS_LINGER,    /* connrate http: reply read, waiting for the server's FIN */
 	FS_BULK,
 };
 
@@ -1412,12 +1692,14 @@ enum fl_err {
 	FE_ADDRNOTAVAIL, /* no local port left: the slot backs off */
 	FE_STATUS,	 /* http: not 2xx; ws upgrade: not 101 */
 	FE_PROTO,	 /* malformed or unexpected reply, echo mismatch */
+	FE_TLS,		 /* --tls: a TLS alert or protocol failure */
 	FE_OTHER,
 	FE_KINDS,
 };
 
 static const char *const fl_err_names[FE_KINDS] = {
-	"refused", "reset", "closed", "timeout", "addrnotavail", "bad_status", "proto_err", "other_err",
+    "refused",	  "reset",     "closed",  "timeout",   "addrnotavail",
+    "bad_status", "proto_err", "tls_err", "other_err",
 };
 
 /* Internal codes for what has no errno of its own. */
@@ -1426,6 +1708,7 @@ static const char *const fl_err_names[FE_KINDS] = {
 
 struct fl_conn {
 	int fd;
+	SSL *ssl;	   /* --tls */
 	uint32_t gen;	   /* bumped by every close: tells stale events apart */
 	uint8_t state;	   /* enum fl_state */
 	uint8_t rx;	   /* enum fl_rx */
@@ -1483,6 +1766,8 @@ struct flow {
 	struct fl_stats st;
 	struct bench_hist lat;	/* rr: request; connrate: connect() to full reply */
 	struct bench_hist conn; /* connect() to established */
+	struct bench_hist hs;	/* --tls: connect() to the handshake done */
+	struct lg_tls_stats tls;
 	char *msg;		/* tcp/ws: the --size byte message; bulk: the chunk */
 	char *req;		/* http: the request */
 	uint32_t req_len;
@@ -1500,6 +1785,8 @@ static uint32_t fl_idx(const struct flow *f, const struct fl_conn *c)
 
 static void fl_close(struct flow *f, struct fl_conn *c)
 {
+	SSL_free(c->ssl); /* no close_notify: see fl_reply */
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd); /* leaves the epoll set too: never dup'ed */
 	c->fd = -1;
@@ -1533,6 +1820,8 @@ static enum fl_err fl_classify(int err)
 	case -EPROTO:
 	case -E2BIG:
 		return FE_PROTO;
+	case LG_ETLS:
+		return FE_TLS;
 	default:
 		return FE_OTHER;
 	}
@@ -1565,12 +1854,12 @@ static void fl_fail(struct flow *f, struct fl_conn *c, int err)
 static int fl_flush(struct flow *f, struct fl_conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = lg_io_send(c->fd, c->ssl, c->out + c->out_off, c->out_len - c->out_off);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			return errno == EAGAIN ? 0 : -errno;
+			return n == -EAGAIN ? 0 : (int)n;
 		}
 		c->out_off += (uint32_t)n;
 		f->st.tx_bytes += (uint64_t)n;
@@ -1978,14 +2267,14 @@ static void fl_readable(struct flow *f, struct fl_conn *c, uint32_t events)
 	uint32_t gen = c->gen, i;
 
 	for (i = 0; i < FL_READS_PER_EVENT; i++) {
-		ssize_t n = recv(c->fd, f->scratch, sizeof(f->scratch), 0);
+		ssize_t n = lg_io_recv(c->fd, c->ssl, f->scratch, sizeof(f->scratch));
 		int r;
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno != EAGAIN)
-				fl_fail(f, c, -errno);
+			if (n != -EAGAIN)
+				fl_fail(f, c, (int)n);
 			return;
 		}
 		if (n == 0) {
@@ -1995,21 +2284,23 @@ static void fl_readable(struct flow *f, struct fl_conn *c, uint32_t events)
 		r = fl_input(f, c, f->scratch, (size_t)n);
 		if (r < 0 || c->gen != gen)
 			return;
-		if ((r == 1 || (size_t)n < sizeof(f->scratch)) && !(events & EPOLLRDHUP))
+		/*
+		 * A short read drained the socket; not so with TLS, where one
+		 * SSL_read returns one record: read on until WANT_READ.
+		 */
+		if ((r == 1 || (!c->ssl && (size_t)n < sizeof(f->scratch))) &&
+		    !(events & EPOLLRDHUP))
 			return;
 	}
 	/* Still more: resume from the timer, after the other slots. */
 	bench_heap_set(&f->timers, fl_idx(f, c), bench_now_ns(CLOCK_MONOTONIC));
 }
 
-static void fl_connected(struct flow *f, struct fl_conn *c)
+/* TCP, and TLS if any, are up: start the mode's business. */
+static void fl_ready(struct flow *f, struct fl_conn *c, uint64_t now)
 {
-	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
 	int err;
 
-	f->st.connects++;
-	f->ana_backoff = FL_RETRY_NS;
-	bench_hist_record(&f->conn, now - c->t_conn);
 	c->deadline = f->kind == FL_CONNRATE ? c->t_conn + f->o->give_up_ms * NSEC_PER_MSEC : 0;
 	if (f->kind == FL_BULK) {
 		c->state = FS_BULK;
@@ -2032,6 +2323,46 @@ static void fl_connected(struct flow *f, struct fl_conn *c)
 	err = fl_upgrade(f, c);
 	if (err)
 		fl_fail(f, c, err);
+}
+
+/* --tls: one handshake step; when it is done, the mode's business starts. */
+static void fl_handshake(struct flow *f, struct fl_conn *c)
+{
+	uint64_t now;
+	int r = lg_tls_handshake(c->ssl);
+
+	if (r == 0)
+		return; /* edge-triggered IN|OUT: the socket says when to go on */
+	if (r < 0) {
+		fl_fail(f, c, r);
+		return;
+	}
+	now = bench_now_ns(CLOCK_MONOTONIC);
+	lg_tls_note(&f->tls, c->ssl);
+	bench_hist_record(&f->hs, now - c->t_conn);
+	fl_ready(f, c, now);
+}
+
+static void fl_connected(struct flow *f, struct fl_conn *c)
+{
+	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
+
+	f->st.connects++;
+	f->ana_backoff = FL_RETRY_NS;
+	bench_hist_record(&f->conn, now - c->t_conn);
+	if (!f->o->tls) {
+		fl_ready(f, c, now);
+		return;
+	}
+	c->ssl = lg_tls_new(f->o, c->fd);
+	if (!c->ssl) {
+		fl_fail(f, c, -ENOMEM);
+		return;
+	}
+	c->state = FS_HANDSHAKE;
+	/* connrate: the patience covers the handshake too; else a handshake's own */
+	c->deadline = (f->kind == FL_CONNRATE ? c->t_conn : now) + f->o->give_up_ms * NSEC_PER_MSEC;
+	fl_handshake(f, c);
 }
 
 /* Open the slot's next connection (non-blocking connect). */
@@ -2071,13 +2402,13 @@ static void fl_bulk_event(struct flow *f, struct fl_conn *c, uint32_t events)
 	ssize_t n;
 
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
-		n = recv(c->fd, f->scratch, sizeof(f->scratch), 0);
+		n = lg_io_recv(c->fd, c->ssl, f->scratch, sizeof(f->scratch));
 		if (n == 0) {
 			fl_fail(f, c, FL_EOF);
 			return;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			fl_fail(f, c, -errno);
+		if (n < 0 && n != -EAGAIN && n != -EINTR) {
+			fl_fail(f, c, (int)n);
 			return;
 		}
 		if (n > 0) {
@@ -2087,9 +2418,9 @@ static void fl_bulk_event(struct flow *f, struct fl_conn *c, uint32_t events)
 	}
 	if (events & EPOLLOUT) {
 		/* The chunk goes out whole, in as many sends as the socket wants. */
-		n = send(c->fd, f->msg + c->out_off, f->size - c->out_off, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			fl_fail(f, c, -errno);
+		n = lg_io_send(c->fd, c->ssl, f->msg + c->out_off, f->size - c->out_off);
+		if (n < 0 && n != -EAGAIN && n != -EINTR) {
+			fl_fail(f, c, (int)n);
 			return;
 		}
 		if (n > 0) {
@@ -2120,9 +2451,19 @@ static void fl_event(struct flow *f, struct fl_conn *c, uint32_t events)
 		if (!(events & EPOLLOUT))
 			return;
 		fl_connected(f, c);
-		if (c->gen != gen || c->state == FS_WAIT || f->kind == FL_BULK)
+		if (c->gen != gen || c->state == FS_WAIT || c->state == FS_HANDSHAKE ||
+		    f->kind == FL_BULK)
 			return;
 		break;
+	case FS_HANDSHAKE:
+		/*
+		 * bulk is level-triggered: while the handshake waits for the
+		 * server, EPOLLOUT keeps firing and this step answers WANT_READ
+		 * again. A few idle loops per connection, once: not worth an
+		 * epoll_ctl pair.
+		 */
+		fl_handshake(f, c);
+		return; /* the server says nothing before our request */
 	case FS_BULK:
 		fl_bulk_event(f, c, events);
 		return;
@@ -2147,7 +2488,7 @@ static void fl_timer(struct flow *f, struct fl_conn *c)
 {
 	if (c->state == FS_WAIT)
 		fl_open(f, c);
-	else if (c->state != FS_BULK && c->fd >= 0)
+	else if (c->state >= FS_UPGRADE && c->state <= FS_LINGER && c->fd >= 0)
 		fl_readable(f, c, EPOLLIN | EPOLLRDHUP);
 }
 
@@ -2177,6 +2518,8 @@ static void fl_measure(struct flow *f, uint64_t now)
 	memset(&f->st, 0, sizeof(f->st));
 	bench_hist_reset(&f->lat);
 	bench_hist_reset(&f->conn);
+	bench_hist_reset(&f->hs);
+	f->tls.full = f->tls.resumed = 0; /* version and cipher stay */
 	for (i = 0; i < f->n; i++)
 		f->c[i].rx_base = f->c[i].rx_bytes;
 	f->first_err = 0;
@@ -2330,6 +2673,14 @@ static void fl_report(const struct flow *f)
 		break;
 	}
 	}
+	if (o->tls) {
+		kv_str(j, "tls_version", f->tls.version ? f->tls.version : "-");
+		kv_str(j, "tls_cipher", f->tls.cipher ? f->tls.cipher : "-");
+		kv_u64(j, "tls_full", f->tls.full);
+		kv_u64(j, "tls_resumed", f->tls.resumed);
+		kv_dbl(j, "handshakes_per_s", (double)(f->tls.full + f->tls.resumed) / secs, 1);
+		kv_lat(j, "hs_", &f->hs);
+	}
 	kv_u64(j, "errors", errors);
 	for (k = 0; k < FE_KINDS; k++)
 		kv_u64(j, fl_err_names[k], f->st.err[k]);
@@ -2350,6 +2701,7 @@ static void fl_free(struct flow *f)
 	if (!f)
 		return;
 	for (i = 0; f->c && i < f->n; i++) {
+		SSL_free(f->c[i].ssl);
 		if (f->c[i].fd >= 0)
 			close(f->c[i].fd);
 		free(f->c[i].head);
@@ -2485,87 +2837,100 @@ static void usage(FILE *out)
 {
 	size_t i;
 
-	fprintf(out,
-		"usage: loadgen MODE -c ADDR:PORT [options]\n"
-		"  -c, --connect ADDR:PORT   target (loopback only)\n"
-		"  -n, --conns N             connections\n"
-		"  -d, --duration-ms MS      run time of time-based modes\n"
-		"  -r, --rate N              per-second rate of rate-based modes\n"
-		"  -p, --pid PID[,PID..]     processes whose RSS to measure (repeatable)\n"
-		"      --hold-ms MS          idle time before measuring (default 1000)\n"
-		"      --warmup N            first open and close N connections, so that pools\n"
-		"                            the proxy keeps for good are not counted as growth\n"
-		"      --inflight N          connects in progress at once (default 256)\n"
-		"      --timeout-ms MS       deadline for the whole run (default 60000)\n"
-		"      --echo                echo backend: 16-byte message instead of HTTP\n"
-		"  -v, --verbose\n"
-		"storm options (loadgen storm -c ADDR -n N --policy P):\n"
-		"      --policy naive|backoff|retry-after\n"
-		"                            after a failed attempt: retry at once; sleep\n"
-		"                            U(0, min(max, base*2^k)), k = failures-1; or wait\n"
-		"                            a 503's Retry-After (ws), else like backoff\n"
-		"      --proto tcp|ws        tcp: 16-byte echo (backend --mode echo); ws: HTTP\n"
-		"                            upgrade, then one masked frame and its echo\n"
-		"      --connect-timeout-ms MS  give up a connect after MS (default 2000)\n"
-		"      --give-up-ms MS       give up an attempt after MS (default 2000)\n"
-		"      --max-ms MS           the storm's deadline (default 60000)\n"
-		"      --hold-ms MS          close a reconnected client after MS (default: hold\n"
-		"                            until every client is back or --max-ms)\n"
-		"      --spread-ms MS        first attempts uniform over MS (default 0)\n"
-		"      --backoff-base-ms MS  (default 100)\n"
-		"      --backoff-max-ms MS   (default 10000)\n"
-		"      --seed N              random seed (default: from the clock; reported)\n"
-		"      --series FILE         CSV per 100 ms: t_ms,attempts_started,successes,\n"
-		"                            gave_up,refused,reconnected_total\n"
-		"      --json                report as JSON instead of one line\n"
-		"rr, connrate, bulk options (loadgen rr|connrate|bulk -c ADDR [options]):\n"
-		"      --proto tcp|http|ws   tcp: --size bytes to an echo server (backend --mode\n"
-		"                            echo), the same bytes must come back; http: GET /\n"
-		"                            (backend --mode http), a 2xx with Content-Length\n"
-		"                            (or up to EOF); rr keeps the connection alive,\n"
-		"                            connrate sends Connection: close and lets the server\n"
-		"                            close; ws: HTTP upgrade (101 and Sec-WebSocket-Accept\n"
-		"                            checked), then masked binary frames of --size bytes\n"
-		"                            echoed by backend --mode ws (pushed text frames are\n"
-		"                            skipped). Default http; bulk is tcp only\n"
-		"  -n N                      rr, bulk: connections; connrate: connection attempts\n"
-		"                            in flight (default 64; bulk 4)\n"
-		"  -d MS                     measured time (default 5000)\n"
-		"      --warmup-ms MS        run this long before measuring (default 0)\n"
-		"      --size BYTES          tcp/ws message (default 64); bulk: bytes per write\n"
-		"                            (default 131072); at most 16 MiB\n"
-		"      --connect-timeout-ms MS  a connect slower than MS is a timeout (2000)\n"
-		"      --give-up-ms MS       rr: per reply; connrate: per transaction (2000)\n"
-		"      --seed N              ws keys and masks\n"
-		"      --json                one JSON object instead of the line: the same keys\n"
-		"                            plus \"mode\"; a latency is null when there was none\n"
-		"  rr: each connection sends a request when the previous reply is complete.\n"
-		"      rr proto= conns= size= duration_ms= warmup_ms= requests= req_per_s=\n"
-		"         p50_us= p90_us= p99_us= p999_us= max_us= mean_us= errors= ERRORS\n"
-		"         connects= reconnects= rx_bytes= tx_bytes= elapsed_ms=\n"
-		"      latency: request sent to reply complete. A failed connection is reopened\n"
-		"      after 1 ms; a server that closes after a whole reply is a reconnect.\n"
-		"  connrate: each slot connects, sends one request, reads the whole reply,\n"
-		"      closes (tcp, ws: the client first; http: after the server's FIN), and\n"
-		"      starts over at once (after a failure: 1 ms later).\n"
-		"      connrate proto= inflight= size= duration_ms= warmup_ms= conns= conn_per_s=\n"
-		"         attempts= connect_{p50,p90,p99,p999,max,mean}_us=\n"
-		"         txn_{p50,p90,p99,p999,max,mean}_us= errors= ERRORS connects=\n"
-		"         rx_bytes= tx_bytes= elapsed_ms=\n"
-		"      connect: connect() to established; txn: connect() to the reply complete.\n"
-		"      EADDRNOTAVAIL (no ephemeral port) backs off 1, 2, .. 128 ms until a\n"
-		"      connect succeeds again.\n"
-		"  bulk: each connection writes --size chunks and reads the echo, unchecked.\n"
-		"      bulk proto=tcp conns= size= duration_ms= warmup_ms= gbit_s=\n"
-		"         conn_min_gbit_s= conn_max_gbit_s= errors= ERRORS connects= rx_bytes=\n"
-		"         tx_bytes= elapsed_ms=\n"
-		"      gbit_s: bytes received by all connections; min/max: per connection.\n"
-		"  ERRORS: refused= reset= closed= (FIN or ws Close before the reply)\n"
-		"      timeout= addrnotavail= bad_status= (http not 2xx, ws not 101)\n"
-		"      proto_err= (bad reply, echo mismatch) other_err=; errors is their sum.\n"
-		"  Latencies in us from a log-linear histogram (error under 0.5 %%); counters\n"
-		"  and rates cover the -d ms after the warm-up. Exit 1 if nothing succeeded.\n"
-		"modes:\n");
+	fprintf(
+	    out,
+	    "usage: loadgen MODE -c ADDR:PORT [options]\n"
+	    "  -c, --connect ADDR:PORT   target (loopback only)\n"
+	    "  -n, --conns N             connections\n"
+	    "  -d, --duration-ms MS      run time of time-based modes\n"
+	    "  -r, --rate N              per-second rate of rate-based modes\n"
+	    "  -p, --pid PID[,PID..]     processes whose RSS to measure (repeatable)\n"
+	    "      --hold-ms MS          idle time before measuring (default 1000)\n"
+	    "      --warmup N            first open and close N connections, so that pools\n"
+	    "                            the proxy keeps for good are not counted as growth\n"
+	    "      --inflight N          connects in progress at once (default 256)\n"
+	    "      --timeout-ms MS       deadline for the whole run (default 60000)\n"
+	    "      --echo                echo backend: 16-byte message instead of HTTP\n"
+	    "  -v, --verbose\n"
+	    "storm options (loadgen storm -c ADDR -n N --policy P):\n"
+	    "      --policy naive|backoff|retry-after\n"
+	    "                            after a failed attempt: retry at once; sleep\n"
+	    "                            U(0, min(max, base*2^k)), k = failures-1; or wait\n"
+	    "                            a 503's Retry-After (ws), else like backoff\n"
+	    "      --proto tcp|ws        tcp: 16-byte echo (backend --mode echo); ws: HTTP\n"
+	    "                            upgrade, then one masked frame and its echo\n"
+	    "      --connect-timeout-ms MS  give up a connect after MS (default 2000)\n"
+	    "      --give-up-ms MS       give up an attempt after MS (default 2000)\n"
+	    "      --max-ms MS           the storm's deadline (default 60000)\n"
+	    "      --hold-ms MS          close a reconnected client after MS (default: hold\n"
+	    "                            until every client is back or --max-ms)\n"
+	    "      --spread-ms MS        first attempts uniform over MS (default 0)\n"
+	    "      --backoff-base-ms MS  (default 100)\n"
+	    "      --backoff-max-ms MS   (default 10000)\n"
+	    "      --seed N              random seed (default: from the clock; reported)\n"
+	    "      --series FILE         CSV per 100 ms: t_ms,attempts_started,successes,\n"
+	    "                            gave_up,refused,reconnected_total\n"
+	    "      --json                report as JSON instead of one line\n"
+	    "rr, connrate, bulk options (loadgen rr|connrate|bulk -c ADDR [options]):\n"
+	    "      --proto tcp|http|ws   tcp: --size bytes to an echo server (backend --mode\n"
+	    "                            echo), the same bytes must come back; http: GET /\n"
+	    "                            (backend --mode http), a 2xx with Content-Length\n"
+	    "                            (or up to EOF); rr keeps the connection alive,\n"
+	    "                            connrate sends Connection: close and lets the server\n"
+	    "                            close; ws: HTTP upgrade (101 and Sec-WebSocket-Accept\n"
+	    "                            checked), then masked binary frames of --size bytes\n"
+	    "                            echoed by backend --mode ws (pushed text frames are\n"
+	    "                            skipped). Default http; bulk is tcp only\n"
+	    "  -n N                      rr, bulk: connections; connrate: connection attempts\n"
+	    "                            in flight (default 64; bulk 4)\n"
+	    "  -d MS                     measured time (default 5000)\n"
+	    "      --warmup-ms MS        run this long before measuring (default 0)\n"
+	    "      --size BYTES          tcp/ws message (default 64); bulk: bytes per write\n"
+	    "                            (default 131072); at most 16 MiB\n"
+	    "      --connect-timeout-ms MS  a connect slower than MS is a timeout (2000)\n"
+	    "      --give-up-ms MS       rr: per reply; connrate: per transaction (2000)\n"
+	    "      --seed N              ws keys and masks\n"
+	    "      --json                one JSON object instead of the line: the same keys\n"
+	    "                            plus \"mode\"; a latency is null when there was none\n"
+	    "TLS (idle, rr, connrate, bulk; not storm):\n"
+	    "      --tls                 a TLS client handshake on every connection (no\n"
+	    "                            certificate check; the handshake signature is)\n"
+	    "      --tls-resume          implies --tls: a first connection gets a session\n"
+	    "                            (waiting for the TLS 1.3 ticket), then every\n"
+	    "                            connection offers a copy of it\n"
+	    "      --tls-version 1.2|1.3 only this version (default: negotiate)\n"
+	    "      --sni NAME            server name to send\n"
+	    "  With --tls, reports add tls_version= tls_cipher= tls_full= tls_resumed=\n"
+	    "  (handshakes by kind) and, for rr, connrate and bulk, handshakes_per_s=\n"
+	    "  and hs_{p50,p90,p99,p999,max,mean}_us= (connect() to handshake done);\n"
+	    "  TLS failures count as tls_err=.\n"
+	    "  rr: each connection sends a request when the previous reply is complete.\n"
+	    "      rr proto= conns= size= duration_ms= warmup_ms= requests= req_per_s=\n"
+	    "         p50_us= p90_us= p99_us= p999_us= max_us= mean_us= errors= ERRORS\n"
+	    "         connects= reconnects= rx_bytes= tx_bytes= elapsed_ms=\n"
+	    "      latency: request sent to reply complete. A failed connection is reopened\n"
+	    "      after 1 ms; a server that closes after a whole reply is a reconnect.\n"
+	    "  connrate: each slot connects, sends one request, reads the whole reply,\n"
+	    "      closes (tcp, ws: the client first; http: after the server's FIN), and\n"
+	    "      starts over at once (after a failure: 1 ms later).\n"
+	    "      connrate proto= inflight= size= duration_ms= warmup_ms= conns= conn_per_s=\n"
+	    "         attempts= connect_{p50,p90,p99,p999,max,mean}_us=\n"
+	    "         txn_{p50,p90,p99,p999,max,mean}_us= errors= ERRORS connects=\n"
+	    "         rx_bytes= tx_bytes= elapsed_ms=\n"
+	    "      connect: connect() to established; txn: connect() to the reply complete.\n"
+	    "      EADDRNOTAVAIL (no ephemeral port) backs off 1, 2, .. 128 ms until a\n"
+	    "      connect succeeds again.\n"
+	    "  bulk: each connection writes --size chunks and reads the echo, unchecked.\n"
+	    "      bulk proto=tcp conns= size= duration_ms= warmup_ms= gbit_s=\n"
+	    "         conn_min_gbit_s= conn_max_gbit_s= errors= ERRORS connects= rx_bytes=\n"
+	    "         tx_bytes= elapsed_ms=\n"
+	    "      gbit_s: bytes received by all connections; min/max: per connection.\n"
+	    "  ERRORS: refused= reset= closed= (FIN or ws Close before the reply)\n"
+	    "      timeout= addrnotavail= bad_status= (http not 2xx, ws not 101)\n"
+	    "      proto_err= (bad reply, echo mismatch) other_err=; errors is their sum.\n"
+	    "  Latencies in us from a log-linear histogram (error under 0.5 %%); counters\n"
+	    "  and rates cover the -d ms after the warm-up. Exit 1 if nothing succeeded.\n"
+	    "modes:\n");
 	for (i = 0; i < sizeof(lg_modes) / sizeof(lg_modes[0]); i++)
 		fprintf(out, "  %-8s %s\n", lg_modes[i].name, lg_modes[i].help);
 }
@@ -2610,34 +2975,42 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		OPT_JSON,
 		OPT_SIZE,
 		OPT_WARMUP_MS,
+		OPT_TLS,
+		OPT_TLS_RESUME,
+		OPT_TLS_VERSION,
+		OPT_SNI,
 	};
 	static const struct option lopts[] = {
-		{ "connect", required_argument, NULL, 'c' },
-		{ "conns", required_argument, NULL, 'n' },
-		{ "duration-ms", required_argument, NULL, 'd' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "pid", required_argument, NULL, 'p' },
-		{ "hold-ms", required_argument, NULL, OPT_HOLD },
-		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
-		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
-		{ "echo", no_argument, NULL, OPT_ECHO },
-		{ "warmup", required_argument, NULL, OPT_WARMUP },
-		{ "policy", required_argument, NULL, OPT_POLICY },
-		{ "proto", required_argument, NULL, OPT_PROTO },
-		{ "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-		{ "give-up-ms", required_argument, NULL, OPT_GIVE_UP },
-		{ "max-ms", required_argument, NULL, OPT_MAX },
-		{ "spread-ms", required_argument, NULL, OPT_SPREAD },
-		{ "backoff-base-ms", required_argument, NULL, OPT_BACKOFF_BASE },
-		{ "backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "series", required_argument, NULL, OPT_SERIES },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "size", required_argument, NULL, OPT_SIZE },
-		{ "warmup-ms", required_argument, NULL, OPT_WARMUP_MS },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"connect", required_argument, NULL, 'c'},
+	    {"conns", required_argument, NULL, 'n'},
+	    {"duration-ms", required_argument, NULL, 'd'},
+	    {"rate", required_argument, NULL, 'r'},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"hold-ms", required_argument, NULL, OPT_HOLD},
+	    {"inflight", required_argument, NULL, OPT_INFLIGHT},
+	    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+	    {"echo", no_argument, NULL, OPT_ECHO},
+	    {"warmup", required_argument, NULL, OPT_WARMUP},
+	    {"policy", required_argument, NULL, OPT_POLICY},
+	    {"proto", required_argument, NULL, OPT_PROTO},
+	    {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+	    {"give-up-ms", required_argument, NULL, OPT_GIVE_UP},
+	    {"max-ms", required_argument, NULL, OPT_MAX},
+	    {"spread-ms", required_argument, NULL, OPT_SPREAD},
+	    {"backoff-base-ms", required_argument, NULL, OPT_BACKOFF_BASE},
+	    {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
+	    {"seed", required_argument, NULL, OPT_SEED},
+	    {"series", required_argument, NULL, OPT_SERIES},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"size", required_argument, NULL, OPT_SIZE},
+	    {"warmup-ms", required_argument, NULL, OPT_WARMUP_MS},
+	    {"tls", no_argument, NULL, OPT_TLS},
+	    {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
+	    {"tls-version", required_argument, NULL, OPT_TLS_VERSION},
+	    {"sni", required_argument, NULL, OPT_SNI},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c, len;
 
@@ -2734,6 +3107,23 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		case OPT_WARMUP_MS:
 			err = bench_parse_u64(optarg, 3600 * 1000, &o->warmup_ms);
 			break;
+		case OPT_TLS:
+			o->tls = true;
+			break;
+		case OPT_TLS_RESUME:
+			o->tls = o->tls_resume = true;
+			break;
+		case OPT_TLS_VERSION:
+			if (!strcmp(optarg, "1.2"))
+				o->tls_version = TLS1_2_VERSION;
+			else if (!strcmp(optarg, "1.3"))
+				o->tls_version = TLS1_3_VERSION;
+			else
+				err = -EINVAL;
+			break;
+		case OPT_SNI:
+			o->sni = optarg;
+			break;
 		case 'v':
 			o->verbose = true;
 			break;
@@ -2761,6 +3151,74 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 	return 0;
 }
 
+/* The client context every --tls connection shares. */
+static SSL_CTX *lg_tls_ctx(const struct lg_opts *o, bool idle)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		return NULL;
+	/*
+	 * No chain verification (the server's handshake signature is still
+	 * checked: TLS demands it); no client-side cache: sessions are offered
+	 * only by --tls-resume, explicitly. A server that closes without
+	 * close_notify is an EOF, as for a browser. idle holds thousands of
+	 * connections: their record buffers go back between records.
+	 */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				  (idle ? SSL_MODE_RELEASE_BUFFERS : 0));
+	if (o->tls_version && (!SSL_CTX_set_min_proto_version(ctx, o->tls_version) ||
+			       !SSL_CTX_set_max_proto_version(ctx, o->tls_version))) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * --tls: the context, and with --tls-resume the session every connection
+ * offers, from a priming connection that sends what MODE would (so that the
+ * server answers). 0, or 1 with a message.
+ */
+static int lg_tls_setup(struct lg_opts *o, const char *mode)
+{
+	static const char ws_req[] =
+	    "GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n";
+	static const char http_req[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+	static const char echo_req[] = "sluice-loadgen!\n";
+	bool idle = !strcmp(mode, "idle");
+	enum lg_proto proto = o->proto;
+
+	if (!strcmp(mode, "storm")) {
+		fprintf(stderr, "loadgen storm: no --tls\n");
+		return 1;
+	}
+	o->tls_ctx = lg_tls_ctx(o, idle);
+	if (!o->tls_ctx) {
+		fprintf(stderr, "loadgen: TLS client context: %s\n",
+			ERR_reason_error_string(ERR_get_error()));
+		return 1;
+	}
+	if (!o->tls_resume)
+		return 0;
+	if (idle)
+		proto = o->echo ? LG_PROTO_TCP : LG_PROTO_HTTP;
+	else if (!proto)
+		proto = !strcmp(mode, "bulk") ? LG_PROTO_TCP : LG_PROTO_HTTP;
+	if (proto == LG_PROTO_WS)
+		o->tls_sess = lg_tls_prime(o, ws_req, sizeof(ws_req) - 1);
+	else if (proto == LG_PROTO_HTTP)
+		o->tls_sess = lg_tls_prime(o, http_req, sizeof(http_req) - 1);
+	else
+		o->tls_sess = lg_tls_prime(o, echo_req, sizeof(echo_req) - 1);
+	return o->tls_sess ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct lg_opts o = {
@@ -2776,6 +3234,7 @@ int main(int argc, char **argv)
 	const struct lg_mode *m = NULL;
 	uint64_t nofile;
 	size_t i;
+	int ret;
 
 	if (argc < 2 || argv[1][0] == '-') {
 		usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
@@ -2802,5 +3261,10 @@ int main(int argc, char **argv)
 			(unsigned long long)o.conns, (unsigned long long)nofile);
 		return 2;
 	}
-	return m->run(&o);
+	if (o.tls && lg_tls_setup(&o, m->name))
+		return 1;
+	ret = m->run(&o);
+	SSL_SESSION_free(o.tls_sess);
+	SSL_CTX_free(o.tls_ctx);
+	return ret;
 }

@@ -3,10 +3,17 @@
 #
 # bench/run.sh — sluice benchmark orchestration.
 #
-#   bench/run.sh quick          direct vs sluiced vs HAProxy vs NGINX (<= 10 min)
+#   bench/run.sh quick          direct vs sluiced vs HAProxy vs NGINX (<= 10 min on
+#                               2 cores; what `make bench` runs)
+#   bench/run.sh full           the same, plus sluiced without BPF, with longer
+#                               runs and more repeats (5 x 10 s: several times
+#                               as long)
 #
 # Every system sits in front of the SAME backends (build/bench/backend for
-# HTTP, an iperf3 server for throughput), started once for the whole run.
+# HTTP and for the TCP echo the TLS scenarios use, an iperf3 server for
+# throughput), started once for the whole run;
+# the reconnect storm (scenario "storm", below) starts its own two backends
+# fresh for every run, because what it measures is what happens to them.
 # Each measurement starts the proxy under test fresh, runs one scenario,
 # and stops it again: only one proxy runs at a time, and nothing (pools,
 # cached buffers, allocator state) carries over from one scenario to the next.
@@ -14,22 +21,72 @@
 # spread over all systems. On 2 cores, absolute numbers mean little: read the
 # ratios between columns, measured side by side in this one run.
 #
-# Knobs (environment):
-#   WORKERS=1           worker threads/processes of every proxy
+# Knobs (environment; the suite sets the defaults shown as quick/full):
+#   WORKERS=1           worker threads/processes of every proxy (sluiced
+#                       workers, HAProxy nbthread, NGINX worker_processes)
 #   BACKEND_THREADS=1   threads of build/bench/backend
-#   REPEATS=3           repeats per (system, scenario)
-#   DURATION=5          seconds per wrk / iperf3 run
-#   IDLE_CONNS=5000     connections held by the idle-memory scenario
-#   SYSTEMS="direct sluiced sluiced-nogate haproxy nginx"
+#   REPEATS=3/5         repeats per (system, scenario)
+#   DURATION=3/10       seconds per wrk / iperf3 / loadgen run
+#   IDLE_CONNS=5000     connections held by the idle-memory scenarios
+#   TLS_IDLE_CONNS=2000/5000  TLS connections held by tls_idle
+#   TLS_INFLIGHT=64     tls_full/tls_resumed: handshakes in flight at once
+#   SYSTEMS="direct sluiced haproxy nginx" (quick; full adds sluiced-nogate)
 #                       sluiced runs with its BPF backend gate attached and limits
 #                       too high to refuse anything (what the gate costs per
 #                       connect); sluiced-nogate is the same with bpf.enabled = false
-#   SCENARIOS="wrk_ka wrk_close iperf idle idle_warm"
+#   SCENARIOS="wrk_ka wrk_close iperf idle idle_warm tls_full tls_resumed
+#              tls_bulk tls_idle storm"
+#   STORM_N=4000        storm: naive clients (two loadgen processes of N/2)
+#   STORM_MAX_MS=15000  storm: deadline of one storm run (clients not back by
+#                       then count as never reconnected)
+#   STORM_COST_US=2000  storm: CPU each backend burns per new connection
+#   STORM_GIVE_UP_MS=2000  storm: a client's patience per attempt
+#   STORM_RATE=200 STORM_BURST=20  storm: sluiced's per-backend rate and burst
+#   STORM_BACKEND_NICE=-10  storm: the backends' nice value (see below)
 #   PIN=1               taskset placement: CPU_CLIENT=0, CPU_PROXY=1 (0-1 when
 #                       WORKERS>1), CPU_BACKEND=1; PIN=0 lets the scheduler place
 #
-# Results: build/bench/results/quick-<timestamp>.{json,md}; per-run logs and
-# generated configs under build/bench/work/.
+# TLS (tls_*): every proxy terminates TLS with the same ECDSA P-256
+# certificate and key (made for the run with openssl), in front of the echo
+# backend: sluiced (a TLS listener, full_per_s and resumed_per_s unlimited,
+# a ticket_keys file), HAProxy ("bind ... ssl crt", tune.ssl.* at their
+# defaults) and NGINX stream ("listen ... ssl", ssl_certificate); "direct"
+# has no TLS column. The clients are build/bench/loadgen --tls: TLS 1.3 as
+# negotiated (TLS_AES_256_GCM_SHA384 with these defaults), no
+# certificate check, no close_notify. tls_full and tls_resumed are connrate
+# runs (connect, handshake, one 64-byte echo, close; TLS_INFLIGHT at once):
+# every connection of tls_resumed offers a copy of one priming session, and a
+# run in which any handshake was not resumed is not a result. tls_bulk: 4
+# connections stream 128 KiB writes through the proxy to the echo and back.
+# tls_idle: TLS_IDLE_CONNS connections that each carried one echo, held idle:
+# RSS growth of the proxy per connection, as for idle, after a warm-up of
+# 100 TLS connections (see run_tls_idle). tls_full and tls_resumed also
+# report the proxy's CPU time per handshake, the steadier figure on a shared
+# machine.
+#
+# The reconnect storm (after tests/integration/24-collapse.sh): STORM_N clients
+# that were all just disconnected reconnect at the same instant, give up an
+# attempt after STORM_GIVE_UP_MS and retry at once (naive), against two
+# echo backends (one thread each) that burn STORM_COST_US of CPU per new
+# connection — at 2 ms each can take ~500 new connections/s with a whole CPU.
+# Each system gets the same clients and fresh backends; what counts is how
+# fast everyone is back and how much backend work it cost (accepts per
+# client: 1.0 is no waste; a backend that accepts a connection whose client
+# already gave up burns its 2 ms for nothing, and that is the collapse).
+# The storm runs unpinned (PIN does not apply to it): its backends' capacity
+# is CPU time, and pinning both to one CPU would halve it below what sluiced
+# is configured to admit. On this shared 2-core machine the load generator,
+# the proxy and other people's work compete with the backends for that CPU,
+# while in production backends have hosts of their own; so the backends run
+# at STORM_BACKEND_NICE (-10), which gives them the CPU they ask for first.
+# The default rate (2 x 200/s = 0.8 CPU of backend work) leaves room for the
+# rest. How each proxy is configured for it: gen_*_storm.
+#
+# Results: build/bench/results/SUITE-<timestamp>.{json,md}, and with the storm
+# SUITE-<timestamp>-storm-accepts.png (backend accepts per 100 ms over time)
+# and SUITE-<timestamp>-storm-cdf.png (share of clients back over time), both
+# from the median repeat of each system; per-run logs, generated configs and
+# raw storm files (build/bench/work/storm/SYSTEM-REP/) under build/bench/work/.
 
 set -u -o pipefail
 
@@ -40,12 +97,30 @@ B=build/bench
 WORK=$B/work
 RESULTS=$B/results
 
+SUITE=${1:-quick}
+case $SUITE in
+full) _rep=5 _dur=10 _tls_idle=5000 _sys="direct sluiced sluiced-nogate haproxy nginx" ;;
+*) _rep=3 _dur=3 _tls_idle=2000 _sys="direct sluiced haproxy nginx" ;;
+esac
 WORKERS=${WORKERS:-1}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
-REPEATS=${REPEATS:-3}
-DURATION=${DURATION:-5}
+REPEATS=${REPEATS:-$_rep}
+DURATION=${DURATION:-$_dur}
 IDLE_CONNS=${IDLE_CONNS:-5000}
-SYSTEMS=${SYSTEMS:-"direct sluiced sluiced-nogate haproxy nginx"}
+TLS_IDLE_CONNS=${TLS_IDLE_CONNS:-$_tls_idle}
+TLS_INFLIGHT=${TLS_INFLIGHT:-64}
+SYSTEMS=${SYSTEMS:-$_sys}
+STORM_N=${STORM_N:-4000}
+STORM_MAX_MS=${STORM_MAX_MS:-15000}
+STORM_COST_US=${STORM_COST_US:-2000}
+STORM_GIVE_UP_MS=${STORM_GIVE_UP_MS:-2000}
+STORM_RATE=${STORM_RATE:-200}
+STORM_BURST=${STORM_BURST:-20}
+STORM_BACKEND_NICE=${STORM_BACKEND_NICE:--10}
+# sluiced-nogate cannot take part: without BPF there is no rate limit to set.
+STORM_SYSTEMS="direct sluiced haproxy nginx"
+# No proxy, no TLS to terminate; sluiced-nogate's TLS is sluiced's.
+TLS_SYSTEMS="sluiced haproxy nginx"
 # CPU placement on 2 cores (measured, see setup_pinning): the client alone on
 # CPU 0, the proxy and the backends sharing CPU 1.
 PIN=${PIN:-1}
@@ -56,29 +131,64 @@ if [ "$WORKERS" -gt 1 ]; then CPU_PROXY=${CPU_PROXY:-0-1}; else CPU_PROXY=${CPU_
 # Ports: backends, then one listen port per proxy, then admin ports.
 PORT_HTTP=18000
 PORT_IPERF=18010
+PORT_ECHO=18011            # the TLS scenarios' echo backend
+PORT_STORM=(18020 18021)   # the storm's two backends
 declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003 [sluiced-nogate]=18004)
 SLUICED_ADMIN=19901
-BPF_PIN=/sys/fs/bpf/sluice-bench
-BPF_CGROUP=sluice-bench
+# Per run (PID): a second bench/run.sh on the machine must not share, or
+# remove, this one's pinned maps and cgroup.
+BPF_PIN=/sys/fs/bpf/sluice-bench-$$
+BPF_CGROUP=sluice-bench-$$
+TLS_DIR=$WORK/tls
 
 NGINX_STREAM_SO=/usr/lib/nginx/modules/ngx_stream_module.so
 DEB_PKGS="haproxy nginx libnginx-mod-stream wrk iperf3 gnuplot-nox jq"
 
 # ---- scenarios: the one place where they are listed ------------------------
-# add_scenario NAME UPSTREAM(http|iperf) UNIT DECIMALS RUNNER LABEL
+# add_scenario NAME UPSTREAM(http|iperf|tls|storm) UNIT DECIMALS RUNNER LABEL
 # A runner is called as RUNNER PORT RSS_PIDS and prints one number, or "NA"
 # when the scenario does not apply to the system; non-zero exit = failed.
+# A scenario with result rows (add_row) prints one number per row, in the
+# order the rows were added (storm has its own path: measure_storm).
+# Each row is reported like a scenario of its own.
+# UPSTREAM tls: the proxy terminates TLS in front of the echo backend
+# (gen_*_tls); such a scenario runs only on the systems in TLS_SYSTEMS.
 SCENARIO_ORDER=()
-declare -A SC_UPSTREAM SC_UNIT SC_DEC SC_RUN SC_LABEL
+declare -A SC_UPSTREAM SC_UNIT SC_DEC SC_RUN SC_LABEL SC_ROWS
 add_scenario() {
 	SCENARIO_ORDER+=("$1")
 	SC_UPSTREAM[$1]=$2 SC_UNIT[$1]=$3 SC_DEC[$1]=$4 SC_RUN[$1]=$5 SC_LABEL[$1]=$6
 }
+add_row() { # SCENARIO ROW UNIT DECIMALS LABEL
+	SC_ROWS[$1]="${SC_ROWS[$1]:+${SC_ROWS[$1]} }$2"
+	SC_UNIT[$2]=$3 SC_DEC[$2]=$4 SC_LABEL[$2]=$5
+}
+rows_of() { echo "${SC_ROWS[$1]:-$1}"; }
 add_scenario wrk_ka    http  req/s   0 run_wrk_ka  "HTTP keep-alive, wrk -t1 -c64 (req/s)"
 add_scenario wrk_close http  conn/s  0 run_wrk_close "HTTP Connection: close, wrk -t1 -c64 (conn/s)"
 add_scenario iperf     iperf Gbit/s  2 run_iperf   "TCP bulk, iperf3 -P4 (Gbit/s)"
 add_scenario idle      http  B/conn  0 run_idle    "idle memory, ${IDLE_CONNS} conns, cold process (bytes/conn, lower is better)"
 add_scenario idle_warm http  B/conn  0 run_idle_warm "idle memory, ${IDLE_CONNS} conns after a warm-up (bytes/conn, lower is better)"
+add_scenario tls_full    tls handshakes/s 0 run_tls_full "TLS full handshakes"
+add_row tls_full tls_full handshakes/s 0 "TLS 1.3 full handshakes, ${TLS_INFLIGHT} in flight (handshakes/s)"
+add_row tls_full tls_full_cpu us 0 "TLS 1.3 full handshake: proxy CPU per handshake (µs, lower is better)"
+add_scenario tls_resumed tls handshakes/s 0 run_tls_resumed "TLS resumed handshakes"
+add_row tls_resumed tls_resumed handshakes/s 0 "TLS 1.3 resumed handshakes, ${TLS_INFLIGHT} in flight (handshakes/s)"
+add_row tls_resumed tls_resumed_cpu us 0 "TLS 1.3 resumed handshake: proxy CPU per handshake (µs, lower is better)"
+add_scenario tls_bulk    tls Gbit/s  2 run_tls_bulk "TLS bulk, 4 connections through to an echo (Gbit/s)"
+add_scenario tls_idle    tls B/conn  0 run_tls_idle "TLS idle memory, ${TLS_IDLE_CONNS} conns after 100 (bytes/conn, lower is better)"
+add_scenario storm     storm -       0 -           "reconnect storm"
+_st="storm, ${STORM_N} naive clients"
+add_row storm storm_t50      ms     0 "${_st}: time to 50% reconnected (ms, lower is better)"
+add_row storm storm_t90      ms     0 "${_st}: time to 90% reconnected (ms, lower is better)"
+add_row storm storm_t99      ms     0 "${_st}: time to 99% reconnected (ms, lower is better)"
+add_row storm storm_t100     ms     0 "${_st}: time to 100% reconnected (ms, lower is better)"
+add_row storm storm_never    clients 0 "${_st}: never reconnected within $((STORM_MAX_MS / 1000)) s (clients who gave up for good, lower is better)"
+add_row storm storm_attempts attempts 2 "${_st}: attempts per client (lower is better)"
+add_row storm storm_gave_up  attempts 2 "${_st}: attempts abandoned per client after ${STORM_GIVE_UP_MS} ms, each retried at once (lower is better)"
+add_row storm storm_accepts  accepts 2 "${_st}: backend accepts per client (1.00: one each)"
+add_row storm storm_wasted   accepts 0 "${_st}: backend accepts for clients that had already given up (wasted, lower is better)"
+add_row storm storm_peak     accepts 0 "${_st}: peak backend accepts per 100 ms, both backends (sluiced's limit 2 x (rate/10 + burst) = $((2 * (STORM_RATE / 10 + STORM_BURST))))"
 SCENARIOS=${SCENARIOS:-"${SCENARIO_ORDER[*]}"}
 
 # ---- helpers ----------------------------------------------------------------
@@ -162,12 +272,24 @@ wait_listen() {
 	return 1
 }
 
-# median: numbers on stdin, one a line -> "median min max n".
+# median: numbers on stdin, one a line -> "median min max n". "inf" (a storm
+# level not reached by the deadline) sorts last and is kept as "inf".
 median() {
 	sort -g | awk '{ v[NR] = $1 } END {
 		if (NR == 0) { print "NA NA NA 0"; exit }
-		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		if (NR % 2) m = v[(NR + 1) / 2]
+		else if (v[NR / 2 + 1] == "inf") m = "inf"
+		else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
 		print m, v[1], v[NR], NR }'
+}
+
+# cpu_ticks PID[,PID..]: user + system clock ticks the processes have used.
+cpu_ticks() {
+	local p t=0
+	for p in ${1//,/ }; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
 }
 
 # cpu_busy_pct: how busy all CPUs are over one second, from /proc/stat. Other
@@ -203,22 +325,34 @@ build_tools() {
 
 # ---- backends ---------------------------------------------------------------
 BACKEND_PID=
+ECHO_PID=
 IPERF_PID=
 
-start_http_backend() {
-	local i
-	rm -f "$WORK/backend.ready"
-	"${PIN_BACKEND[@]}" "$B/backend" --mode http --listen "127.0.0.1:$PORT_HTTP" \
-		--threads "$BACKEND_THREADS" --ready "$WORK/backend.ready" \
-		--summary "$WORK/backend-summary.json" >>"$WORK/logs/backend.log" 2>&1 &
-	BACKEND_PID=$!
-	STARTED_PIDS+=("$BACKEND_PID")
+# start_bench_backend MODE PORT NAME: its PID is the last of STARTED_PIDS.
+start_bench_backend() {
+	local mode=$1 port=$2 name=$3 i pid
+	rm -f "$WORK/$name.ready"
+	"${PIN_BACKEND[@]}" "$B/backend" --mode "$mode" --listen "127.0.0.1:$port" \
+		--threads "$BACKEND_THREADS" --ready "$WORK/$name.ready" \
+		--summary "$WORK/$name-summary.json" >>"$WORK/logs/$name.log" 2>&1 &
+	pid=$!
+	STARTED_PIDS+=("$pid")
 	for ((i = 0; i < 100; i++)); do
-		[ -e "$WORK/backend.ready" ] && break
-		kill -0 "$BACKEND_PID" 2>/dev/null || break
+		[ -e "$WORK/$name.ready" ] && break
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	[ -e "$WORK/backend.ready" ] || die "backend did not start: $(cat "$WORK/logs/backend.log")"
+	[ -e "$WORK/$name.ready" ] || die "$name did not start: $(cat "$WORK/logs/$name.log")"
+}
+
+start_http_backend() {
+	start_bench_backend http "$PORT_HTTP" backend
+	BACKEND_PID=${STARTED_PIDS[-1]}
+}
+
+start_echo_backend() {
+	start_bench_backend echo "$PORT_ECHO" echo-backend
+	ECHO_PID=${STARTED_PIDS[-1]}
 }
 
 start_iperf_server() {
@@ -232,6 +366,7 @@ start_iperf_server() {
 
 start_backend() {
 	start_http_backend
+	start_echo_backend
 	start_iperf_server
 }
 
@@ -241,6 +376,11 @@ ensure_backends() {
 		log "warning: the HTTP backend died; restarting it"
 		stop_pid "$BACKEND_PID"; forget_pid "$BACKEND_PID"
 		start_http_backend
+	fi
+	if ! kill -0 "$ECHO_PID" 2>/dev/null; then
+		log "warning: the echo backend died; restarting it"
+		stop_pid "$ECHO_PID"; forget_pid "$ECHO_PID"
+		start_echo_backend
 	fi
 	if ! kill -0 "$IPERF_PID" 2>/dev/null; then
 		stop_pid "$IPERF_PID"; forget_pid "$IPERF_PID"
@@ -253,7 +393,7 @@ PROXY_PID=      # the process we started (nginx: the master)
 PROXY_PORT=     # where clients connect
 RSS_PIDS=       # comma-separated processes that hold the proxied connections
 
-gen_sluiced() { # UPSTREAM_PORT CONF SYSTEM
+gen_sluiced() { # UPSTREAM_PORT CONF SYSTEM [LISTENER_SETTINGS]
 	local bpf limits=""
 	if [ "$3" = sluiced ]; then
 		# the gate runs in full (ledger CAS, token CAS, socket storage,
@@ -267,9 +407,46 @@ gen_sluiced() { # UPSTREAM_PORT CONF SYSTEM
 workers = $WORKERS;
 admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
 $bpf
-listeners = ( { name = "bench"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "p"; } );
+listeners = ( { name = "bench"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "p";
+    ${4:-} } );
 pools = ( { name = "p"; servers = ( { address = "127.0.0.1:$1"; $limits } ); } );
 EOF
+}
+
+# ---- TLS: one certificate for every proxy -------------------------------------
+# ECDSA P-256, made for the run: cert.pem + key.pem (sluiced), the two in one
+# PEM (HAProxy's crt; NGINX takes it for both directives), and sluiced's
+# ticket key file.
+make_tls_files() {
+	mkdir -p "$TLS_DIR" || return 1
+	(umask 077
+	 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=bench.sluice.test -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" &&
+	 cat "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem" >"$TLS_DIR/combined.pem" &&
+	 openssl rand 80 | base64 -w0 >"$TLS_DIR/tickets.key") >"$WORK/logs/openssl.log" 2>&1
+}
+
+gen_sluiced_tls() { # UPSTREAM_PORT CONF SYSTEM
+	# full_per_s/resumed_per_s 0: no handshake budget (unlimited), so that
+	# what is measured is the handshake itself.
+	gen_sluiced "$1" "$2" "$3" "tls = { certificates = ( { cert = \"$ROOT/$TLS_DIR/cert.pem\"; key = \"$ROOT/$TLS_DIR/key.pem\"; } );
+            ticket_keys = \"$ROOT/$TLS_DIR/tickets.key\"; full_per_s = 0; resumed_per_s = 0; };"
+}
+
+gen_haproxy_tls() { # UPSTREAM_PORT CONF
+	# tune.ssl.* at their defaults (session cache 20000, tickets on with
+	# keys of its own); HAProxy takes the key from the crt PEM.
+	gen_haproxy "$1" "$2"
+	sed -i "s|^\tbind 127.0.0.1:${PROXY_LISTEN[haproxy]}\$|& ssl crt $ROOT/$TLS_DIR/combined.pem|" "$2"
+	grep -q ' ssl crt ' "$2"
+}
+
+gen_nginx_tls() { # UPSTREAM_PORT CONF
+	# ssl_session_tickets on (the default, keys of its own), no session
+	# cache (the default): TLS 1.3 resumes by ticket.
+	gen_nginx "$1" "$2"
+	sed -i -e "s|^\t\tlisten 127.0.0.1:${PROXY_LISTEN[nginx]};|\t\tlisten 127.0.0.1:${PROXY_LISTEN[nginx]} ssl;\n\t\tssl_certificate $ROOT/$TLS_DIR/combined.pem;\n\t\tssl_certificate_key $ROOT/$TLS_DIR/combined.pem;|" "$2"
+	grep -q ' ssl;' "$2"
 }
 
 gen_haproxy() { # UPSTREAM_PORT CONF
@@ -324,23 +501,132 @@ stream {
 EOF
 }
 
-# start_proxy SYSTEM UPSTREAM_PORT: sets PROXY_PID, PROXY_PORT, RSS_PIDS.
+# ---- the storm's proxy configurations ---------------------------------------------
+# Each proxy balances over both storm backends (least connections: sluiced's
+# default) and listens with a backlog of 4096 (net.core.somaxconn here; NGINX
+# would otherwise use 511). Clients hold their connection once it echoed, to
+# the end of the run, so a concurrent-connection limit per backend must let
+# each end up with its 2000: a limit under that would lock the rest out for
+# good, and a limit over it does not slow the herd down. What spreads a storm
+# is a limit on NEW connections per second, and only sluiced and HAProxy
+# have one.
+STORM_MAXCONN=$((STORM_N * 5 / 8))   # per backend: its half of the clients + 25 %
+
+gen_sluiced_storm() { # - CONF
+	# tests/integration/24-collapse.sh: rate and burst per backend, enforced
+	# by the kernel at connect(); the rest wait in the pool's queue (up to
+	# 10000, 60 s), and one that gives up leaves it at once, before any
+	# backend sees it. drain: a stop closes what is left at once (nothing
+	# should be left: the clients have gone when the proxy is stopped).
+	cat >"$2" <<EOF
+workers = $WORKERS;
+admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
+bpf = { pin_path = "$BPF_PIN"; cgroup = "$BPF_CGROUP"; };
+timeouts = { backend_wait_ms = 60000; };
+drain = { period_s = 0; grace_s = 1; };
+listeners = ( { name = "storm"; address = "127.0.0.1:${PROXY_LISTEN[sluiced]}"; mode = "tcp"; pool = "app"; backlog = 4096; } );
+pools = ( { name = "app"; queue = { max = 10000; timeout_ms = 60000; };
+    servers = ( { name = "b1"; address = "127.0.0.1:${PORT_STORM[0]}"; rate = $STORM_RATE; burst = $STORM_BURST; },
+                { name = "b2"; address = "127.0.0.1:${PORT_STORM[1]}"; rate = $STORM_RATE; burst = $STORM_BURST; } ); } );
+EOF
+}
+
+gen_haproxy_storm() { # - CONF
+	# HAProxy's closest equivalent of sluiced's setup:
+	#  - "rate-limit sessions" on the frontend: at most 2 x STORM_RATE new
+	#    sessions per second (sluiced's per-backend rate times two); the
+	#    rest stay in the kernel's accept queue. It is per frontend, not per
+	#    server: HAProxy has no per-server rate of new connections.
+	#  - "maxconn" per server with a server queue ("timeout queue 60s", like
+	#    sluiced's queue.timeout_ms): sized to what a backend must hold here
+	#    (STORM_MAXCONN, see above), so the queue only takes over if the
+	#    balance goes wrong; maxconn limits concurrency, not the rate.
+	#  - "option abortonclose": a client that closes while in the server
+	#    queue is dropped before a server connection is made.
+	# What it cannot do: a client that gives up while still in the kernel's
+	# accept queue is accepted later anyway and its connection forwarded to
+	# a backend, which pays for it.
+	cat >"$2" <<EOF
+global
+	nbthread $WORKERS
+	maxconn 9000
+defaults
+	mode tcp
+	maxconn 9000
+	timeout connect 5s
+	timeout client 1h
+	timeout server 1h
+	timeout queue 60s
+frontend storm
+	bind 127.0.0.1:${PROXY_LISTEN[haproxy]}
+	backlog 4096
+	rate-limit sessions $((2 * STORM_RATE))
+	default_backend be
+backend be
+	balance leastconn
+	option abortonclose
+	server b1 127.0.0.1:${PORT_STORM[0]} maxconn $STORM_MAXCONN
+	server b2 127.0.0.1:${PORT_STORM[1]} maxconn $STORM_MAXCONN
+EOF
+}
+
+gen_nginx_storm() { # - CONF
+	# NGINX stream has "max_conns" per upstream server (a concurrency limit,
+	# sized like HAProxy's maxconn) and nothing else that applies: no queue
+	# (open-source NGINX has no "queue" directive; at max_conns a client is
+	# closed at once), and no limit on the rate of new TCP connections
+	# (limit_conn counts concurrent connections per key; proxy_*_rate limit
+	# bytes). So it relays the storm as it comes.
+	cat >"$2" <<EOF
+load_module $NGINX_STREAM_SO;
+daemon off;
+worker_processes $WORKERS;
+worker_rlimit_nofile 19500;
+pid $ROOT/$WORK/nginx.pid;
+error_log $ROOT/$WORK/logs/nginx-error.log crit;
+events {
+	worker_connections 19000;
+}
+stream {
+	upstream be {
+		least_conn;
+		server 127.0.0.1:${PORT_STORM[0]} max_conns=$STORM_MAXCONN;
+		server 127.0.0.1:${PORT_STORM[1]} max_conns=$STORM_MAXCONN;
+	}
+	server {
+		listen 127.0.0.1:${PROXY_LISTEN[nginx]} backlog=4096;
+		proxy_pass be;
+		proxy_connect_timeout 5s;
+		proxy_timeout 1h;
+	}
+}
+EOF
+}
+
+# start_proxy SYSTEM UPSTREAM_PORT|tls|storm: sets PROXY_PID, PROXY_PORT,
+# RSS_PIDS. "tls" makes the proxy terminate TLS in front of the echo backend
+# (gen_*_tls); "storm" puts it in front of the storm's two backends,
+# configured for the storm (gen_*_storm), and unpinned.
 start_proxy() {
-	local sys=$1 up=$2 conf log="$WORK/logs/$1.log" i
+	local sys=$1 up=$2 conf log="$WORK/logs/$1.log" i sfx="" pin=("${PIN_PROXY[@]}")
 	PROXY_PID= RSS_PIDS= PROXY_PORT=${PROXY_LISTEN[$sys]:-$up}
+	[ "$up" = storm ] && sfx=_storm pin=()
+	[ "$up" = tls ] && sfx=_tls up=$PORT_ECHO
 	case $sys in
 	direct)
 		return 0 ;;
 	sluiced|sluiced-nogate)
 		[ -x build/sluiced ] || return 1
-		conf=$WORK/$sys.conf; gen_sluiced "$up" "$conf" "$sys"
-		"${PIN_PROXY[@]}" build/sluiced -c "$conf" >>"$log" 2>&1 & ;;
+		# No state from the previous sluiced (tokens, ledger) in the maps.
+		rm -rf "$BPF_PIN"
+		conf=$WORK/$sys.conf; gen_sluiced$sfx "$up" "$conf" "$sys" || return 1
+		"${pin[@]}" build/sluiced -c "$conf" >>"$log" 2>&1 & ;;
 	haproxy)
-		conf=$WORK/haproxy.cfg; gen_haproxy "$up" "$conf"
-		"${PIN_PROXY[@]}" haproxy -db -f "$conf" >>"$log" 2>&1 & ;;
+		conf=$WORK/haproxy.cfg; gen_haproxy$sfx "$up" "$conf" || return 1
+		"${pin[@]}" haproxy -db -f "$conf" >>"$log" 2>&1 & ;;
 	nginx)
-		conf=$WORK/nginx.conf; gen_nginx "$up" "$conf"
-		"${PIN_PROXY[@]}" nginx -c "$ROOT/$conf" -p "$ROOT/$WORK/" -e "$ROOT/$WORK/logs/nginx-error.log" \
+		conf=$WORK/nginx.conf; gen_nginx$sfx "$up" "$conf" || return 1
+		"${pin[@]}" nginx -c "$ROOT/$conf" -p "$ROOT/$WORK/" -e "$ROOT/$WORK/logs/nginx-error.log" \
 			>>"$log" 2>&1 & ;;
 	*)
 		return 1 ;;
@@ -411,14 +697,267 @@ run_idle() { # PORT RSS_PIDS [WARMUP]
 }
 run_idle_warm() { run_idle "$1" "$2" "$IDLE_CONNS"; }
 
+# TLS: loadgen --tls through the proxy to the echo backend. The JSON report
+# goes to $RUN_LOG, stderr next to it. A run is a result only if TLS was
+# negotiated, handshakes were of the kind asked for, and at most 1 % of the
+# connections failed.
+#
+# Handshake runs also print the proxy's CPU time per handshake (user +
+# system, from /proc/PID/stat over the whole loadgen run, which has no
+# warm-up so that its counts cover the same time): a rate on a shared machine
+# moves with whatever else runs, the CPU a handshake costs much less.
+run_tls_flow() { # PORT RSS_PIDS KIND(full|resumed|bulk) LOADGEN_ARGS...
+	local port=$1 pids=$2 kind=$3 t0 t1 warm=500
+	shift 3
+	[ "$kind" = bulk ] || warm=0
+	t0=$(cpu_ticks "$pids")
+	"${PIN_CLIENT[@]}" timeout --foreground -k 5 $((DURATION + 30)) \
+		"$B/loadgen" "$@" -c "127.0.0.1:$port" -d $((DURATION * 1000)) --warmup-ms $warm \
+		--json >"$RUN_LOG" 2>"$RUN_LOG.err" || return 1
+	t1=$(cpu_ticks "$pids")
+	jq -er --arg k "$kind" --argjson ticks $((t1 - t0)) --argjson hz "$(getconf CLK_TCK)" '
+		if .tls_version == "-" then "no TLS handshake" | halt_error(1)
+		elif $k == "full" and .tls_resumed > 0 then "\(.tls_resumed) handshakes resumed\n" | halt_error(1)
+		elif $k == "resumed" and .tls_full > 0 then "\(.tls_full) handshakes not resumed\n" | halt_error(1)
+		elif .errors > ((.conns // .connects) / 100) then "\(.errors) errors\n" | halt_error(1)
+		elif $k == "bulk" then .gbit_s
+		else "\(.handshakes_per_s) \($ticks / $hz * 1e6 / ([.tls_full + .tls_resumed, 1] | max))" end' \
+		"$RUN_LOG" 2>>"$RUN_LOG.err" ||
+		{ log "warning: not a result: $(tail -c 300 "$RUN_LOG.err")"; return 1; }
+}
+run_tls_full() { # PORT RSS_PIDS
+	[ -n "$2" ] || { echo NA NA; return 0; }
+	run_tls_flow "$1" "$2" full connrate --proto tcp --tls -n "$TLS_INFLIGHT"
+}
+run_tls_resumed() {
+	[ -n "$2" ] || { echo NA NA; return 0; }
+	run_tls_flow "$1" "$2" resumed connrate --proto tcp --tls-resume -n "$TLS_INFLIGHT"
+}
+run_tls_bulk() {
+	[ -n "$2" ] || { echo NA; return 0; }
+	run_tls_flow "$1" "$2" bulk bulk --tls -n 4
+}
+# The idle method over TLS: full handshakes, one echo each, then held; RSS
+# growth of the proxy per connection. The warm-up is 100 connections, not
+# as many as are measured (idle_warm): it pays what the first TLS
+# connections cost once (OpenSSL's per-thread state, first touch of rings
+# and pools), while a warm-up of N connections would leave N connections'
+# worth of freed heap in the allocator for the measured ones to reuse.
+run_tls_idle() { # PORT RSS_PIDS
+	[ -n "$2" ] || { echo NA; return 0; }
+	"${PIN_CLIENT[@]}" timeout --foreground -k 5 150 \
+		"$B/loadgen" idle -c "127.0.0.1:$1" --echo --tls -n "$TLS_IDLE_CONNS" --pid "$2" \
+		--warmup 100 --hold-ms 1000 --timeout-ms 60000 >"$RUN_LOG" 2>&1 || return 1
+	grep -q "tls_full=$TLS_IDLE_CONNS " "$RUN_LOG" || return 1
+	sed -n 's/.*bytes_per_conn=\([0-9.-]*\).*/\1/p' "$RUN_LOG" | grep .
+}
+
+# ---- the reconnect storm ------------------------------------------------------------
+STORM_BE_PIDS=()
+
+# start_storm_backends DIR: two fresh echo backends, one thread each.
+start_storm_backends() {
+	local d=$1 i pid ok
+	STORM_BE_PIDS=()
+	for i in 1 2; do
+		nice -n "$STORM_BACKEND_NICE" \
+			"$B/backend" --mode echo --listen "127.0.0.1:${PORT_STORM[i - 1]}" --threads 1 \
+			--conn-cost-us "$STORM_COST_US" --backlog 4096 \
+			--max-seconds $((STORM_MAX_MS / 1000 + 120)) \
+			--ready "$d/b$i.ready" --summary "$d/b$i.json" >>"$d/b$i.log" 2>&1 &
+		pid=$!
+		STARTED_PIDS+=("$pid")
+		STORM_BE_PIDS+=("$pid")
+	done
+	for ((i = 0; i < 100; i++)); do
+		ok=1
+		for pid in 1 2; do [ -e "$d/b$pid.ready" ] || ok=0; done
+		[ $ok = 1 ] && return 0
+		for pid in "${STORM_BE_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+		sleep 0.05
+	done
+	return 1
+}
+
+# stop_storm_backends: SIGTERM makes each write its summary.
+stop_storm_backends() {
+	local pid
+	for pid in "${STORM_BE_PIDS[@]}"; do
+		stop_pid "$pid"
+		forget_pid "$pid"
+	done
+	STORM_BE_PIDS=()
+}
+
+# storm_clients DIR PORT1 PORT2: the herd, as two loadgen processes of half
+# the clients each (seeds 1 and 2), started together. Two processes for
+# every system, so that the client side is the same everywhere: for
+# "direct" each one is pointed at one backend (a perfect split, the best
+# any balancer could do), for the proxies both at the proxy. Their
+# per-100 ms series are merged afterwards (storm_summary).
+storm_clients() {
+	local d=$1 i pid rc=0 pids=() n ports=("$2" "$3")
+	date +%s%3N >"$d/t0"
+	for i in 1 2; do
+		n=$((i == 1 ? STORM_N / 2 : STORM_N - STORM_N / 2))
+		timeout -k 5 $((STORM_MAX_MS / 1000 + 30)) \
+			"$B/loadgen" storm -c "127.0.0.1:${ports[i - 1]}" -n "$n" \
+			--policy naive --proto tcp --give-up-ms "$STORM_GIVE_UP_MS" \
+			--max-ms "$STORM_MAX_MS" --seed "$i" --series "$d/lg$i.csv" --json \
+			>"$d/lg$i.json" 2>"$d/lg$i.err" &
+		pid=$!
+		pids+=("$pid")
+		STARTED_PIDS+=("$pid")
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" || rc=1
+		forget_pid "$pid"
+	done
+	return $rc
+}
+
+# storm_summary DIR: one run's results as JSON on stdout, from the two
+# loadgens (reports and per-100 ms CSV series) and the two backends'
+# summaries (accepts per 10 ms since each backend started).
+#   t50/t90/t99: from the merged per-100 ms series, interpolated inside the
+#     100 ms bucket, and clamped between the two loadgens' own values (the
+#     merged quantile always lies between them); t100: the later of the two
+#     (exact). "inf": not reached by the deadline.
+#   accepts_per_100ms: both backends, aligned on the moment the clients were
+#     started (t0) through each backend's start time; peak_per_100ms is its
+#     maximum.
+storm_summary() {
+	local d=$1
+	jq -n --slurpfile l1 "$d/lg1.json" --slurpfile l2 "$d/lg2.json" \
+		--rawfile c1 "$d/lg1.csv" --rawfile c2 "$d/lg2.csv" \
+		--slurpfile b1 "$d/b1.json" --slurpfile b2 "$d/b2.json" \
+		--argjson t0 "$(cat "$d/t0")" --argjson n "$STORM_N" '
+		def csv: split("\n")[1:] | map(select(length > 0) | split(",") | map(tonumber));
+		def at($a; $i): if $i >= 0 and $i < ($a | length) then $a[$i] else 0 end;
+		def bins($b): (($t0 - $b.start_unix_ms) / $b.bucket_ms | round) as $sh
+			| (100 / $b.bucket_ms | round) as $k | $b.accepts_per_10ms as $a
+			| [range(0; ((($a | length) - $sh) / $k | ceil)) as $i
+			   | [range($sh + $i * $k; $sh + ($i + 1) * $k) | at($a; .)] | add];
+		$l1[0] as $a | $l2[0] as $b
+		| ($c1 | csv | map(.[2])) as $ok1 | ($c2 | csv | map(.[2])) as $ok2
+		| (bins($b1[0])) as $acc1 | (bins($b2[0])) as $acc2
+		| ([($ok1 | length), ($ok2 | length), ($acc1 | length), ($acc2 | length)] | max) as $len
+		| [range(0; $len) as $i | at($ok1; $i) + at($ok2; $i)] as $ok
+		| [foreach $ok[] as $x (0; . + $x)] as $cum
+		| [range(0; $len) as $i | at($acc1; $i) + at($acc2; $i)] as $acc
+		| def q($p):
+			((($n * $p + 99) / 100) | floor) as $need
+			| [$a["t\($p)_ms"], $b["t\($p)_ms"]] as $own
+			| (first(range(0; $len) | select($cum[.] >= $need)) // null) as $i
+			| if $i == null then "inf"
+			  else (($i * 100) + 100 * ($need - (if $i > 0 then $cum[$i - 1] else 0 end))
+				/ $ok[$i]) as $t
+				| ($own | map(select(. != null)) | min) as $lo
+				| (if ($own | any(. == null)) then $t else ($own | max) end) as $hi
+				| [[$t, $lo] | max, $hi] | min
+			  end;
+		{reconnected: ($a.reconnected + $b.reconnected),
+		 never: ($a.never_reconnected + $b.never_reconnected),
+		 t50_ms: q(50), t90_ms: q(90), t99_ms: q(99),
+		 t100_ms: (if $a.t100_ms == null or $b.t100_ms == null then "inf"
+			   else [$a.t100_ms, $b.t100_ms] | max end),
+		 attempts_per_client: (($a.attempts + $b.attempts) / $n),
+		 gave_up_per_client: (($a.gave_up + $b.gave_up) / $n),
+		 accepts_per_client: (($b1[0].accepted + $b2[0].accepted) / $n),
+		 # every success is one accepted connection that echoed; the
+		 # rest of what the backends accepted was for clients who left
+		 wasted: ([$b1[0].accepted + $b2[0].accepted - $a.reconnected - $b.reconnected, 0] | max),
+		 backend_accepted: [$b1[0].accepted, $b2[0].accepted],
+		 peak_per_100ms: ($acc | max // 0),
+		 gave_up: ($a.gave_up + $b.gave_up), refused: ($a.refused + $b.refused),
+		 errors: ($a.errors + $b.errors), cut_at_deadline: ($a.cut_at_deadline + $b.cut_at_deadline),
+		 elapsed_ms: ([$a.elapsed_ms, $b.elapsed_ms] | max),
+		 backend_loop_lag_max_ms: ([$b1[0].loop_lag_max_ms, $b2[0].loop_lag_max_ms] | max),
+		 accepts_per_100ms: $acc,
+		 reconnected_pct: ($cum | map(. * 100 / $n))}'
+}
+
+# measure_storm SYSTEM REP: one storm run, fresh backends; appends one sample
+# per storm row.
+measure_storm() {
+	local sys=$1 rep=$2 d=$WORK/storm/$1-$2 row p1 p2 rows
+	rows=$(rows_of storm)
+	if [[ " $STORM_SYSTEMS " != *" $sys "* ]]; then
+		for row in $rows; do printf '%s\t%s\t%s\tNA\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
+		return
+	fi
+	rm -rf "$d"
+	mkdir -p "$d"
+	RUN_LOG=$d/run.log
+	if ! start_storm_backends "$d"; then
+		log "warning: storm backends did not start: $(cat "$d"/b*.log)"
+		stop_storm_backends
+		for row in $rows; do printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
+		return
+	fi
+	if ! start_proxy "$sys" storm; then
+		if [ "$rep" = 1 ] && [ "${SYS_STATUS[$sys]}" = untried ]; then
+			SYS_STATUS[$sys]="failed to start"
+			log "$sys: n/a (${SYS_STATUS[$sys]}); skipping it"
+		fi
+		stop_storm_backends
+		for row in $rows; do printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
+		return
+	fi
+	SYS_STATUS[$sys]=ok
+	if [ "$sys" = direct ]; then
+		p1=${PORT_STORM[0]} p2=${PORT_STORM[1]}
+	else
+		p1=$PROXY_PORT p2=$PROXY_PORT
+	fi
+	storm_clients "$d" "$p1" "$p2" || log "warning: a storm client failed: $(cat "$d"/lg*.err)"
+	if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
+		log "warning: $sys died during the storm"
+		: >"$d/lg1.json"   # not a result
+	fi
+	stop_proxy
+	stop_storm_backends
+	if ! storm_summary "$d" >"$d/summary.json" 2>>"$d/run.log"; then
+		log "warning: $sys storm #$rep: no result (see $d)"
+		rm -f "$d/summary.json"
+		for row in $rows; do printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
+		return
+	fi
+	jq -r --arg sys "$sys" --arg rep "$rep" '
+		[["storm_t50", .t50_ms], ["storm_t90", .t90_ms], ["storm_t99", .t99_ms],
+		 ["storm_t100", .t100_ms], ["storm_never", .never],
+		 ["storm_attempts", .attempts_per_client], ["storm_gave_up", .gave_up_per_client],
+		 ["storm_accepts", .accepts_per_client], ["storm_wasted", .wasted],
+		 ["storm_peak", .peak_per_100ms]][]
+		| [$sys, .[0], $rep, (.[1] | tostring)] | @tsv' "$d/summary.json" >>"$SAMPLES"
+	log "$sys storm #$rep: $(jq -r '"back \(.reconnected)/'"$STORM_N"', t50 \(.t50_ms) t100 \(.t100_ms) ms, attempts/client \(.attempts_per_client), accepts/client \(.accepts_per_client), wasted \(.wasted), peak \(.peak_per_100ms)/100 ms, backend lag max \(.backend_loop_lag_max_ms) ms"' "$d/summary.json")"
+	sleep 0.5
+}
+
 # ---- measurement loop -----------------------------------------------------------
 declare -A SYS_STATUS   # "ok" or why the system is n/a
 SAMPLES=                # TSV: system scenario rep value
 
-upstream_port() { [ "${SC_UPSTREAM[$1]}" = iperf ] && echo "$PORT_IPERF" || echo "$PORT_HTTP"; }
+upstream_port() {
+	case ${SC_UPSTREAM[$1]} in
+	iperf) echo "$PORT_IPERF" ;;
+	tls) echo tls ;;
+	*) echo "$PORT_HTTP" ;;
+	esac
+}
 
 measure() { # SYSTEM SCENARIO REP
-	local sys=$1 sc=$2 rep=$3 up value
+	local sys=$1 sc=$2 rep=$3 up value row
+	if [ "$sc" = storm ]; then
+		measure_storm "$sys" "$rep"
+		return
+	fi
+	if [ "${SC_UPSTREAM[$sc]}" = tls ] && [[ " $TLS_SYSTEMS " != *" $sys "* ]]; then
+		for row in $(rows_of "$sc"); do
+			printf '%s\t%s\t%s\tNA\n' "$sys" "$row" "$rep" >>"$SAMPLES"
+		done
+		return
+	fi
 	up=$(upstream_port "$sc")
 	RUN_LOG=$WORK/logs/$sys-$sc-$rep.log
 	ensure_backends
@@ -428,7 +967,9 @@ measure() { # SYSTEM SCENARIO REP
 			[[ $sys == sluiced* ]] && [ ! -x build/sluiced ] && SYS_STATUS[$sys]="build/sluiced missing"
 			log "$sys: n/a (${SYS_STATUS[$sys]}); skipping it"
 		fi
-		printf '%s\t%s\t%s\tERR\n' "$sys" "$sc" "$rep" >>"$SAMPLES"
+		for row in $(rows_of "$sc"); do
+			printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"
+		done
 		return
 	fi
 	SYS_STATUS[$sys]=ok
@@ -437,6 +978,20 @@ measure() { # SYSTEM SCENARIO REP
 	if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
 		log "warning: $sys died during $sc"
 		value=ERR
+	fi
+	if [ -n "${SC_ROWS[$sc]:-}" ]; then
+		# one value per row; a failed run fails every row
+		local vals i=0
+		read -ra vals <<<"$value"
+		for row in ${SC_ROWS[$sc]}; do
+			[ "$value" = ERR ] && vals[i]=ERR
+			printf '%s\t%s\t%s\t%s\n' "$sys" "$row" "$rep" "${vals[i]:-ERR}" >>"$SAMPLES"
+			i=$((i + 1))
+		done
+		stop_proxy
+		log "$sys $sc #$rep: $value"
+		sleep 0.5
+		return
 	fi
 	stop_proxy
 	# An aborted iperf3 test can leave the server stuck in it ("busy").
@@ -450,47 +1005,194 @@ measure() { # SYSTEM SCENARIO REP
 }
 
 # ---- report -----------------------------------------------------------------------
+# storm_median_rep SYSTEM: the repeat whose storm result is the median one,
+# ranked by (clients never back, time to 100 %, accepts per client).
+storm_median_rep() {
+	local sys=$1 rep f
+	for ((rep = 1; rep <= REPEATS; rep++)); do
+		f=$WORK/storm/$sys-$rep/summary.json
+		[ -s "$f" ] || continue
+		jq -r --arg rep "$rep" '[.never, (if .t100_ms == "inf" then 1e18 else .t100_ms end),
+			.accepts_per_client, $rep] | @tsv' "$f"
+	done | sort -k1,1g -k2,2g -k3,3g | awk '{ r[NR] = $4 } END { if (NR) print r[int((NR + 1) / 2)] }'
+}
+
+# storm_series: {SYSTEM: {rep, some results, accepts_per_100ms,
+# reconnected_pct}} of each system's median repeat, in SYSTEMS order.
+storm_series() {
+	local sys rep
+	for sys in $SYSTEMS; do
+		[[ " $STORM_SYSTEMS " == *" $sys "* ]] || continue
+		rep=$(storm_median_rep "$sys")
+		[ -n "$rep" ] || continue
+		jq -c --arg sys "$sys" --argjson rep "$rep" \
+			'{($sys): {rep: $rep, reconnected, t100_ms, accepts_per_client, peak_per_100ms,
+				   accepts_per_100ms, reconnected_pct}}' \
+			"$WORK/storm/$sys-$rep/summary.json"
+	done | jq -s 'add // {}'
+}
+
+# plot_storm STAMP SERIES_JSON: the two storm figures (PNG) from the median
+# repeats. Backend accepts: one panel per system, stacked on the same axes
+# (four step lines at up to 100 per 100 ms on one plot hide each other); the
+# CDF: one plot. Data files go to the work dir, the figures next to the tables.
+plot_storm() {
+	local stamp=$1 series=$2 sys dat n=0 key rate cdf=() gp=$WORK/storm.gp
+	local png_acc=$RESULTS/$SUITE-$1-storm-accepts.png png_cdf=$RESULTS/$SUITE-$1-storm-cdf.png
+	local xmax=$((STORM_MAX_MS / 1000)) cap=$((2 * 100000 / STORM_COST_US))
+	local systems colors=("#d62728" "#1f77b4" "#2ca02c" "#9467bd" "#ff7f0e")
+	systems=$(jq -r 'keys_unsorted[]' "$series")
+	[ -n "$systems" ] || return 0
+	{
+		cat <<EOF
+set terminal pngcairo size 1200,$((200 + 220 * $(wc -w <<<"$systems"))) font "sans,12"
+set output "$png_acc"
+set grid
+set xrange [0:$xmax]
+set yrange [0:$((cap * 3 / 2))]
+set ytics $((cap / 5))
+set lmargin 12
+set rmargin 4
+set key inside top right horizontal maxrows 1 width 2 samplen 3
+set ylabel "accepts per 100 ms"
+set multiplot layout $(wc -w <<<"$systems"),1 title "Reconnect storm: new connections accepted by the 2 backends per 100 ms (median repeat of each system)\\n$STORM_N naive clients give up after $((STORM_GIVE_UP_MS / 1000)) s and retry at once; each backend burns $((STORM_COST_US / 1000)) ms CPU per new connection" font "sans,13"
+EOF
+		for sys in $systems; do
+			dat=$WORK/storm-plot-$sys.dat
+			# bucket start (s), accepts in it, bucket end (s), % back by its end
+			jq -r --arg s "$sys" '.[$s] | .accepts_per_100ms as $a | .reconnected_pct as $p
+				| range(0; $a | length) as $i
+				| "\($i / 10) \($a[$i]) \(($i + 1) / 10) \($p[$i] // $p[-1] // 0)"' \
+				"$series" >"$dat"
+			key=$(jq -r --arg s "$sys" --argjson n "$STORM_N" '.[$s]
+				| "\($s) (repeat \(.rep)): \(.reconnected)/\($n) back"
+				  + (if .t100_ms == "inf" then " by the deadline" else " in \(.t100_ms / 1000 * 10 | round / 10) s" end)
+				  + ", \(.accepts_per_client * 100 | round / 100) backend accepts per client"' "$series")
+			rate=
+			case $sys in
+			sluiced) rate=", $((2 * STORM_RATE / 10)) with lines lc rgb 'black' dt 2 lw 1.5 title 'admission rate: 2 x $STORM_RATE/s'" ;;
+			haproxy) rate=", $((2 * STORM_RATE / 10)) with lines lc rgb 'black' dt 2 lw 1.5 title 'rate-limit sessions $((2 * STORM_RATE))/s'" ;;
+			esac
+			n=$((n + 1))
+			[ "$n" -eq "$(wc -w <<<"$systems")" ] &&
+				echo "set xlabel 'time since all clients were disconnected (s)'"
+			echo "set title '$key'"
+			echo "plot '$dat' using 1:2 with steps lc rgb '${colors[(n - 1) % 5]}' lw 2 title 'backend accepts', $cap with lines lc rgb 'gray40' dt 3 lw 1.5 title 'capacity with a whole CPU per backend'$rate"
+			key=$(jq -r --arg s "$sys" --argjson n "$STORM_N" '.[$s]
+				| "\($s) (repeat \(.rep)): " + (if .t100_ms == "inf"
+				  then "\(.reconnected * 1000 / $n | round / 10)% back by '"$xmax"' s"
+				  else "all back in \(.t100_ms / 1000 * 10 | round / 10) s" end)' "$series")
+			cdf+=("'$dat' using 3:4 with lines lc rgb '${colors[(n - 1) % 5]}' lw 2.5 title '$key'")
+		done
+		cat <<EOF
+unset multiplot
+reset
+set terminal pngcairo size 1300,650 font "sans,12"
+set output "$png_cdf"
+set grid
+set xrange [0:$xmax]
+set title "Reconnect storm: share of the $STORM_N clients reconnected over time (CDF, median repeat)\\nnaive clients give up after $((STORM_GIVE_UP_MS / 1000)) s and retry at once; flat below 100 %: clients who never got back"
+set xlabel "time since all clients were disconnected (s)"
+set ylabel "clients reconnected (%)"
+set yrange [0:100]
+set key outside right top vertical box
+plot $(IFS=,; echo "${cdf[*]}")
+EOF
+	} >"$gp"
+	gnuplot "$gp" >"$WORK/logs/gnuplot.log" 2>&1 ||
+		{ log "warning: gnuplot failed: $(cat "$WORK/logs/gnuplot.log")"; return 0; }
+	log "plots: $png_acc $png_cdf"
+}
+
 write_results() { # STAMP SECONDS
-	local stamp=$1 secs=$2 json=$RESULTS/quick-$1.json md=$RESULTS/quick-$1.md
-	local sys sc meta=$WORK/scenarios.tsv status=$WORK/status.tsv stats=$WORK/stats.tsv
+	local stamp=$1 secs=$2 json=$RESULTS/$SUITE-$1.json md=$RESULTS/$SUITE-$1.md
+	local sys sc row meta=$WORK/scenarios.tsv status=$WORK/status.tsv stats=$WORK/stats.tsv
+	local series=$WORK/storm-series.json storm_cfg=null tls_cfg=null neg f
 	: >"$meta"; : >"$status"; : >"$stats"
 	for sc in $SCENARIOS; do
-		printf '%s\t%s\t%s\t%s\n' "$sc" "${SC_UNIT[$sc]}" "${SC_DEC[$sc]}" "${SC_LABEL[$sc]}" >>"$meta"
-		for sys in $SYSTEMS; do
-			printf '%s\t%s\t%s\n' "$sys" "$sc" "$(awk -F'\t' -v s="$sys" -v c="$sc" \
-				'$1 == s && $2 == c && $4 ~ /^[0-9.eE+-]+$/ { print $4 }' "$SAMPLES" |
-				median)" >>"$stats"
+		for row in $(rows_of "$sc"); do
+			printf '%s\t%s\t%s\t%s\n' "$row" "${SC_UNIT[$row]}" "${SC_DEC[$row]}" \
+				"${SC_LABEL[$row]}" >>"$meta"
+			for sys in $SYSTEMS; do
+				# median min max n, then how many repeats never got there
+				printf '%s\t%s\t%s %s\n' "$sys" "$row" "$(awk -F'\t' -v s="$sys" -v c="$row" \
+					'$1 == s && $2 == c && $4 ~ /^([0-9.eE+-]+|inf)$/ { print $4 }' "$SAMPLES" |
+					median)" "$(awk -F'\t' -v s="$sys" -v c="$row" \
+					'$1 == s && $2 == c && $4 == "inf" { k++ } END { print k + 0 }' "$SAMPLES")" \
+					>>"$stats"
+			done
 		done
 	done
 	for sys in $SYSTEMS; do
 		printf '%s\t%s\n' "$sys" "${SYS_STATUS[$sys]}" >>"$status"
 	done
+	if [[ " $SCENARIOS " == *" tls_"* ]]; then
+		# what was negotiated, from the first full-handshake run that worked
+		neg=null
+		for f in "$WORK"/logs/*-tls_full-*.log; do
+			[ -s "$f" ] && neg=$(jq -c '{version: .tls_version, cipher: .tls_cipher}' "$f" 2>/dev/null) &&
+				break
+			neg=null
+		done
+		tls_cfg=$(jq -n --argjson inflight "$TLS_INFLIGHT" --argjson idle "$TLS_IDLE_CONNS" \
+			--argjson neg "$neg" --arg systems "$TLS_SYSTEMS" \
+			'{certificate: "ECDSA P-256 (the same for every proxy)", negotiated: $neg,
+			  handshakes_in_flight: $inflight, idle_conns: $idle,
+			  sluiced: "full_per_s = 0, resumed_per_s = 0 (unlimited), ticket_keys file",
+			  haproxy: "bind ... ssl crt, tune.ssl.* defaults",
+			  nginx: "listen ... ssl, ssl_certificate, defaults",
+			  systems: ($systems | split(" "))}')
+	fi
+	echo '{}' >"$series"
+	if [[ " $SCENARIOS " == *" storm "* ]]; then
+		storm_series >"$series" || echo '{}' >"$series"
+		storm_cfg=$(jq -n --argjson n "$STORM_N" --argjson max "$STORM_MAX_MS" \
+			--argjson cost "$STORM_COST_US" --argjson give "$STORM_GIVE_UP_MS" \
+			--argjson rate "$STORM_RATE" --argjson burst "$STORM_BURST" \
+			--argjson maxconn "$STORM_MAXCONN" --arg systems "$STORM_SYSTEMS" \
+			'{clients: $n, max_ms: $max, conn_cost_us: $cost, give_up_ms: $give,
+			  policy: "naive", proto: "tcp", backends: 2, loadgen_processes: 2,
+			  sluiced: {rate: $rate, burst: $burst, queue_max: 10000, queue_timeout_ms: 60000},
+			  haproxy: {rate_limit_sessions: (2 * $rate), maxconn_per_server: $maxconn,
+				    timeout_queue_ms: 60000},
+			  nginx: {max_conns_per_server: $maxconn},
+			  systems: ($systems | split(" ")), pinning: "none",
+			  backend_nice: '"$STORM_BACKEND_NICE"'}')
+	fi
 
 	jq -n --rawfile samples "$SAMPLES" --rawfile meta "$meta" --rawfile status "$status" \
 		--rawfile stats "$stats" --arg date "$DATE" --arg commit "$COMMIT" \
+		--arg suite "$SUITE" --argjson tls "$tls_cfg" \
 		--arg kernel "$KERNEL" --arg cpu "$CPU" --argjson secs "$secs" \
 		--argjson workers "$WORKERS" --argjson backend_threads "$BACKEND_THREADS" \
 		--argjson repeats "$REPEATS" --argjson duration "$DURATION" \
 		--argjson idle_conns "$IDLE_CONNS" --arg pin "$PIN_DESC" \
-		--argjson busy "$BUSY_BEFORE" --arg load_end "$LOAD_END" '
+		--argjson busy "$BUSY_BEFORE" --arg load_end "$LOAD_END" \
+		--argjson storm "$storm_cfg" --slurpfile series "$series" '
 		def rows($t): $t | split("\n") | map(select(length > 0) | split("\t"));
 		def num: if test("^[0-9.eE+-]+$") then tonumber else null end;
 		(rows($stats) | map({system: .[0], scenario: .[1]} +
 			(.[2] | split(" ") | {median: (.[0] | num), min: (.[1] | num),
-			 max: (.[2] | num), n: (.[3] | tonumber)}))) as $st
-		| {date: $date, commit: $commit, kernel: $kernel, cpu: $cpu, runtime_s: $secs,
+			 max: (.[2] | num), n: (.[3] | tonumber)}
+			 + (if .[4] != "0" then {unreached: (.[4] | tonumber)} else {} end)))) as $st
+		| {suite: $suite, date: $date, commit: $commit, kernel: $kernel, cpu: $cpu, runtime_s: $secs,
 		   cpu_busy_before_pct: $busy, loadavg_end: $load_end,
-		   config: {workers: $workers, backend_threads: $backend_threads,
+		   config: ({workers: $workers, backend_threads: $backend_threads,
 			    repeats: $repeats, duration_s: $duration, idle_conns: $idle_conns,
-			    pinning: $pin},
+			    pinning: $pin} + (if $storm != null then {storm: $storm} else {} end)
+			    + (if $tls != null then {tls: $tls} else {} end)),
 		   systems: (rows($status) | map({key: .[0], value: .[1]}) | from_entries),
+		   # storm rows: "unreached" = repeats in which that share of the
+		   # clients was not back by the deadline (their value is null)
 		   scenarios: (rows($meta) | map({key: .[0], value: {unit: .[1], label: .[3]}})
 			       | from_entries),
 		   samples: (rows($samples) | map({system: .[0], scenario: .[1],
-			     rep: (.[2] | tonumber), value: (.[3] | num)})),
+			     rep: (.[2] | tonumber), value: (.[3] | num)}
+			     + (if .[3] == "inf" then {unreached: true} else {} end))),
 		   medians: ($st | group_by(.scenario) | map({key: .[0].scenario,
 			     value: (map({key: .system, value: del(.system, .scenario)})
 				     | from_entries)}) | from_entries)}
+		| if $storm != null then .storm_series = $series[0] else . end
 		| .ratio_sluiced_haproxy = (.medians | with_entries(.value |= (
 			if (.sluiced.median // null) != null and (.haproxy.median // 0) != 0
 			then .sluiced.median / .haproxy.median else null end)))
@@ -507,29 +1209,44 @@ write_results() { # STAMP SECONDS
 				  else null end))}) | from_entries)
 		' >"$json" || die "writing $json failed"
 
-	jq -r --arg systems "$SYSTEMS" --rawfile meta "$meta" '
+	jq -r --arg systems "$SYSTEMS" --rawfile meta "$meta" --arg stamp "$stamp" '
 		def fmt($d): if . == null then "n/a"
 			elif $d == 0 then (. | round | tostring)
 			else ((. * pow(10; $d) | round) / pow(10; $d) | tostring) end;
 		($systems | split(" ") | map(select(length > 0))) as $sys
+		# a column for what the BPF gate costs, when sluiced-nogate ran
+		| (($sys | index(["sluiced-nogate"])) != null) as $gate
 		| (($meta | split("\n") | map(select(length > 0) | split("\t")
 			    | {key: .[0], value: {dec: (.[2] | tonumber), label: .[3]}}))) as $sc
 		| . as $r
-		| "# sluice quick benchmark — \($r.date)",
+		| ($r.config.storm.max_ms // 0) as $dl
+		# a null with "unreached" repeats: not back by the deadline
+		| def cell($d): (.unreached // 0) as $u
+			| def v: if . == null then (if $u > 0 then ">\($dl)" else "n/a" end) else fmt($d) end;
+			"\(.median | v) [\(.min | v)–\(.max | v)]";
+		"# sluice \($r.suite) benchmark — \($r.date)",
 		  "",
 		  "- commit: `\($r.commit)`; kernel \($r.kernel); CPU: \($r.cpu)",
 		  "- workers per proxy: \($r.config.workers); backend threads: \($r.config.backend_threads); repeats: \($r.config.repeats) (interleaved); \($r.config.duration_s) s per run; pinning: \($r.config.pinning)",
 		  "- machine: \($r.cpu_busy_before_pct)% CPU busy before the run; load average at the end \($r.loadavg_end) (other work on the machine makes every number noisy)",
 		  "- runtime: \($r.runtime_s) s; cells: median [min–max] over repeats; n/a: \([$r.systems | to_entries[] | select(.value != "ok") | "\(.key) (\(.value))"] | if length == 0 then "none" else join(", ") end)",
+		  (if $r.config.storm then
+		   ($r.config.storm as $s |
+		   "- storm: \($s.clients) naive tcp clients (2 loadgen processes) give up an attempt after \($s.give_up_ms) ms and retry at once; deadline \($s.max_ms) ms (\">\($s.max_ms)\": not reached); 2 fresh echo backends burning \($s.conn_cost_us) µs CPU per new connection, at nice \($s.backend_nice); unpinned. sluiced: rate \($s.sluiced.rate) burst \($s.sluiced.burst) per backend + queue; HAProxy: rate-limit sessions \($s.haproxy.rate_limit_sessions), maxconn \($s.haproxy.maxconn_per_server) per server + queue; NGINX: max_conns \($s.nginx.max_conns_per_server) (no queue, no rate limit). Figures: \($r.suite)-\($stamp)-storm-accepts.png, \($r.suite)-\($stamp)-storm-cdf.png")
+		   else empty end),
+		  (if $r.config.tls then ($r.config.tls as $t |
+		   "- TLS: one ECDSA P-256 certificate for every proxy; negotiated \($t.negotiated.version // "?") \($t.negotiated.cipher // "?"); clients: loadgen --tls, \($t.handshakes_in_flight) handshakes in flight (each: connect, handshake, one 64-byte echo, close), no certificate check; sluiced: \($t.sluiced); HAProxy: \($t.haproxy); NGINX: \($t.nginx); no TLS for direct")
+		   else empty end),
 		  "",
-		  "| metric | \($sys | join(" | ")) | sluiced/haproxy | gate/no-gate |",
-		  "|---|\($sys | map("---:") | join("|"))|---:|---:|",
+		  "| metric | \($sys | join(" | ")) | sluiced/haproxy |\(if $gate then " gate/no-gate |" else "" end)",
+		  "|---|\($sys | map("---:") | join("|"))|---:|\(if $gate then "---:|" else "" end)",
 		  ($sc[] | .key as $k | .value.dec as $d
 		   | "| \(.value.label) | \($sys | map(. as $s | $r.medians[$k][$s]
-			| if . == null or .median == null then "n/a"
-			  else "\(.median | fmt($d)) [\(.min | fmt($d))–\(.max | fmt($d))]" end)
-			| join(" | ")) | \($r.ratio_sluiced_haproxy[$k] | fmt(2)) | \($r.ratio_gate[$k] | fmt(3)) |")
+			| if . == null or (.median == null and (.unreached // 0) == 0) then "n/a"
+			  else cell($d) end)
+			| join(" | ")) | \($r.ratio_sluiced_haproxy[$k] | fmt(2)) |\(if $gate then " \($r.ratio_gate[$k] | fmt(3)) |" else "" end)")
 		' "$json" >"$md" || die "writing $md failed"
+	[ "$(jq 'length' "$series")" -gt 0 ] && plot_storm "$stamp" "$series"
 	cat "$md"
 	log "results: $json"
 }
@@ -546,8 +1263,9 @@ cleanup() {
 	return 0
 }
 
-quick() {
-	local t0 stamp rep sc sys p
+# suite: quick or full (the defaults differ, see the top of the file)
+suite() {
+	local t0 stamp rep sc sys p row
 	t0=$(date +%s)
 	stamp=$(date +%Y%m%d-%H%M%S)
 	mkdir -p "$WORK/logs" "$RESULTS" || exit 1
@@ -560,9 +1278,13 @@ quick() {
 	[ -e "$NGINX_STREAM_SO" ] || die "nginx stream module not found at $NGINX_STREAM_SO"
 
 	# Refuse to run on top of someone else's listener: we would measure it.
-	for p in $PORT_HTTP $PORT_IPERF "${PROXY_LISTEN[@]}" $SLUICED_ADMIN; do
+	for p in $PORT_HTTP $PORT_IPERF $PORT_ECHO "${PORT_STORM[@]}" "${PROXY_LISTEN[@]}" \
+		$SLUICED_ADMIN; do
 		port_listening "$p" && die "port $p is already in use"
 	done
+	if [[ " $SCENARIOS " == *" tls_"* ]]; then
+		make_tls_files || die "making the TLS certificate failed: $(cat "$WORK/logs/openssl.log")"
+	fi
 
 	DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	COMMIT=$(git describe --always --dirty 2>/dev/null || echo unknown)
@@ -573,7 +1295,7 @@ quick() {
 	[ "$BUSY_BEFORE" -gt 20 ] &&
 		log "warning: the machine is ${BUSY_BEFORE}% busy before the run: expect noise"
 	for sys in $SYSTEMS; do SYS_STATUS[$sys]=untried; done
-	log "quick: systems: $SYSTEMS; scenarios: $SCENARIOS; workers $WORKERS; repeats $REPEATS; pinning: $PIN_DESC"
+	log "$SUITE: systems: $SYSTEMS; scenarios: $SCENARIOS; workers $WORKERS; repeats $REPEATS; pinning: $PIN_DESC"
 
 	start_backend
 	for ((rep = 1; rep <= REPEATS; rep++)); do
@@ -581,7 +1303,9 @@ quick() {
 			for sys in $SYSTEMS; do
 				case ${SYS_STATUS[$sys]} in
 				untried|ok) measure "$sys" "$sc" "$rep" ;;
-				*) printf '%s\t%s\t%s\tERR\n' "$sys" "$sc" "$rep" >>"$SAMPLES" ;;
+				*) for row in $(rows_of "$sc"); do
+					printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"
+				   done ;;
 				esac
 			done
 		done
@@ -593,8 +1317,8 @@ quick() {
 
 main() {
 	case ${1:-} in
-	quick) quick ;;
-	*) echo "usage: bench/run.sh quick" >&2; return 2 ;;
+	quick|full) suite ;;
+	*) echo "usage: bench/run.sh quick|full" >&2; return 2 ;;
 	esac
 }
 

@@ -441,5 +441,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)((now_ns() - t0) / 1000000),
 	       nhs ? hs[nhs / 2] / 1e6 : 0.0, nhs ? hs[(nhs * 99) / 100 < nhs ? (nhs * 99) / 100 : nhs - 1] / 1e6 : 0.0,
 	       nhs ? hs[nhs - 1] / 1e6 : 0.0, alpn_seen, subject);
+	free(hs);
+	free(pfd);
+	free(cl);
+	if (sess_in)
+		SSL_SESSION_free(sess_in);
+	SSL_CTX_free(ctx);
 	return failed ? 1 : 0;
 }
