@@ -24,7 +24,7 @@
  * Structure, so that more modes slot in:
  *   - one option parser for every mode (struct lg_opts); a mode reads what it
  *     needs and ignores the rest;
- *   - an epoll client engine (struct lg_engine) that owns the connections:
+ *   - a client engine (struct lg_engine) that owns the connections:
  *     non-blocking connect, send one request, parse one reply (HTTP with
  *     Content-Length, or a fixed-size echo), then hands the connection back to
  *     the mode through struct lg_ops callbacks. The engine keeps no global
@@ -39,13 +39,13 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "bench/bench_util.h"
+#include "bench/evring.h"
 
 #define LG_MAX_PIDS 64
 #define LG_REPLY_HEAD_MAX 4096
@@ -114,13 +114,13 @@ struct lg_opts {
 
 /*
  * OpenSSL runs over the socket itself (a socket BIO). Both engines below are
- * epoll loops over non-blocking sockets, so SSL_read/SSL_write take the place
+ * readiness loops (io_uring polls, bench/evring.h) over non-blocking sockets, so SSL_read/SSL_write take the place
  * of recv/send and SSL_ERROR_WANT_READ/WANT_WRITE the place of EAGAIN: the
  * record layer does exactly one recv or send per step and stops at EAGAIN,
- * and epoll reports the socket, not the SSL object.
+ * and a poll reports the socket, not the SSL object.
  *
  * Edge-triggered loops need one more guarantee: no bytes may hide in a buffer
- * epoll cannot see. read_ahead stays off, so OpenSSL reads a record's header
+ * a poll cannot see. read_ahead stays off, so OpenSSL reads a record's header
  * and then exactly its body, never past it; and every SSL_read is given at
  * least a whole record's room (16 KiB), so no plaintext is left pending in
  * the SSL object either. What is left is what the kernel holds, which raises
@@ -383,7 +383,7 @@ struct lg_engine {
 	const struct lg_opts *o;
 	const struct lg_ops *ops;
 	void *mode;
-	int epfd;
+	struct evring ev;
 	struct lg_conn *conns;
 	uint32_t nconns;
 	const char *req;
@@ -398,6 +398,7 @@ static int lg_engine_init(struct lg_engine *e, const struct lg_opts *o, const st
 	static const char http_req[] = "GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: sluice-loadgen\r\n\r\n";
 	static const char echo_req[LG_ECHO_MSG_LEN + 1] = "sluice-loadgen!\n";
 	uint32_t i;
+	int err;
 
 	memset(e, 0, sizeof(*e));
 	e->o = o;
@@ -405,9 +406,9 @@ static int lg_engine_init(struct lg_engine *e, const struct lg_opts *o, const st
 	e->mode = mode;
 	e->req = o->echo ? echo_req : http_req;
 	e->req_len = o->echo ? LG_ECHO_MSG_LEN : sizeof(http_req) - 1;
-	e->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (e->epfd < 0)
-		return -errno;
+	err = evr_init(&e->ev, 16384);
+	if (err)
+		return err;
 	e->conns = calloc(nconns, sizeof(*e->conns));
 	if (!e->conns)
 		return -ENOMEM;
@@ -422,8 +423,10 @@ static int lg_engine_init(struct lg_engine *e, const struct lg_opts *o, const st
 static void lg_conn_close(struct lg_engine *e, struct lg_conn *c)
 {
 	SSL_free(c->ssl); /* no close_notify: the connection is just dropped */
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		evr_forget(&e->ev, c->fd);
 		close(c->fd);
+	}
 	free(c->head);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -439,15 +442,12 @@ static void lg_engine_free(struct lg_engine *e)
 	for (i = 0; e->conns && i < e->nconns; i++)
 		lg_conn_close(e, &e->conns[i]);
 	free(e->conns);
-	if (e->epfd >= 0)
-		close(e->epfd);
+	evr_exit(&e->ev);
 }
 
 static int lg_conn_events(struct lg_engine *e, struct lg_conn *c, uint32_t events, int op)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = c };
-
-	return epoll_ctl(e->epfd, op, c->fd, &ev) ? -errno : 0;
+	return evr_ctl(&e->ev, op, c->fd, events, (uintptr_t)c);
 }
 
 static void lg_fail(struct lg_engine *e, struct lg_conn *c, int err)
@@ -657,12 +657,11 @@ static int lg_engine_run(struct lg_engine *e, uint64_t deadline_ns, bool (*done)
 		wait_ms = (int)((deadline_ns - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
 		if (wait_ms > 100)
 			wait_ms = 100;
-		n = epoll_wait(e->epfd, evs, 256, wait_ms);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		n = evr_wait(&e->ev, evs, 256, wait_ms);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
 		for (i = 0; i < n; i++)
 			lg_conn_event(e, evs[i].data.ptr, evs[i].events);
 	}
@@ -868,13 +867,13 @@ out:
  * Retry-After of a 503 when there is one, else like backoff.
  *
  * Not built on lg_engine: that engine's one-request/one-reply lifecycle has
- * no retries, per-client timers or upgrade handshake. Here one epoll loop and
+ * no retries, per-client timers or upgrade handshake. Here one event loop and
  * one min-heap of deadlines (struct bench_heap: start, give-up, retry, end of
  * hold; one per client) drive everything, so nothing polls: the loop sleeps
  * until the next event or the next deadline. A client has at most one socket
  * at a time.
  *
- * New sockets are only opened from timers, never while an epoll batch is
+ * New sockets are only opened from timers, never while a batch of events is
  * being handled, so a stale event in a batch (its client failed earlier in the
  * same batch) can only find that client without a socket, and is ignored.
  */
@@ -911,7 +910,7 @@ struct storm_client {
 	uint8_t state;	/* enum storm_state */
 	uint8_t rx_len;
 	uint16_t out_len, out_off;
-	uint32_t events;   /* what fd is registered for in epoll */
+	uint32_t events;   /* what fd is registered for (evring) */
 	uint32_t attempts; /* started so far */
 	uint32_t head_len;
 	uint64_t t_attempt; /* CLOCK_MONOTONIC ns the current attempt started */
@@ -930,7 +929,7 @@ struct storm {
 	const struct lg_opts *o;
 	struct storm_client *cl;
 	uint32_t n;
-	int epfd;
+	struct evring ev;
 	struct bench_heap timers;
 	struct bench_rng rng;
 	uint64_t t0, deadline, t_end;
@@ -960,10 +959,12 @@ static uint32_t storm_idx(struct storm *s, struct storm_client *c)
 	return (uint32_t)(c - s->cl);
 }
 
-static void storm_close(struct storm_client *c)
+static void storm_close(struct storm *s, struct storm_client *c)
 {
-	if (c->fd >= 0)
-		close(c->fd); /* also leaves the epoll set: the fd was never dup'ed */
+	if (c->fd >= 0) {
+		evr_forget(&s->ev, c->fd);
+		close(c->fd);
+	}
 	c->fd = -1;
 	c->events = 0;
 	free(c->head);
@@ -974,12 +975,14 @@ static void storm_close(struct storm_client *c)
 
 static int storm_watch(struct storm *s, struct storm_client *c, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.u32 = storm_idx(s, c) };
+	int err;
 
 	if (c->events == events)
 		return 0;
-	if (epoll_ctl(s->epfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev))
-		return -errno;
+	err = evr_ctl(&s->ev, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, events,
+		      storm_idx(s, c));
+	if (err)
+		return err;
 	c->events = events;
 	return 0;
 }
@@ -1034,7 +1037,7 @@ static void storm_fail(struct storm *s, struct storm_client *c, enum storm_why w
 			s->first_err = err;
 		break;
 	}
-	storm_close(c);
+	storm_close(s, c);
 	c->state = ST_WAITING;
 	bench_heap_set(&s->timers, storm_idx(s, c), now + storm_retry_delay(s, c, retry_after));
 }
@@ -1324,7 +1327,7 @@ static void storm_held(struct storm *s, struct storm_client *c)
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return;
 	s->dropped++;
-	storm_close(c);
+	storm_close(s, c);
 	c->state = ST_DONE;
 	if (s->o->hold_set) {
 		bench_heap_cancel(&s->timers, storm_idx(s, c));
@@ -1387,7 +1390,7 @@ static void storm_timer(struct storm *s, struct storm_client *c)
 		storm_fail(s, c, SW_GAVE_UP, -ETIMEDOUT, STORM_NO_RETRY_AFTER);
 		return;
 	case ST_HOLDING: /* --hold-ms is over */
-		storm_close(c);
+		storm_close(s, c);
 		c->state = ST_DONE;
 		s->pending--;
 		return;
@@ -1410,7 +1413,7 @@ static void storm_loop(struct storm *s)
 		/*
 		 * Due timers. A timer re-armed while firing (naive: retry at once)
 		 * gets a later clock reading than NOW and waits for the next pass,
-		 * after epoll had its turn; the count bound is a second guard.
+		 * after the events had their turn; the count bound is a second guard.
 		 */
 		while (fired++ < s->n && bench_heap_peek(&s->timers, &id, &at) && at <= now) {
 			bench_heap_cancel(&s->timers, id);
@@ -1422,15 +1425,15 @@ static void storm_loop(struct storm *s)
 		if (!bench_heap_peek(&s->timers, &id, &at) || at > s->deadline)
 			at = s->deadline;
 		wait_ms = at <= now ? 0 : (int)((at - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
-		n = epoll_wait(s->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		n = evr_wait(&s->ev, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		if (n == -EINTR)
+			continue;
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			s->loop_err = -errno;
+			s->loop_err = n;
 			break;
 		}
 		for (i = 0; i < n; i++)
-			storm_event(s, &s->cl[evs[i].data.u32]);
+			storm_event(s, &s->cl[(uint32_t)evs[i].data.u64]);
 	}
 	s->t_end = bench_now_ns(CLOCK_MONOTONIC);
 }
@@ -1523,13 +1526,12 @@ static void storm_free(struct storm *s)
 	if (!s)
 		return;
 	for (i = 0; s->cl && i < s->n; i++)
-		storm_close(&s->cl[i]);
+		storm_close(s, &s->cl[i]);
 	free(s->cl);
 	free(s->t_success);
 	free(s->series);
 	bench_heap_free(&s->timers);
-	if (s->epfd >= 0)
-		close(s->epfd);
+	evr_exit(&s->ev);
 	free(s);
 }
 
@@ -1558,7 +1560,6 @@ static int mode_storm(const struct lg_opts *o)
 	}
 	s->o = o;
 	s->n = (uint32_t)o->conns;
-	s->epfd = -1;
 	s->rng.s = o->seed;
 	s->nbuckets = (uint32_t)(o->max_ms / STORM_BUCKET_MS + 2);
 	s->cl = calloc(s->n, sizeof(*s->cl));
@@ -1568,9 +1569,9 @@ static int mode_storm(const struct lg_opts *o)
 		fprintf(stderr, "loadgen storm: out of memory\n");
 		goto out;
 	}
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->epfd < 0) {
-		fprintf(stderr, "loadgen storm: epoll: %s\n", strerror(errno));
+	err = evr_init(&s->ev, 16384);
+	if (err) {
+		fprintf(stderr, "loadgen storm: io_uring: %s\n", strerror(-err));
 		goto out;
 	}
 	for (i = 0; i < s->n; i++)
@@ -1584,7 +1585,7 @@ static int mode_storm(const struct lg_opts *o)
 			       s->t0 + bench_rng_below(&s->rng, o->spread_ms * NSEC_PER_MSEC + 1));
 	storm_loop(s);
 	if (s->loop_err) {
-		fprintf(stderr, "loadgen storm: epoll_wait: %s\n", strerror(-s->loop_err));
+		fprintf(stderr, "loadgen storm: waiting for events: %s\n", strerror(-s->loop_err));
 		goto out;
 	}
 	for (i = 0; i < s->n; i++)
@@ -1626,7 +1627,7 @@ out:
  *   bulk      BULK: write --size chunks and read whatever comes back.
  *
  * Events. rr and connrate register each socket once, edge-triggered, for
- * IN|OUT|RDHUP, so the steady state costs no epoll_ctl at all: one recv and
+ * IN|OUT|RDHUP, so the steady state changes no registration at all: one recv and
  * one send per request. Edge-triggered means a handler must read until EAGAIN
  * or until it knows the queue is empty: a reply that is complete leaves
  * nothing behind (one request in flight, the server only answers), and a
@@ -1638,8 +1639,8 @@ out:
  * level-triggered: one recv and one send per event, which shares the loop
  * fairly and cannot deadlock (both directions are always serviced).
  *
- * Stale events. A slot may close and reopen inside one epoll batch; the
- * epoll cookie carries the slot index and a generation bumped by every
+ * Stale events. A slot may close and reopen inside one batch of events; the
+ * event's cookie carries the slot index and a generation bumped by every
  * close, and an event of an older generation is dropped.
  *
  * Timers. The bench_heap holds at most one deadline per slot: a retry after
@@ -1753,7 +1754,7 @@ struct flow {
 	uint32_t n;
 	uint64_t size;
 	struct fl_conn *c;
-	int epfd;
+	struct evring ev;
 	uint32_t ep_events;
 	struct bench_heap timers;
 	struct bench_rng rng;
@@ -1787,8 +1788,10 @@ static void fl_close(struct flow *f, struct fl_conn *c)
 {
 	SSL_free(c->ssl); /* no close_notify: see fl_reply */
 	c->ssl = NULL;
-	if (c->fd >= 0)
-		close(c->fd); /* leaves the epoll set too: never dup'ed */
+	if (c->fd >= 0) {
+		evr_forget(&f->ev, c->fd);
+		close(c->fd);
+	}
 	c->fd = -1;
 	c->gen++;
 	c->out = NULL;
@@ -2369,9 +2372,8 @@ static void fl_connected(struct flow *f, struct fl_conn *c)
 static void fl_open(struct flow *f, struct fl_conn *c)
 {
 	const struct lg_opts *o = f->o;
-	struct epoll_event ev = { .events = f->ep_events };
 	uint64_t now = bench_now_ns(CLOCK_MONOTONIC);
-	int one = 1, r;
+	int one = 1, r, err;
 
 	f->st.attempts++;
 	c->t_conn = now;
@@ -2388,9 +2390,10 @@ static void fl_open(struct flow *f, struct fl_conn *c)
 		fl_fail(f, c, -errno);
 		return;
 	}
-	ev.data.u64 = (uint64_t)c->gen << 32 | fl_idx(f, c);
-	if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, c->fd, &ev)) {
-		fl_fail(f, c, -errno);
+	err = evr_ctl(&f->ev, EPOLL_CTL_ADD, c->fd, f->ep_events,
+		      (uint64_t)c->gen << 32 | fl_idx(f, c));
+	if (err) {
+		fl_fail(f, c, err);
 		return;
 	}
 	if (!r)
@@ -2459,8 +2462,8 @@ static void fl_event(struct flow *f, struct fl_conn *c, uint32_t events)
 		/*
 		 * bulk is level-triggered: while the handshake waits for the
 		 * server, EPOLLOUT keeps firing and this step answers WANT_READ
-		 * again. A few idle loops per connection, once: not worth an
-		 * epoll_ctl pair.
+		 * again. A few idle loops per connection, once: not worth two
+		 * registration changes.
 		 */
 		fl_handshake(f, c);
 		return; /* the server says nothing before our request */
@@ -2555,11 +2558,11 @@ static void fl_loop(struct flow *f)
 		if (bench_heap_peek(&f->timers, &id, &t) && t < at)
 			at = t;
 		wait_ms = at <= now ? 0 : (int)((at - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
-		n = epoll_wait(f->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		n = evr_wait(&f->ev, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		if (n == -EINTR)
+			continue;
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			f->loop_err = -errno;
+			f->loop_err = n;
 			break;
 		}
 		for (i = 0; i < n; i++) {
@@ -2711,8 +2714,7 @@ static void fl_free(struct flow *f)
 	free(f->msg);
 	free(f->req);
 	bench_heap_free(&f->timers);
-	if (f->epfd >= 0)
-		close(f->epfd);
+	evr_exit(&f->ev);
 	free(f);
 }
 
@@ -2722,7 +2724,7 @@ static int fl_run(const struct lg_opts *o, enum fl_kind kind)
 	enum lg_proto proto = o->proto ? o->proto : kind == FL_BULK ? LG_PROTO_TCP : LG_PROTO_HTTP;
 	struct flow *f = NULL;
 	uint64_t i;
-	int len, ret = 1;
+	int len, err, ret = 1;
 
 	if (kind == FL_BULK && proto != LG_PROTO_TCP) {
 		fprintf(stderr, "loadgen bulk: only --proto tcp\n");
@@ -2742,7 +2744,6 @@ static int fl_run(const struct lg_opts *o, enum fl_kind kind)
 	f->o = o;
 	f->kind = kind;
 	f->proto = proto;
-	f->epfd = -1;
 	f->n = (uint32_t)(o->conns ? o->conns : kind == FL_BULK ? 4 : 64);
 	f->size = o->size_set ? o->size : kind == FL_BULK ? 128 * 1024 : 64;
 	f->rng.s = o->seed;
@@ -2768,9 +2769,9 @@ static int fl_run(const struct lg_opts *o, enum fl_kind kind)
 	}
 	for (i = 0; i < f->n; i++)
 		f->c[i].fd = -1;
-	f->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (f->epfd < 0) {
-		fprintf(stderr, "loadgen %s: epoll: %s\n", names[kind], strerror(errno));
+	err = evr_init(&f->ev, 16384);
+	if (err) {
+		fprintf(stderr, "loadgen %s: io_uring: %s\n", names[kind], strerror(-err));
 		goto out;
 	}
 
@@ -2784,7 +2785,7 @@ static int fl_run(const struct lg_opts *o, enum fl_kind kind)
 		fl_open(f, &f->c[i]);
 	fl_loop(f);
 	if (f->loop_err) {
-		fprintf(stderr, "loadgen %s: epoll_wait: %s\n", names[kind], strerror(-f->loop_err));
+		fprintf(stderr, "loadgen %s: waiting for events: %s\n", names[kind], strerror(-f->loop_err));
 		goto out;
 	}
 	fl_report(f);
