@@ -580,4 +580,26 @@ static inline uint64_t bench_hist_quantile(const struct bench_hist *h, double q)
 	return v < h->min ? h->min : v > h->max ? h->max : v;
 }
 
+/*
+ * The distribution as a CDF in PATH: for each non-empty bucket, its upper
+ * end in microseconds and the fraction of samples at or below it.
+ */
+static inline int bench_hist_write_cdf(const struct bench_hist *h, const char *path)
+{
+	uint64_t seen = 0, low, width;
+	FILE *f = fopen(path, "we");
+	uint32_t i;
+
+	if (!f)
+		return -errno;
+	for (i = 0; i < BENCH_HIST_BUCKETS && seen < h->count; i++) {
+		if (!h->b[i])
+			continue;
+		seen += h->b[i];
+		low = bench_hist_bucket_low(i, &width);
+		fprintf(f, "%.1f %.6f\n", (double)(low + width) / 1e3, (double)seen / (double)h->count);
+	}
+	return fclose(f) ? -errno : 0;
+}
+
 #endif /* SLUICE_BENCH_UTIL_H */

@@ -96,6 +96,7 @@ struct lg_opts {
 	uint64_t seed;		       /* --seed */
 	bool seed_set;
 	const char *series;	       /* --series FILE: CSV per 100 ms */
+	const char *cdf;	       /* --cdf FILE: rr, connrate latency CDF */
 	bool json;		       /* --json: JSON report instead of the line */
 	/* rr, connrate, bulk */
 	uint64_t size;		       /* --size: message or chunk bytes */
@@ -2789,6 +2790,13 @@ static int fl_run(const struct lg_opts *o, enum fl_kind kind)
 		goto out;
 	}
 	fl_report(f);
+	if (o->cdf && kind != FL_BULK) {
+		err = bench_hist_write_cdf(&f->lat, o->cdf);
+		if (err) {
+			fprintf(stderr, "loadgen %s: %s: %s\n", names[kind], o->cdf, strerror(-err));
+			goto out;
+		}
+	}
 	if (f->first_err && o->verbose)
 		fprintf(stderr, "loadgen %s: first error: %s\n", names[kind], strerror(-f->first_err));
 	ret = (kind == FL_BULK ? f->st.rx_bytes : f->st.ok) ? 0 : 1;
@@ -2893,6 +2901,9 @@ static void usage(FILE *out)
 	    "      --seed N              ws keys and masks\n"
 	    "      --json                one JSON object instead of the line: the same keys\n"
 	    "                            plus \"mode\"; a latency is null when there was none\n"
+	    "      --cdf FILE            rr, connrate: the latency distribution (rr: request;\n"
+	    "                            connrate: connect() to the whole reply), one line\n"
+	    "                            per histogram bucket: \"us fraction_at_or_below\"\n"
 	    "TLS (idle, rr, connrate, bulk; not storm):\n"
 	    "      --tls                 a TLS client handshake on every connection (no\n"
 	    "                            certificate check; the handshake signature is)\n"
@@ -2973,6 +2984,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		OPT_BACKOFF_MAX,
 		OPT_SEED,
 		OPT_SERIES,
+		OPT_CDF,
 		OPT_JSON,
 		OPT_SIZE,
 		OPT_WARMUP_MS,
@@ -3002,6 +3014,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 	    {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
 	    {"seed", required_argument, NULL, OPT_SEED},
 	    {"series", required_argument, NULL, OPT_SERIES},
+	    {"cdf", required_argument, NULL, OPT_CDF},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"size", required_argument, NULL, OPT_SIZE},
 	    {"warmup-ms", required_argument, NULL, OPT_WARMUP_MS},
@@ -3097,6 +3110,9 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 			break;
 		case OPT_SERIES:
 			o->series = optarg;
+			break;
+		case OPT_CDF:
+			o->cdf = optarg;
 			break;
 		case OPT_JSON:
 			o->json = true;

@@ -85,8 +85,10 @@
 # Results: build/bench/results/SUITE-<timestamp>.{json,md}, and with the storm
 # SUITE-<timestamp>-storm-accepts.png (backend accepts per 100 ms over time)
 # and SUITE-<timestamp>-storm-cdf.png (share of clients back over time), both
-# from the median repeat of each system; per-run logs, generated configs and
-# raw storm files (build/bench/work/storm/SYSTEM-REP/) under build/bench/work/.
+# from the median repeat of each system; with TLS SUITE-<timestamp>-tls-latency.png
+# (connection latency CDFs, full and resumed, each system's median repeat);
+# per-run logs, generated configs, latency distributions (*.log.cdf) and raw
+# storm files (build/bench/work/storm/SYSTEM-REP/) under build/bench/work/.
 
 set -u -o pipefail
 
@@ -709,13 +711,14 @@ run_idle_warm() { run_idle "$1" "$2" "$IDLE_CONNS"; }
 # warm-up so that its counts cover the same time): a rate on a shared machine
 # moves with whatever else runs, the CPU a handshake costs much less.
 run_tls_flow() { # PORT RSS_PIDS KIND(full|resumed|bulk) LOADGEN_ARGS...
-	local port=$1 pids=$2 kind=$3 t0 t1 warm=500
+	local port=$1 pids=$2 kind=$3 t0 t1 warm=500 cdf=()
 	shift 3
-	[ "$kind" = bulk ] || warm=0
+	# handshake runs keep their latency distribution for plot_tls_latency
+	[ "$kind" = bulk ] || { warm=0; cdf=(--cdf "$RUN_LOG.cdf"); }
 	t0=$(cpu_ticks "$pids")
 	"${PIN_CLIENT[@]}" timeout --foreground -k 5 $((DURATION + 30)) \
 		"$B/loadgen" "$@" -c "127.0.0.1:$port" -d $((DURATION * 1000)) --warmup-ms $warm \
-		--json >"$RUN_LOG" 2>"$RUN_LOG.err" || return 1
+		"${cdf[@]}" --json >"$RUN_LOG" 2>"$RUN_LOG.err" || return 1
 	t1=$(cpu_ticks "$pids")
 	jq -er --arg k "$kind" --argjson ticks $((t1 - t0)) --argjson hz "$(getconf CLK_TCK)" '
 		if .tls_version == "-" then "no TLS handshake" | halt_error(1)
@@ -1107,6 +1110,52 @@ EOF
 	log "plots: $png_acc $png_cdf"
 }
 
+# plot_tls_latency STAMP: CDFs of connection latency (connect to the echo
+# reply, the TLS handshake included) for full and resumed handshakes, one
+# line per system, from each system's repeat with the median handshake rate.
+plot_tls_latency() {
+	local stamp=$1 sc sys rep f gp=$WORK/tls-latency.gp lines n
+	local png=$RESULTS/$SUITE-$stamp-tls-latency.png colors=("#1f77b4" "#2ca02c" "#9467bd" "#ff7f0e")
+	compgen -G "$WORK/logs/*-tls_*.log.cdf" >/dev/null || return 0
+	{
+		cat <<EOF
+set terminal pngcairo size 1300,550 font "sans,12"
+set output "$png"
+set grid
+set logscale x
+set xlabel "connect() to the echo reply, handshake included (ms, log scale)"
+set ylabel "connections (%)"
+set yrange [0:100]
+set key top left
+set multiplot layout 1,2 title "TLS 1.3 connection latency, $TLS_INFLIGHT handshakes in flight (CDF; each system's repeat with the median rate)" font "sans,13"
+EOF
+		for sc in tls_full tls_resumed; do
+			lines=() n=0
+			for sys in $TLS_SYSTEMS; do
+				[[ " $SYSTEMS " == *" $sys "* ]] || continue
+				n=$((n + 1))
+				rep=$(awk -F'\t' -v s="$sys" -v c="$sc" '$1 == s && $2 == c && $4 ~ /^[0-9.]+$/ { print $4, $3 }' \
+					"$SAMPLES" | sort -g | awk '{ r[NR] = $2 } END { if (NR) print r[int((NR + 1) / 2)] }')
+				f=$WORK/logs/$sys-$sc-$rep.log.cdf
+				[ -n "$rep" ] && [ -s "$f" ] || continue
+				lines+=("'$f' using (\$1 / 1000):(\$2 * 100) with steps lw 2 lc rgb '${colors[(n - 1) % 4]}' title '$sys (repeat $rep)'")
+			done
+			echo "set title '${sc#tls_} handshakes'"
+			if [ ${#lines[@]} -gt 0 ]; then
+				echo "plot $(IFS=,; echo "${lines[*]}")"
+			else
+				echo "set label 1 'no result' at graph 0.5, 0.5 center"
+				echo "plot NaN notitle"
+				echo "unset label 1"
+			fi
+		done
+		echo "unset multiplot"
+	} >"$gp"
+	gnuplot "$gp" >"$WORK/logs/gnuplot-tls.log" 2>&1 ||
+		{ log "warning: gnuplot failed: $(cat "$WORK/logs/gnuplot-tls.log")"; return 0; }
+	log "plot: $png"
+}
+
 write_results() { # STAMP SECONDS
 	local stamp=$1 secs=$2 json=$RESULTS/$SUITE-$1.json md=$RESULTS/$SUITE-$1.md
 	local sys sc row meta=$WORK/scenarios.tsv status=$WORK/status.tsv stats=$WORK/stats.tsv
@@ -1250,6 +1299,7 @@ write_results() { # STAMP SECONDS
 			| join(" | ")) | \($r.ratio_sluiced_haproxy[$k] | fmt(2)) |\(if $gate then " \($r.ratio_gate[$k] | fmt(3)) |" else "" end)")
 		' "$json" >"$md" || die "writing $md failed"
 	[ "$(jq 'length' "$series")" -gt 0 ] && plot_storm "$stamp" "$series"
+	plot_tls_latency "$stamp"
 	cat "$md"
 	log "results: $json"
 }
