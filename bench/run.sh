@@ -167,7 +167,9 @@ add_row() { # SCENARIO ROW UNIT DECIMALS LABEL
 }
 rows_of() { echo "${SC_ROWS[$1]:-$1}"; }
 add_scenario wrk_ka    http  req/s   0 run_wrk_ka  "HTTP keep-alive, wrk -t1 -c64 (req/s)"
-add_scenario wrk_close http  conn/s  0 run_wrk_close "HTTP Connection: close, wrk -t1 -c64 (conn/s)"
+add_scenario wrk_close http  conn/s  0 run_wrk_close "HTTP Connection: close"
+add_row wrk_close wrk_close     conn/s  0 "HTTP Connection: close, wrk -t1 -c64 (conn/s)"
+add_row wrk_close wrk_close_cpu us      1 "HTTP Connection: close: proxy CPU per connection (µs, lower is better)"
 add_scenario iperf     iperf Gbit/s  2 run_iperf   "TCP bulk, iperf3 -P4 (Gbit/s)"
 add_scenario idle      http  B/conn  0 run_idle    "idle memory, ${IDLE_CONNS} conns, cold process (bytes/conn, lower is better)"
 add_scenario idle_warm http  B/conn  0 run_idle_warm "idle memory, ${IDLE_CONNS} conns after a warm-up (bytes/conn, lower is better)"
@@ -679,7 +681,19 @@ run_wrk() { # PORT [wrk args...]
 	awk '/^Requests\/sec:/ { print $2; found = 1 } END { exit !found }' "$RUN_LOG"
 }
 run_wrk_ka() { run_wrk "$1"; }
-run_wrk_close() { run_wrk "$1" -H 'Connection: close'; }
+# Connection: close also prints the proxy's CPU time (user + system) per
+# connection over the run: the rate moves with whatever else the machine
+# runs, the CPU a connection costs much less. "direct" has no proxy: NA.
+run_wrk_close() { # PORT RSS_PIDS
+	local t0 t1 rate
+	t0=$(cpu_ticks "$2")
+	rate=$(run_wrk "$1" -H 'Connection: close') || return 1
+	t1=$(cpu_ticks "$2")
+	awk -v r="$rate" -v p="$2" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+		/ requests in / { n = $1 }
+		END { if (p == "" || n <= 0) print r, "NA"; else printf "%s %.1f\n", r, ticks / hz * 1e6 / n }' \
+		"$RUN_LOG"
+}
 
 run_iperf() { # PORT
 	"${PIN_CLIENT[@]}" timeout --foreground -k 5 $((DURATION + 20)) \
