@@ -96,6 +96,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
 B=build/bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 WORK=$B/work
 RESULTS=$B/results
 
@@ -196,8 +198,6 @@ add_row storm storm_peak     accepts 0 "${_st}: peak backend accepts per 100 ms,
 SCENARIOS=${SCENARIOS:-"${SCENARIO_ORDER[*]}"}
 
 # ---- helpers ----------------------------------------------------------------
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # Command prefixes that pin each role to its CPUs (empty unless PIN=1). They are
 # arrays, not a function, so that "${PIN_PROXY[@]}" cmd & leaves $! = cmd's PID
@@ -228,42 +228,8 @@ setup_pinning() {
 	fi
 }
 
-STARTED_PIDS=()
 
-# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL. Only for our own PIDs.
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "pid $pid did not stop in 10 s, killing it"
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	return 0
-}
 
-stop_all() {
-	local pid
-	for pid in "${STARTED_PIDS[@]}"; do
-		stop_pid "$pid"
-	done
-	STARTED_PIDS=()
-}
-
-forget_pid() {
-	local pid keep=()
-	for pid in "${STARTED_PIDS[@]}"; do
-		[ "$pid" = "$1" ] || keep+=("$pid")
-	done
-	STARTED_PIDS=("${keep[@]}")
-}
-
-port_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # wait_listen PORT PID: up to 5 s for PORT to listen while PID is alive.
 wait_listen() {
@@ -378,16 +344,16 @@ start_backend() {
 ensure_backends() {
 	if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
 		log "warning: the HTTP backend died; restarting it"
-		stop_pid "$BACKEND_PID"; forget_pid "$BACKEND_PID"
+		stop_started "$BACKEND_PID"
 		start_http_backend
 	fi
 	if ! kill -0 "$ECHO_PID" 2>/dev/null; then
 		log "warning: the echo backend died; restarting it"
-		stop_pid "$ECHO_PID"; forget_pid "$ECHO_PID"
+		stop_started "$ECHO_PID"
 		start_echo_backend
 	fi
 	if ! kill -0 "$IPERF_PID" 2>/dev/null; then
-		stop_pid "$IPERF_PID"; forget_pid "$IPERF_PID"
+		stop_started "$IPERF_PID"
 		start_iperf_server
 	fi
 }
@@ -777,35 +743,21 @@ STORM_BE_PIDS=()
 
 # start_storm_backends DIR: two fresh echo backends, one thread each.
 start_storm_backends() {
-	local d=$1 i pid ok
+	local d=$1 i
 	STORM_BE_PIDS=()
 	for i in 1 2; do
-		nice -n "$STORM_BACKEND_NICE" \
-			"$B/backend" --mode echo --listen "127.0.0.1:${PORT_STORM[i - 1]}" --threads 1 \
-			--conn-cost-us "$STORM_COST_US" --backlog 4096 \
-			--max-seconds $((STORM_MAX_MS / 1000 + 120)) \
-			--ready "$d/b$i.ready" --summary "$d/b$i.json" >>"$d/b$i.log" 2>&1 &
-		pid=$!
-		STARTED_PIDS+=("$pid")
-		STORM_BE_PIDS+=("$pid")
+		cost_backend "${PORT_STORM[i - 1]}" "$STORM_COST_US" "$STORM_BACKEND_NICE" \
+			$((STORM_MAX_MS / 1000 + 120)) "$d/b$i"
+		STORM_BE_PIDS+=("$COST_BE_PID")
 	done
-	for ((i = 0; i < 100; i++)); do
-		ok=1
-		for pid in 1 2; do [ -e "$d/b$pid.ready" ] || ok=0; done
-		[ $ok = 1 ] && return 0
-		for pid in "${STORM_BE_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
-		sleep 0.05
+	for i in 1 2; do
+		wait_ready "$d/b$i" "${STORM_BE_PIDS[i - 1]}" || return 1
 	done
-	return 1
 }
 
 # stop_storm_backends: SIGTERM makes each write its summary.
 stop_storm_backends() {
-	local pid
-	for pid in "${STORM_BE_PIDS[@]}"; do
-		stop_pid "$pid"
-		forget_pid "$pid"
-	done
+	stop_started "${STORM_BE_PIDS[@]}"
 	STORM_BE_PIDS=()
 }
 

@@ -74,6 +74,8 @@ set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 REPEATS=${REPEATS:-3}
 DURATION_MS=${DURATION_MS:-3000}
 SYSTEMS=${SYSTEMS:-"xdp hashlimit"}
@@ -95,8 +97,6 @@ ADMIN=127.0.0.1:19911
 W=$(mktemp -d /tmp/sluice-bench-syn.XXXXXX)
 SLUICED_PID=
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; }
 in_rcv() { in_ns "$RCV" "$@"; }

@@ -71,6 +71,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
 B=build/bench
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 WORK=$B/work/tune
 RESULTS=$B/results
 PORT_BACKEND=18040
@@ -88,78 +90,28 @@ BUDGET_S=${BUDGET_S:-300}
 WORKERS=${WORKERS:-1}
 BACKEND_NICE=${BACKEND_NICE:--10}
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 usage() {
 	echo "usage: bench/tune.sh CAPACITY_PER_S [COST_US] | bench/tune.sh --measure [COST_US]" >&2
 	exit 2
 }
 
-# ---- processes: every one we start is stopped by its PID ---------------------
-STARTED_PIDS=()
-
-stop_pid() { # PID: SIGTERM, up to 10 s, then SIGKILL
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-	kill -TERM "$pid" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "pid $pid did not stop in 10 s, killing it"
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-forget_pid() {
-	local pid keep=()
-	for pid in "${STARTED_PIDS[@]}"; do
-		[ "$pid" = "$1" ] || keep+=("$pid")
-	done
-	STARTED_PIDS=("${keep[@]}")
-}
-
-stop_started() { # PID...: stop and forget
-	local pid
-	for pid in "$@"; do
-		[ -n "$pid" ] || continue
-		stop_pid "$pid"
-		forget_pid "$pid"
-	done
-}
-
 cleanup() {
-	local pid cg
+	local cg
 	trap - EXIT INT TERM
-	for pid in "${STARTED_PIDS[@]}"; do stop_pid "$pid"; done
+	stop_all
 	rm -rf "$BPF_PIN"
 	cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 	[ -n "$cg" ] && [ -d "$cg/$BPF_CGROUP" ] && rmdir "$cg/$BPF_CGROUP" 2>/dev/null
 	return 0
 }
 
-port_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
-
 # ---- one backend, one storm ----------------------------------------------------
 BACKEND_PID=
 
 start_backend() { # DIR COST_US
-	local d=$1 i
-	rm -f "$d/b.ready"
-	nice -n "$BACKEND_NICE" "$B/backend" --mode echo --listen "127.0.0.1:$PORT_BACKEND" --threads 1 \
-		--conn-cost-us "$2" --backlog 4096 --max-seconds 600 \
-		--ready "$d/b.ready" --summary "$d/b.json" >>"$d/b.log" 2>&1 &
-	BACKEND_PID=$!
-	STARTED_PIDS+=("$BACKEND_PID")
-	for ((i = 0; i < 100; i++)); do
-		[ -e "$d/b.ready" ] && return 0
-		kill -0 "$BACKEND_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	return 1
+	cost_backend "$PORT_BACKEND" "$2" "$BACKEND_NICE" 600 "$1/b"
+	BACKEND_PID=$COST_BE_PID
+	wait_ready "$1/b" "$BACKEND_PID"
 }
 
 # storm DIR PORT N GIVE_UP_MS MAX_MS: one loadgen process; writes lg.json
