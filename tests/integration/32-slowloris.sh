@@ -10,20 +10,7 @@
 # timeout: 60
 . "$(dirname "$0")/lib.sh"
 netns_setup
-bg be "$BE" "$BUILD/bench/backend" --mode http --listen "$(be_addr 1):9000" --ready "$T/be.ready"
-wait_for 5 test -e "$T/be.ready" || fail "backend did not start"
-backend e2 2 echo
-cat >"$T/s.conf" <<CONF
-workers = 2;
-admin = { address = "$ADMIN"; };
-$BPF_CONF
-timeouts = { head_ms = 3000; };
-listeners = ( { name = "web"; address = "10.77.0.1:8080"; mode = "http"; pool = "web"; },
-              { name = "raw"; address = "10.77.0.1:8081"; mode = "tcp"; pool = "raw"; } );
-pools = ( { name = "web"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; } ); },
-          { name = "raw"; servers = ( { name = "e2"; address = "$(be_addr 2):9000"; } ); } );
-CONF
-sluiced_start "$T/s.conf"
+web_and_raw 3000
 bg chatter "$LB" "$TPEER" chatter -c 10.77.0.1:8081 -n 100 --duration-ms 5000 --interval-ms 100
 CHAT=$LAST_PID
 bg loris "$LB" python3 "$SRC/tests/tools/httpprobe.py" slowloris 10.77.0.1:8080 200 1 10

@@ -137,6 +137,28 @@ sluiced_start() {
 
 ctl() { in_lb "$SLUICECTL" -a "$ADMIN" "$@"; }
 
+# web_and_raw HEAD_MS: the daemon the request-head tests share. An HTTP
+# backend (bench/backend, be_addr 1) behind listener "web" (mode http,
+# 10.77.0.1:8080, pool web, server b1) and a tpeer echo server e2 (be_addr 2)
+# behind "raw" (tcp, :8081, pool raw); timeouts.head_ms = HEAD_MS; 2 workers.
+# Started, config in $T/s.conf.
+web_and_raw() {
+	bg be "$BE" "$BUILD/bench/backend" --mode http --listen "$(be_addr 1):9000" --ready "$T/be.ready"
+	wait_for 5 test -e "$T/be.ready" || fail "backend did not start"
+	backend e2 2 echo
+	cat >"$T/s.conf" <<CONF
+workers = 2;
+admin = { address = "$ADMIN"; };
+$BPF_CONF
+timeouts = { head_ms = $1; };
+listeners = ( { name = "web"; address = "10.77.0.1:8080"; mode = "http"; pool = "web"; },
+              { name = "raw"; address = "10.77.0.1:8081"; mode = "tcp"; pool = "raw"; } );
+pools = ( { name = "web"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; } ); },
+          { name = "raw"; servers = ( { name = "e2"; address = "$(be_addr 2):9000"; } ); } );
+CONF
+	sluiced_start "$T/s.conf"
+}
+
 # The cgroup sluiced joins (for processes a test puts beside it).
 cgroup_dir() { echo "$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/$CGROUP"; }
 

@@ -1546,6 +1546,17 @@ static void cl_close_fd(struct eng *e, struct cl *c)
 	}
 }
 
+/* C's business is over: close (with an RST under --reset) and mark it done. */
+static void cl_done(struct eng *e, struct cl *c)
+{
+	if (opt.reset && c->fd >= 0) {
+		rst_close(c->fd);
+		c->fd = -1;
+	}
+	cl_close_fd(e, c);
+	c->state = CL_DONE;
+}
+
 static void __attribute__((format(printf, 3, 4))) cl_fail(struct eng *e, struct cl *c,
 							   const char *fmt, ...)
 {
@@ -1595,13 +1606,7 @@ static void cl_finish(struct eng *e, struct cl *c)
 	e->finished++;
 	e->ok++;
 	if (!e->keep) {
-		if (opt.reset) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
-		cl_close_fd(e, c);
-		c->state = CL_DONE;
+		cl_done(e, c);
 		return;
 	}
 	c->state = CL_OPEN;
@@ -2508,13 +2513,7 @@ static void st_event(struct eng *e, struct cl *c, uint32_t events, struct stream
 static void st_finish(struct eng *e, struct cl *c)
 {
 	if (opt.push) {
-		if (opt.reset) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
-		cl_close_fd(e, c);
-		c->state = CL_DONE;
+		cl_done(e, c);
 		return;
 	}
 	if (shutdown(c->fd, SHUT_WR)) {
