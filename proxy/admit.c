@@ -560,7 +560,7 @@ static void conn_connect(struct worker *w, struct conn *c)
 			 */
 			c->tried &= ~balance_bit((unsigned)idx);
 			c->tries--;
-			enqueue(w, c, (w->nofd_until - w->now) * 1000000, 0);
+			enqueue(w, c, fd_budget(w, c, NULL), 0);
 			return;
 		}
 		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,

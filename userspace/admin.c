@@ -130,7 +130,8 @@ int admin_token_read(const char *path, char *token, size_t len, int *loose, char
 	}
 	buf[n] = 0;
 	/* one line: the token, then at most a newline (CRLF from an editor too) */
-	i = strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/");
+	for (i = 0; token68_char(buf[i]); i++)
+		;
 	i += strspn(buf + i, "=");
 	if ((buf[i] && strcmp(buf + i, "\n") && strcmp(buf + i, "\r\n")) ||
 	    i < ADMIN_TOKEN_MIN || i >= ADMIN_TOKEN_MAX || i >= len) {
