@@ -8,6 +8,7 @@
 #define SLUICE_BENCH_UTIL_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -190,6 +191,40 @@ static inline long bench_rss_kib(long pid)
 	}
 	fclose(f);
 	return kib;
+}
+
+/*
+ * CPU time in ns that process PID has used (all its threads, user and
+ * system), or a negative errno: the sum of each thread's run time from
+ * /proc/PID/task/TID/schedstat, exact to the ns where clock ticks are 10 ms.
+ */
+static inline long long bench_cpu_ns(long pid)
+{
+	char path[96];
+	long long sum = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		unsigned long long ns;
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/schedstat", pid, d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue; /* the thread just ended */
+		if (fscanf(f, "%llu", &ns) == 1)
+			sum += (long long)ns;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
 }
 
 /* ---- random numbers ------------------------------------------------------ */

@@ -98,6 +98,7 @@ struct lg_opts {
 	const char *series;	       /* --series FILE: CSV per 100 ms */
 	const char *cdf;	       /* --cdf FILE: rr, connrate latency CDF */
 	bool json;		       /* --json: JSON report instead of the line */
+	bool once;		       /* --once (queue): no client is replaced */
 	/* rr, connrate, bulk */
 	uint64_t size;		       /* --size: message or chunk bytes */
 	bool size_set;
@@ -2825,6 +2826,341 @@ static int mode_bulk(const struct lg_opts *o)
 
 /* ---- main: option parsing and mode table -------------------------------- */
 
+/* ---- mode: queue --------------------------------------------------------- */
+
+/*
+ * queue: keep -n clients waiting in a proxy's admission queue, and measure
+ * what the proxy spends per client that comes and goes while the queue
+ * stays that long. Each client connects, sends one 16-byte message and
+ * waits for its echo, which comes only once the proxy lets it through to a
+ * backend (tcp, backend --mode echo). A client ends in one of three ways:
+ *   left      it gave up: every 1/-r s one waiting client, chosen at random,
+ *             closes its socket (-r 0: none do);
+ *   admitted  its echo came back: it closes at once;
+ *   refused   the proxy closed it (FIN or RST) without the echo, e.g. at its
+ *             queue timeout.
+ * Every client that ends is replaced by a new one at once (unless --once),
+ * so the number waiting stays -n. Once all -n are waiting, --warmup-ms
+ * passes, then -d ms are measured: the counts above and the CPU time of the
+ * --pid processes (from schedstat, exact), giving CPU per client that left
+ * (cpu_us_per_leave, with its replacement's arrival) and per client admitted
+ * (cpu_us_per_admit, with its replacement's). Run it so that one of the two
+ * dominates: no admissions (the backend full) and -r R, or -r 0 and a
+ * backend that takes clients at a steady rate.
+ * --once: nothing is replaced, nobody leaves during --warmup-ms, and the run
+ * ends once every client ended or -d passed; then the clients still there
+ * all close at once.
+ */
+enum q_state {
+	Q_IDLE = 0,	/* no socket */
+	Q_CONNECTING,
+	Q_WAITING,	/* message sent, no echo yet */
+};
+
+struct q_client {
+	int fd;
+	uint8_t state;
+	uint8_t rx_len;
+};
+
+struct qrun {
+	const struct lg_opts *o;
+	struct q_client *cl;
+	uint32_t *idle; /* clients without a socket that are to get one, a stack */
+	uint32_t nidle;
+	uint32_t n, connecting, waiting, live;
+	struct evring ev;
+	struct bench_rng rng;
+	bool measuring;
+	/* counted while measuring (all of them before the window, for the fill) */
+	uint64_t left, admitted, refused, errors, arrived;
+	int first_err;
+	char scratch[256];
+};
+
+static void q_close(struct qrun *q, struct q_client *c)
+{
+	if (c->fd >= 0) {
+		evr_forget(&q->ev, c->fd);
+		close(c->fd);
+	}
+	if (c->state == Q_CONNECTING)
+		q->connecting--;
+	else if (c->state == Q_WAITING)
+		q->waiting--;
+	if (c->state != Q_IDLE)
+		q->live--;
+	c->fd = -1;
+	c->state = Q_IDLE;
+	c->rx_len = 0;
+}
+
+/* C ended (WHY: a counter): it gets a new socket soon, unless --once. */
+static void q_end(struct qrun *q, struct q_client *c, uint64_t *why)
+{
+	(*why)++;
+	q_close(q, c);
+	if (!q->o->once)
+		q->idle[q->nidle++] = (uint32_t)(c - q->cl);
+}
+
+static void q_open(struct qrun *q, struct q_client *c)
+{
+	const struct lg_opts *o = q->o;
+	uint32_t id = (uint32_t)(c - q->cl);
+	int one = 1, err;
+
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addr_len) && errno != EINPROGRESS) {
+		err = -errno;
+		goto fail;
+	}
+	err = evr_ctl(&q->ev, EPOLL_CTL_ADD, c->fd, EPOLLOUT, id);
+	if (err)
+		goto fail;
+	c->state = Q_CONNECTING;
+	q->connecting++;
+	q->live++;
+	q->arrived++;
+	return;
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	q->errors++;
+	if (!q->first_err)
+		q->first_err = err;
+}
+
+static void q_event(struct qrun *q, struct q_client *c, uint32_t events)
+{
+	char msg[LG_ECHO_MSG_LEN + 1];
+	uint32_t id = (uint32_t)(c - q->cl);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	ssize_t r;
+
+	snprintf(msg, sizeof(msg), "%015x\n", id);
+	if (c->state == Q_CONNECTING) {
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+			q_end(q, c, &q->refused);
+			return;
+		}
+		if (send(c->fd, msg, LG_ECHO_MSG_LEN, MSG_NOSIGNAL) != LG_ECHO_MSG_LEN) {
+			q_end(q, c, &q->refused);
+			return;
+		}
+		c->state = Q_WAITING;
+		q->connecting--;
+		q->waiting++;
+		if (evr_ctl(&q->ev, EPOLL_CTL_MOD, c->fd, EPOLLIN | EPOLLRDHUP, id))
+			q_end(q, c, &q->errors);
+		return;
+	}
+	if (c->state != Q_WAITING)
+		return;
+	r = recv(c->fd, q->scratch, sizeof(q->scratch), 0);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		q_end(q, c, &q->refused); /* FIN or RST: turned away */
+		return;
+	}
+	if (c->rx_len + r > LG_ECHO_MSG_LEN ||
+	    memcmp(q->scratch, msg + c->rx_len, (size_t)r) != 0) {
+		q_end(q, c, &q->errors);
+		return;
+	}
+	c->rx_len = (uint8_t)(c->rx_len + r);
+	if (c->rx_len == LG_ECHO_MSG_LEN)
+		q_end(q, c, &q->admitted);
+	(void)events;
+}
+
+/* One waiting client, picked at random, gives up. */
+static void q_leave_one(struct qrun *q)
+{
+	for (int tries = 0; tries < 64 && q->waiting; tries++) {
+		struct q_client *c = &q->cl[bench_rng_below(&q->rng, q->n)];
+
+		if (c->state == Q_WAITING) {
+			q_end(q, c, &q->left);
+			return;
+		}
+	}
+}
+
+/*
+ * Run until DEADLINE (ns) or, with UNTIL_FULL, until all -n wait. Replaces
+ * ended clients (unless --once), at most --inflight connecting at once, and
+ * lets one client leave every 1/-r s when LEAVE.
+ */
+static int q_loop(struct qrun *q, uint64_t deadline, bool until_full, bool leave)
+{
+	const struct lg_opts *o = q->o;
+	struct epoll_event evs[512];
+	uint64_t step = leave && o->rate ? NSEC_PER_SEC / o->rate : 0;
+	uint64_t next_leave = bench_now_ns(CLOCK_MONOTONIC) + step;
+
+	for (;;) {
+		uint64_t now = bench_now_ns(CLOCK_MONOTONIC), until = deadline;
+		int n, i, wait_ms;
+
+		if (now >= deadline)
+			return 0;
+		if (until_full && (q->waiting == q->n || (!q->nidle && !q->connecting)))
+			return 0;
+		if (o->once && !q->live && !q->nidle && !until_full)
+			return 0;
+		while (step && now >= next_leave) {
+			q_leave_one(q);
+			next_leave += step;
+		}
+		/* (re)fill: a bounded number of connects in progress */
+		while (q->nidle && q->connecting < o->inflight) {
+			struct q_client *c = &q->cl[q->idle[--q->nidle]];
+
+			q_open(q, c);
+			if (c->state == Q_IDLE && !o->once) {
+				/* a local error (counted): try again on the next pass */
+				q->idle[q->nidle++] = (uint32_t)(c - q->cl);
+				break;
+			}
+		}
+		if (step && next_leave < until)
+			until = next_leave;
+		wait_ms = until <= now ? 0 : (int)((until - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
+		if (q->nidle && q->connecting < o->inflight)
+			wait_ms = wait_ms > 1 ? 1 : wait_ms; /* more to open soon */
+		n = evr_wait(&q->ev, evs, (int)(sizeof(evs) / sizeof(evs[0])), wait_ms);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++)
+			q_event(q, &q->cl[(uint32_t)evs[i].data.u64], evs[i].events);
+	}
+}
+
+static long long q_cpu_ns(const struct lg_opts *o)
+{
+	long long sum = 0;
+
+	for (unsigned int i = 0; i < o->npids; i++) {
+		long long ns = bench_cpu_ns(o->pids[i]);
+
+		if (ns < 0)
+			return ns;
+		sum += ns;
+	}
+	return sum;
+}
+
+static int mode_queue(const struct lg_opts *o)
+{
+	struct qrun *q;
+	uint64_t t0, fill_ns, window_ns;
+	long long cpu0 = 0, cpu1 = 0;
+	double cpu_us;
+	int err, ret = 1;
+
+	if (!o->conns || o->conns > UINT32_MAX) {
+		fprintf(stderr, "loadgen queue: -n is required\n");
+		return 2;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->cl = calloc(o->conns, sizeof(*q->cl))) ||
+	    !(q->idle = calloc(o->conns, sizeof(*q->idle)))) {
+		fprintf(stderr, "loadgen queue: out of memory\n");
+		if (q)
+			free(q->cl);
+		free(q);
+		return 1;
+	}
+	q->o = o;
+	q->n = (uint32_t)o->conns;
+	q->rng.s = o->seed;
+	for (uint32_t i = 0; i < q->n; i++) {
+		q->cl[i].fd = -1;
+		q->idle[q->nidle++] = q->n - 1 - i;
+	}
+	err = evr_init(&q->ev, 32768);
+	if (err) {
+		fprintf(stderr, "loadgen queue: io_uring: %s\n", strerror(-err));
+		goto out_free;
+	}
+
+	/* fill: every client waiting (with --once, each opened exactly once) */
+	t0 = bench_now_ns(CLOCK_MONOTONIC);
+	err = q_loop(q, t0 + o->timeout_ms * NSEC_PER_MSEC, true, false);
+	fill_ns = bench_now_ns(CLOCK_MONOTONIC) - t0;
+	if (err || q->waiting != q->n) {
+		fprintf(stderr, "loadgen queue: %u of %u waiting after %.1f s (%s)\n", q->waiting,
+			q->n, (double)fill_ns / NSEC_PER_SEC,
+			err ? strerror(-err) : q->first_err ? strerror(-q->first_err) : "deadline");
+		goto out;
+	}
+	/* steady state before measuring; with --once, all just wait */
+	if (o->warmup_ms)
+		err = q_loop(q, bench_now_ns(CLOCK_MONOTONIC) + o->warmup_ms * NSEC_PER_MSEC, false,
+			     !o->once);
+	if (err)
+		goto out;
+
+	/* the measured window */
+	q->left = q->admitted = q->refused = q->errors = q->arrived = 0;
+	cpu0 = q_cpu_ns(o);
+	t0 = bench_now_ns(CLOCK_MONOTONIC);
+	err = q_loop(q, t0 + o->duration_ms * NSEC_PER_MSEC, false, true);
+	window_ns = bench_now_ns(CLOCK_MONOTONIC) - t0;
+	cpu1 = q_cpu_ns(o);
+	if (err) {
+		fprintf(stderr, "loadgen queue: waiting for events: %s\n", strerror(-err));
+		goto out;
+	}
+	cpu_us = cpu0 >= 0 && cpu1 >= 0 ? (double)(cpu1 - cpu0) / 1000.0 : -1;
+	if (o->json)
+		printf("{\"mode\": \"queue\", \"conns\": %u, \"rate\": %llu, \"fill_ms\": %.0f, "
+		       "\"duration_ms\": %.0f, \"left\": %llu, \"admitted\": %llu, "
+		       "\"refused\": %llu, \"errors\": %llu, \"arrived\": %llu, "
+		       "\"waiting_end\": %u, \"cpu_ms\": %.1f, \"cpu_us_per_leave\": %.1f, "
+		       "\"cpu_us_per_admit\": %.1f}\n",
+		       q->n, (unsigned long long)o->rate, (double)fill_ns / NSEC_PER_MSEC,
+		       (double)window_ns / NSEC_PER_MSEC, (unsigned long long)q->left,
+		       (unsigned long long)q->admitted, (unsigned long long)q->refused,
+		       (unsigned long long)q->errors, (unsigned long long)q->arrived, q->waiting,
+		       cpu_us / 1000, q->left ? cpu_us / (double)q->left : 0,
+		       q->admitted ? cpu_us / (double)q->admitted : 0);
+	else
+		printf("queue conns=%u rate=%llu fill_ms=%.0f duration_ms=%.0f left=%llu "
+		       "admitted=%llu refused=%llu errors=%llu arrived=%llu waiting_end=%u "
+		       "cpu_ms=%.1f cpu_us_per_leave=%.1f cpu_us_per_admit=%.1f\n",
+		       q->n, (unsigned long long)o->rate, (double)fill_ns / NSEC_PER_MSEC,
+		       (double)window_ns / NSEC_PER_MSEC, (unsigned long long)q->left,
+		       (unsigned long long)q->admitted, (unsigned long long)q->refused,
+		       (unsigned long long)q->errors, (unsigned long long)q->arrived, q->waiting,
+		       cpu_us / 1000, q->left ? cpu_us / (double)q->left : 0,
+		       q->admitted ? cpu_us / (double)q->admitted : 0);
+	fflush(stdout);
+	if (q->first_err && o->verbose)
+		fprintf(stderr, "loadgen queue: first error: %s\n", strerror(-q->first_err));
+	ret = q->errors ? 1 : 0;
+out:
+	for (uint32_t i = 0; i < q->n; i++)
+		q_close(q, &q->cl[i]);
+	evr_exit(&q->ev);
+out_free:
+	free(q->idle);
+	free(q->cl);
+	free(q);
+	return ret;
+}
+
 struct lg_mode {
 	const char *name;
 	const char *help;
@@ -2840,6 +3176,8 @@ static const struct lg_mode lg_modes[] = {
 	{ "connrate", "-n connects in flight, each one request then close: conn/s, latency, errors",
 	  mode_connrate },
 	{ "bulk", "-n connections stream to an echo server both ways: Gbit/s received", mode_bulk },
+	{ "queue", "keep -n clients waiting in a proxy's queue for -d ms, -r leaving per s: CPU of --pid per client",
+	  mode_queue },
 };
 
 static void usage(FILE *out)
@@ -2904,6 +3242,21 @@ static void usage(FILE *out)
 	    "      --cdf FILE            rr, connrate: the latency distribution (rr: request;\n"
 	    "                            connrate: connect() to the whole reply), one line\n"
 	    "                            per histogram bucket: \"us fraction_at_or_below\"\n"
+	    "queue options (loadgen queue -c ADDR -n N [options]; tcp, backend --mode echo):\n"
+	    "  -n N                      clients kept waiting; each sends 16 bytes and waits\n"
+	    "                            for their echo, which comes once the proxy admits it\n"
+	    "  -r R                      one random waiting client leaves (closes) every 1/R s\n"
+	    "  -d MS                     measured window, after all N wait and --warmup-ms\n"
+	    "  -p PID                    whose CPU time (schedstat) the window reports\n"
+	    "      --inflight N          connects in progress at once (default 256)\n"
+	    "      --timeout-ms MS       deadline for all N to be waiting (default 60000)\n"
+	    "      --once                no replacements: each client once; they all wait\n"
+	    "                            through --warmup-ms, the window ends early when\n"
+	    "                            none is left\n"
+	    "  A client that leaves, is admitted (echo back, then it closes) or is refused\n"
+	    "  (closed by the proxy) is replaced at once. Reports left= admitted= refused=\n"
+	    "  errors= arrived= waiting_end= cpu_ms= cpu_us_per_leave= cpu_us_per_admit=\n"
+	    "  (--json: the same as one object).\n"
 	    "TLS (idle, rr, connrate, bulk; not storm):\n"
 	    "      --tls                 a TLS client handshake on every connection (no\n"
 	    "                            certificate check; the handshake signature is)\n"
@@ -2992,6 +3345,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 		OPT_TLS_RESUME,
 		OPT_TLS_VERSION,
 		OPT_SNI,
+		OPT_ONCE,
 	};
 	static const struct option lopts[] = {
 	    {"connect", required_argument, NULL, 'c'},
@@ -3022,6 +3376,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 	    {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
 	    {"tls-version", required_argument, NULL, OPT_TLS_VERSION},
 	    {"sni", required_argument, NULL, OPT_SNI},
+	    {"once", no_argument, NULL, OPT_ONCE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -3137,6 +3492,9 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
 				o->tls_version = TLS1_3_VERSION;
 			else
 				err = -EINVAL;
+			break;
+		case OPT_ONCE:
+			o->once = true;
 			break;
 		case OPT_SNI:
 			o->sni = optarg;

@@ -196,21 +196,13 @@ static void poll_arm(struct worker *w, struct conn *c, unsigned events)
 	struct io_uring_sqe *sqe = w_sqe(w);
 
 	io_uring_prep_poll_add(sqe, c->fd[0], events);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_POLL));
+	conn_op(c, sqe, UD_POLL);
 	c->flags |= CF_POLL;
-	c->inflight++;
 }
 
 void admit_poll_cancel(struct worker *w, struct conn *c)
 {
-	struct io_uring_sqe *sqe;
-
-	if (!(c->flags & CF_POLL))
-		return;
-	sqe = w_sqe(w);
-	io_uring_prep_cancel64(sqe, ud_pack(c, UD_POLL), 0);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
-	c->inflight++;
+	conn_cancel(w, c, UD_POLL);
 }
 
 /* ---- sluice's own answers ---------------------------------------------------------- */
@@ -250,8 +242,7 @@ static void resp_send(struct worker *w, struct conn *c)
 	struct io_uring_sqe *sqe = w_sqe(w);
 
 	io_uring_prep_send(sqe, c->fd[0], c->resp, c->resp_len, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
-	c->inflight++;
+	conn_op(c, sqe, UD_RESP);
 }
 
 /* Read the head (or what was peeked of a bad one) out of the socket first. */
@@ -263,8 +254,7 @@ static void resp_consume(struct worker *w, struct conn *c)
 			   0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
-	c->inflight++;
+	conn_op(c, sqe, UD_HEAD);
 }
 
 /*
@@ -337,7 +327,6 @@ static void refuse(struct worker *w, struct conn *c, enum refusal why)
 
 void admit_on_resp(struct worker *w, struct conn *c, int res)
 {
-	c->inflight--;
 	free(c->resp);
 	c->resp = NULL;
 	/* sent or not, the answer is all there is: close (a FIN) */
@@ -576,8 +565,7 @@ static void conn_connect(struct worker *w, struct conn *c)
 	be->ws[w->id].pending++;
 	sqe = w_sqe(w);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CONNECT));
-	c->inflight++;
+	conn_op(c, sqe, UD_CONNECT);
 	c->attempt_ms = w->now;
 	worker_conn_timer_arm(w, c);
 }
@@ -612,7 +600,6 @@ void admit_on_connect(struct worker *w, struct conn *c, int res)
 {
 	struct backend *be = c->be;
 
-	c->inflight--;
 	be->ws[w->id].pending--;
 	if (c->state == CONN_CLOSING) {
 		worker_conn_done(w, c);
@@ -665,8 +652,7 @@ static void hello_peek(struct worker *w, struct conn *c)
 	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
-	c->inflight++;
+	conn_op(c, sqe, UD_HEAD);
 }
 
 static unsigned hs_kind_of(const struct conn *c)
@@ -933,8 +919,6 @@ uint64_t admit_deadline(const struct conn *c)
 
 void admit_timer(struct worker *w, struct conn *c)
 {
-	struct io_uring_sqe *sqe;
-
 	switch (c->state) {
 	case CONN_HELLO:
 	case CONN_TLS:
@@ -959,10 +943,7 @@ void admit_timer(struct worker *w, struct conn *c)
 		 * cancel is done at submission, but keying it to this
 		 * connection's connect keeps it from ever touching a reused fd.
 		 */
-		sqe = w_sqe(w);
-		io_uring_prep_cancel64(sqe, ud_pack(c, UD_CONNECT), 0);
-		io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
-		c->inflight++;
+		conn_cancel(w, c, UD_CONNECT);
 		break;
 	case CONN_WAITING:
 		dequeue(w, c);
@@ -986,8 +967,7 @@ static void head_peek(struct worker *w, struct conn *c)
 	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_HEAD));
-	c->inflight++;
+	conn_op(c, sqe, UD_HEAD);
 }
 
 /*
@@ -1083,7 +1063,6 @@ void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 	int res = cqe->res, buffered = cqe->flags & IORING_CQE_F_BUFFER;
 	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
-	c->inflight--;
 	if (buffered)
 		w->bufs_out++;
 	if (c->state == CONN_RESPONDING) {
@@ -1136,14 +1115,20 @@ void admit_on_poll(struct worker *w, struct conn *c, int res)
 {
 	int gone = res > 0 && (res & (POLLRDHUP | POLLHUP | POLLERR));
 
-	c->inflight--;
 	c->flags &= ~CF_POLL;
 	if (c->state == CONN_CLOSING) {
 		worker_conn_done(w, c);
 		return;
 	}
-	if (res == -ECANCELED)
+	if (res == -ECANCELED) {
+		/*
+		 * Cancelled when its handshake began; a client that waits for
+		 * a backend since then needs its departure watched again.
+		 */
+		if (c->state == CONN_WAITING)
+			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
 		return;
+	}
 	switch (c->state) {
 	case CONN_HELLO:
 	case CONN_HEAD:

@@ -14,24 +14,27 @@
 #include <stdint.h>
 
 enum ud_op {
-	UD_IGNORE = 0, /* completions nobody waits for: close, cancel of a dead op */
+	UD_IGNORE = 0, /* completions nobody waits for: close, cancels, MSG_RING sends */
 	UD_ACCEPT,     /* ptr: struct wlistener */
+	/* a connection's own operations, UD_CONN_FIRST..UD_CONN_LAST: at most one of each in flight */
 	UD_CONNECT,    /* ptr: struct conn */
-	UD_CANCEL,     /* ptr: struct conn; an async cancel it issued */
 	UD_RECV,       /* ptr: struct conn; recv on the half's source (2 ops) */
 	UD_RECV_1,
 	UD_SEND,       /* ptr: struct conn; send to the half's sink (2 ops) */
 	UD_SEND_1,
 	UD_SHUT,       /* ptr: struct conn; shutdown(SHUT_WR) of the half's sink (2 ops) */
 	UD_SHUT_1,
-	UD_MSG,        /* ptr: payload of a message from another thread; res: its type */
-	UD_SIGNAL,     /* ptr: main loop; a signalfd read */
-	UD_TICK,       /* ptr: owner of a periodic timeout */
 	UD_POLL,       /* ptr: struct conn; a poll on the client (head data, or departure) */
 	UD_HEAD,       /* ptr: struct conn; a peek at the request head, or reading it out */
 	UD_RESP,       /* ptr: struct conn; the send of sluice's own answer (400, 503, Close) */
+	UD_MSG,        /* ptr: payload of a message from another thread; res: its type */
+	UD_SIGNAL,     /* ptr: main loop; a signalfd read */
+	UD_TICK,       /* ptr: owner of a periodic timeout */
 	UD_OP_COUNT,
 };
+
+#define UD_CONN_FIRST UD_CONNECT
+#define UD_CONN_LAST UD_RESP
 
 #define UD_OP_BITS 4
 #define UD_OP_MASK ((uint64_t)((1u << UD_OP_BITS) - 1))
@@ -52,6 +55,12 @@ static inline enum ud_op ud_op(uint64_t ud)
 static inline void *ud_ptr(uint64_t ud)
 {
 	return (void *)(uintptr_t)(ud & ~UD_OP_MASK);
+}
+
+/* Is OP one of a connection's own operations (ptr: struct conn)? */
+static inline int ud_conn_op(enum ud_op op)
+{
+	return op >= UD_CONN_FIRST && op <= UD_CONN_LAST;
 }
 
 /* The half (0: client→backend, 1: backend→client) a paired op is about. */

@@ -20,10 +20,12 @@
  * are done. An error on either socket (a reset among them) aborts both, and
  * the other side is closed with SO_LINGER 0 so it sees a reset too.
  *
- * Lifetime. Every submission counts in c->inflight and every final
- * completion uncounts it; a connection's slot and descriptors are released
- * only when nothing is in flight, so no completion can ever find its
- * connection reused. Aborting cancels whatever is still pending.
+ * Lifetime. Every submission is marked in c->ops (conn_op) and dispatch
+ * unmarks it when its completion comes; a connection's slot and descriptors
+ * are released only when nothing is in flight, so no completion can ever
+ * find its connection reused. Aborting cancels whatever is still pending,
+ * each operation by its own user_data: a cost that does not grow with the
+ * number of other requests on the ring (thousands of waiting clients' polls).
  *
  * Admission. The kernel (bpf/sluice.bpf.c) refuses a backend connect that
  * would exceed the backend's max_conns or rate, with SL_ERR_FULL or
@@ -331,22 +333,13 @@ static void conn_free(struct worker *w, struct conn *c)
 
 static void conn_maybe_free(struct worker *w, struct conn *c)
 {
-	if (c->inflight == 0)
+	if (!c->ops)
 		conn_free(w, c);
 }
 
 void worker_conn_done(struct worker *w, struct conn *c)
 {
 	conn_maybe_free(w, c);
-}
-
-static void conn_cancel_fd(struct worker *w, struct conn *c, int fd)
-{
-	struct io_uring_sqe *sqe = w_sqe(w);
-
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_CANCEL));
-	c->inflight++;
 }
 
 /*
@@ -372,9 +365,8 @@ void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 			continue;
 		if (rst_mask & (1u << i))
 			setsockopt(c->fd[i], SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-		if (c->inflight)
-			conn_cancel_fd(w, c, c->fd[i]);
 	}
+	conn_cancel_all(w, c);
 	conn_maybe_free(w, c);
 }
 
@@ -407,9 +399,8 @@ static void half_recv(struct worker *w, struct conn *c, unsigned h)
 	io_uring_prep_recv(sqe, c->fd[h], NULL, w->bufsize, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RECV + h));
+	conn_op(c, sqe, UD_RECV + h);
 	c->half[h].flags |= HALF_RECV;
-	c->inflight++;
 }
 
 static void half_send(struct worker *w, struct conn *c, unsigned h)
@@ -420,9 +411,8 @@ static void half_send(struct worker *w, struct conn *c, unsigned h)
 
 	io_uring_prep_send(sqe, c->fd[h ^ 1], buf + hf->sent, hf->len[hf->head] - hf->sent,
 			   MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SEND + h));
+	conn_op(c, sqe, UD_SEND + h);
 	hf->flags |= HALF_SEND;
-	c->inflight++;
 }
 
 /* Both directions ended with a FIN: close both sockets. */
@@ -449,9 +439,8 @@ static void half_shut(struct worker *w, struct conn *c, unsigned h)
 	}
 	sqe = w_sqe(w);
 	io_uring_prep_shutdown(sqe, c->fd[h ^ 1], SHUT_WR);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SHUT + h));
+	conn_op(c, sqe, UD_SHUT + h);
 	c->half[h].flags |= HALF_SHUT;
-	c->inflight++;
 }
 
 /* May half H receive in C's state? (A TLS client is read during its handshake and head.) */
@@ -575,9 +564,7 @@ static void ws_close(struct worker *w, struct conn *c)
 		worker_conn_abort(w, c, 0);
 		return;
 	}
-	for (int i = 0; i < 2; i++)
-		if (c->inflight)
-			conn_cancel_fd(w, c, c->fd[i]);
+	conn_cancel_all(w, c);
 	c->state = CONN_RESPONDING;
 	c->attempt_ms = w->now;
 	worker_conn_timer_arm(w, c);
@@ -589,8 +576,7 @@ static void ws_close(struct worker *w, struct conn *c)
 	}
 	sqe = w_sqe(w);
 	io_uring_prep_send(sqe, c->fd[0], c->resp, c->resp_len, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_RESP));
-	c->inflight++;
+	conn_op(c, sqe, UD_RESP);
 }
 
 /* ---- TLS on either side ------------------------------------------------------ */
@@ -612,9 +598,8 @@ static void tls_flush(struct worker *w, struct conn *c, unsigned side)
 		return;
 	sqe = w_sqe(w);
 	io_uring_prep_send(sqe, c->fd[side], p, n, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_pack(c, UD_SEND + (side ^ 1)));
+	conn_op(c, sqe, UD_SEND + (side ^ 1));
 	hf->flags |= HALF_SEND;
-	c->inflight++;
 }
 
 /*
@@ -762,7 +747,6 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	int tls = c->flags2 & (CF2_TLS0 | CF2_TLS1);
 	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
-	c->inflight--;
 	hf->flags &= ~HALF_RECV;
 	if (cqe->flags & IORING_CQE_F_BUFFER)
 		w->bufs_out++;
@@ -843,7 +827,6 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	struct backend_wstats *bs;
 	int tls = c->flags2 & (CF2_TLS0 | CF2_TLS1);
 
-	c->inflight--;
 	hf->flags &= ~HALF_SEND;
 	/*
 	 * Closing, or answering: only a TLS client's answer still goes on
@@ -892,7 +875,6 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 
 static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
 {
-	c->inflight--;
 	c->half[h].flags = (uint8_t)((c->half[h].flags & ~HALF_SHUT) | HALF_DONE);
 	if (c->state != CONN_OPEN) {
 		conn_maybe_free(w, c);
@@ -1319,6 +1301,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	enum ud_op op = ud_op(cqe->user_data);
 	void *ptr = ud_ptr(cqe->user_data);
 
+	/* a connection's operation is done with: the one place it is uncounted */
+	if (ud_conn_op(op))
+		((struct conn *)ptr)->ops &= (uint16_t)~(1u << op);
 	switch (op) {
 	case UD_ACCEPT:
 		on_accept(w, ptr, cqe);
@@ -1347,13 +1332,6 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case UD_SHUT_1:
 		on_shut(w, ptr, ud_half(op, UD_SHUT), cqe->res);
 		break;
-	case UD_CANCEL: {
-		struct conn *c = ptr;
-
-		c->inflight--;
-		conn_maybe_free(w, c);
-		break;
-	}
 	case UD_MSG:
 		on_msg(w, ptr, cqe->res);
 		break;

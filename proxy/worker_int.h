@@ -101,7 +101,6 @@ struct conn {
 	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
 	uint8_t refusal; /* enum refusal to count if it ends without a backend; REFUSE_COUNT: none */
 	uint8_t flags;   /* enum conn_flags */
-	uint8_t inflight; /* operations submitted and not completed: never more than a few */
 	uint8_t flags2;   /* enum conn_flags2 */
 	uint16_t head_len; /* mode http: bytes of the request head, still in the socket */
 	uint64_t accepted_ms;
@@ -118,7 +117,13 @@ struct conn {
 	struct wgen *gen;
 	struct conn *next, *prev; /* free list; starved list or wait queue */
 	char *resp;               /* CONN_RESPONDING: the answer being sent (malloc'd) */
-	uint32_t resp_len;
+	uint16_t resp_len;
+	/*
+	 * Its operations in flight: bit OP for ud_pack(c, OP) (conn_op). Set
+	 * when submitted, cleared by dispatch when the completion comes; the
+	 * slot is freed only when it is 0, so no completion finds it reused.
+	 */
+	uint16_t ops;
 	uint32_t waited_ms; /* in the wait queue */
 	uint64_t bytes[2];  /* per half: client→backend, backend→client */
 	struct half half[2];
@@ -127,6 +132,7 @@ struct conn {
 
 _Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
 _Static_assert(_Alignof(struct conn) >= UD_ALIGN, "udata needs aligned objects");
+_Static_assert(UD_CONN_LAST < 16, "a connection's ops fit in conn.ops");
 
 /* A doubly linked list of connections, NULL-terminated, with its length. */
 struct clist {
@@ -278,6 +284,48 @@ static inline struct io_uring_sqe *w_sqe(struct worker *w)
 	while (!(sqe = io_uring_get_sqe(&w->ring)))
 		io_uring_submit(&w->ring);
 	return sqe;
+}
+
+/*
+ * SQE, just prepared, is C's operation OP: its user_data says so and C
+ * counts it in flight. Every operation of a connection goes through here.
+ * Each OP is in flight at most once, so a teardown can cancel them one by
+ * one by user_data, which the kernel finds by hash: a cancel by descriptor
+ * compares against every request pending on the ring instead, a cost that
+ * grows with the number of waiting clients.
+ */
+static inline void conn_op(struct conn *c, struct io_uring_sqe *sqe, enum ud_op op)
+{
+	io_uring_sqe_set_data64(sqe, ud_pack(c, op));
+	c->ops |= (uint16_t)(1u << op);
+}
+
+/*
+ * Cancel C's operation OP if it is in flight: it completes with -ECANCELED,
+ * or with its own result if it finished first. The cancel itself is not
+ * counted in C's ops and names nothing but a user_data value, so C may be
+ * freed before the cancel's own completion (posted only if it failed: the
+ * op was done already) without harm. It cannot hit a later operation that
+ * reuses C's slot either: C is freed only once OP has completed, and an
+ * operation prepared after this cancel is issued after it, in SQ order.
+ */
+static inline void conn_cancel(struct worker *w, struct conn *c, enum ud_op op)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!(c->ops & (1u << op)))
+		return;
+	sqe = w_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_pack(c, op), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* Cancel every operation of C's in flight. */
+static inline void conn_cancel_all(struct worker *w, struct conn *c)
+{
+	for (unsigned op = UD_CONN_FIRST; op <= UD_CONN_LAST; op++)
+		conn_cancel(w, c, (enum ud_op)op);
 }
 
 /* Where buffer BID's bytes are. */

@@ -260,6 +260,8 @@ s_client() {
 
 # cpu_ms PID: user + system CPU time PID has used so far, in ms (all threads).
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat"; }
+# cpu_us PID: the same in us, exact (the run time of each of its threads, schedstat).
+cpu_us() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ ns += $1 } END { print int(ns / 1000) }'; }
 # rss_kb PID: its resident memory, in KiB.
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 # cpu_over PID SECONDS: CPU ms PID uses in the next SECONDS.
