@@ -43,6 +43,9 @@
 #   STORM_GIVE_UP_MS=2000  storm: a client's patience per attempt
 #   STORM_RATE=200 STORM_BURST=20  storm: sluiced's per-backend rate and burst
 #   STORM_BACKEND_NICE=-10  storm: the backends' nice value (see below)
+#   QUEUE_NS="1000 5000 15000"  queue: clients kept waiting in sluiced's queue
+#   QUEUE_RATE=500      queue: clients leaving per second (leave phase), and
+#                       the backend's rate (admit phase)
 #   PIN=1               taskset placement: CPU_CLIENT=0, CPU_PROXY=1 (0-1 when
 #                       WORKERS>1), CPU_BACKEND=1; PIN=0 lets the scheduler place
 #
@@ -81,6 +84,20 @@
 # at STORM_BACKEND_NICE (-10), which gives them the CPU they ask for first.
 # The default rate (2 x 200/s = 0.8 CPU of backend work) leaves room for the
 # rest. How each proxy is configured for it: gen_*_storm.
+#
+# The queue scenario (sluiced only; tests/integration/39-queue-departures.sh):
+# what a client costs sluiced while thousands wait, for each N of QUEUE_NS.
+# loadgen queue keeps N clients waiting in one pool's queue and replaces every
+# one that ends, so the queue stays N long. Leave phase: the pool's backend
+# admits 1 a second, and QUEUE_RATE waiting clients a second give up (close);
+# sluiced's CPU per client that left (its replacement's arrival included).
+# Admit phase: nobody gives up, and the backend (the echo) takes QUEUE_RATE a
+# second; CPU per client admitted (connect, one echo, close, and its
+# replacement's arrival). Each phase: all N waiting, 1 s of warm-up, then
+# DURATION s measured, from sluiced's threads' schedstat. What matters is
+# how the figures move with N: a cost per client that grows with the queue
+# turns a storm quadratic. The storm rows also give the proxy's CPU per client
+# attempt (connects the clients started), for every proxy.
 #
 # Results: build/bench/results/SUITE-<timestamp>.{json,md}, and with the storm
 # SUITE-<timestamp>-storm-accepts.png (backend accepts per 100 ms over time)
@@ -121,10 +138,14 @@ STORM_GIVE_UP_MS=${STORM_GIVE_UP_MS:-2000}
 STORM_RATE=${STORM_RATE:-200}
 STORM_BURST=${STORM_BURST:-20}
 STORM_BACKEND_NICE=${STORM_BACKEND_NICE:--10}
+QUEUE_NS=${QUEUE_NS:-"1000 5000 15000"}
+QUEUE_RATE=${QUEUE_RATE:-500}
 # sluiced-nogate cannot take part: without BPF there is no rate limit to set.
 STORM_SYSTEMS="direct sluiced haproxy nginx"
 # No proxy, no TLS to terminate; sluiced-nogate's TLS is sluiced's.
 TLS_SYSTEMS="sluiced haproxy nginx"
+# The queue scenario measures sluiced's own queue.
+QUEUE_SYSTEMS="sluiced"
 # CPU placement on 2 cores (measured, see setup_pinning): the client alone on
 # CPU 0, the proxy and the backends sharing CPU 1.
 PIN=${PIN:-1}
@@ -138,6 +159,8 @@ PORT_IPERF=18010
 PORT_ECHO=18011            # the TLS scenarios' echo backend
 PORT_STORM=(18020 18021)   # the storm's two backends
 declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003 [sluiced-nogate]=18004)
+PORT_QUEUE_ADMIT=18005     # queue: sluiced's second listener (the admit phase)
+PORT_QUEUE_BE=18012        # queue: the leave phase's echo backend
 SLUICED_ADMIN=19901
 # Per run (PID): a second bench/run.sh on the machine must not share, or
 # remove, this one's pinned maps and cgroup.
@@ -195,6 +218,14 @@ add_row storm storm_gave_up  attempts 2 "${_st}: attempts abandoned per client a
 add_row storm storm_accepts  accepts 2 "${_st}: backend accepts per client (1.00: one each)"
 add_row storm storm_wasted   accepts 0 "${_st}: backend accepts for clients that had already given up (wasted, lower is better)"
 add_row storm storm_peak     accepts 0 "${_st}: peak backend accepts per 100 ms, both backends (sluiced's limit 2 x (rate/10 + burst) = $((2 * (STORM_RATE / 10 + STORM_BURST))))"
+add_row storm storm_cpu      us     0 "${_st}: proxy CPU per client attempt (µs, lower is better)"
+add_scenario queue     queue us      1 run_queue   "clients waiting in the queue"
+for _n in $QUEUE_NS; do
+	add_row queue "queue_leave_$_n" us 1 "queue, $_n waiting: sluiced CPU per client that gives up, $QUEUE_RATE/s (µs, lower is better)"
+done
+for _n in $QUEUE_NS; do
+	add_row queue "queue_admit_$_n" us 1 "queue, $_n waiting: sluiced CPU per client admitted, $QUEUE_RATE/s (µs, lower is better)"
+done
 SCENARIOS=${SCENARIOS:-"${SCENARIO_ORDER[*]}"}
 
 # ---- helpers ----------------------------------------------------------------
@@ -383,6 +414,24 @@ pools = ( { name = "p"; servers = ( { address = "127.0.0.1:$1"; $limits } ); } )
 EOF
 }
 
+# The queue scenario's sluiced (see the top of the file): a listener per
+# phase, each with its own pool and queue, deep and patient enough to hold
+# every client for the whole run.
+gen_sluiced_queue() { # - CONF
+	cat >"$2" <<EOF
+workers = $WORKERS;
+admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
+bpf = { pin_path = "$BPF_PIN"; cgroup = "$BPF_CGROUP"; };
+timeouts = { backend_wait_ms = 3600000; };
+listeners = ( { name = "leave"; address = "127.0.0.1:${PROXY_LISTEN[sluiced]}"; mode = "tcp"; pool = "leave"; backlog = 4096; },
+              { name = "admit"; address = "127.0.0.1:$PORT_QUEUE_ADMIT"; mode = "tcp"; pool = "admit"; backlog = 4096; } );
+pools = ( { name = "leave"; queue = { max = 20000; timeout_ms = 3600000; };
+            servers = ( { address = "127.0.0.1:$PORT_QUEUE_BE"; rate = 1; burst = 1; } ); },
+          { name = "admit"; queue = { max = 20000; timeout_ms = 3600000; };
+            servers = ( { address = "127.0.0.1:$PORT_ECHO"; rate = $QUEUE_RATE; burst = 10; } ); } );
+EOF
+}
+
 # ---- TLS: one certificate for every proxy -------------------------------------
 # ECDSA P-256, made for the run: cert.pem + key.pem (sluiced), the two in one
 # PEM (HAProxy's crt; NGINX takes it for both directives), and sluiced's
@@ -471,6 +520,35 @@ stream {
 	}
 }
 EOF
+}
+
+# The queue scenario: for each N, the leave phase then the admit phase (see
+# the top of the file), against the one sluiced; prints the leave figures for
+# every N, then the admit figures.
+run_queue() { # PORT RSS_PIDS
+	local n phase port rate out leave=() admit=() rc=0 be
+	cost_backend "$PORT_QUEUE_BE" 0 0 $((DURATION * 40 + 300)) "$WORK/queue-be"
+	be=$COST_BE_PID
+	wait_ready "$WORK/queue-be" "$be" || { stop_started "$be"; return 1; }
+	for n in $QUEUE_NS; do
+		for phase in leave admit; do
+			if [ $phase = leave ]; then port=$1 rate=$QUEUE_RATE; else port=$PORT_QUEUE_ADMIT rate=0; fi
+			out=$("${PIN_CLIENT[@]}" timeout --foreground -k 5 $((DURATION + 90)) \
+				"$B/loadgen" queue -c "127.0.0.1:$port" -n "$n" -r "$rate" --inflight 512 \
+				--warmup-ms 1000 -d $((DURATION * 1000)) --timeout-ms 60000 -p "$2" \
+				--seed "$n" 2>>"$RUN_LOG") || { rc=1; break 2; }
+			echo "$phase $out" >>"$RUN_LOG"
+			if [ $phase = leave ]; then
+				leave+=("$(sed -n 's/.*cpu_us_per_leave=\([0-9.]*\).*/\1/p' <<<"$out")")
+			else
+				admit+=("$(sed -n 's/.*cpu_us_per_admit=\([0-9.]*\).*/\1/p' <<<"$out")")
+			fi
+			sleep 0.5 # the last phase's clients leave
+		done
+	done
+	stop_started "$be"
+	[ $rc = 0 ] || return 1
+	echo "${leave[*]} ${admit[*]}"
 }
 
 # ---- the storm's proxy configurations ---------------------------------------------
@@ -583,6 +661,7 @@ start_proxy() {
 	local sys=$1 up=$2 conf log="$WORK/logs/$1.log" i sfx="" pin=("${PIN_PROXY[@]}")
 	PROXY_PID= RSS_PIDS= PROXY_PORT=${PROXY_LISTEN[$sys]:-$up}
 	[ "$up" = storm ] && sfx=_storm pin=()
+	[ "$up" = queue ] && sfx=_queue
 	[ "$up" = tls ] && sfx=_tls up=$PORT_ECHO
 	case $sys in
 	direct)
@@ -803,7 +882,9 @@ storm_summary() {
 	jq -n --slurpfile l1 "$d/lg1.json" --slurpfile l2 "$d/lg2.json" \
 		--rawfile c1 "$d/lg1.csv" --rawfile c2 "$d/lg2.csv" \
 		--slurpfile b1 "$d/b1.json" --slurpfile b2 "$d/b2.json" \
-		--argjson t0 "$(cat "$d/t0")" --argjson n "$STORM_N" '
+		--argjson t0 "$(cat "$d/t0")" --argjson n "$STORM_N" \
+		--argjson ticks "$(if [ -s "$d/cpu1" ]; then echo $(($(cat "$d/cpu1") - $(cat "$d/cpu0"))); else echo null; fi)" \
+		--argjson hz "$(getconf CLK_TCK)" '
 		def csv: split("\n")[1:] | map(select(length > 0) | split(",") | map(tonumber));
 		def at($a; $i): if $i >= 0 and $i < ($a | length) then $a[$i] else 0 end;
 		def bins($b): (($t0 - $b.start_unix_ms) / $b.bucket_ms | round) as $sh
@@ -834,6 +915,8 @@ storm_summary() {
 		 t100_ms: (if $a.t100_ms == null or $b.t100_ms == null then "inf"
 			   else [$a.t100_ms, $b.t100_ms] | max end),
 		 attempts_per_client: (($a.attempts + $b.attempts) / $n),
+		 proxy_cpu_us_per_attempt: (if $ticks == null then null
+			else $ticks / $hz * 1e6 / ([$a.attempts + $b.attempts, 1] | max) end),
 		 gave_up_per_client: (($a.gave_up + $b.gave_up) / $n),
 		 accepts_per_client: (($b1[0].accepted + $b2[0].accepted) / $n),
 		 # every success is one accepted connection that echoed; the
@@ -882,7 +965,10 @@ measure_storm() {
 	else
 		p1=$PROXY_PORT p2=$PROXY_PORT
 	fi
+	# the proxy's CPU over the storm, per client attempt (storm_summary)
+	[ -n "$RSS_PIDS" ] && cpu_ticks "$RSS_PIDS" >"$d/cpu0"
 	storm_clients "$d" "$p1" "$p2" || log "warning: a storm client failed: $(cat "$d"/lg*.err)"
+	[ -n "$RSS_PIDS" ] && cpu_ticks "$RSS_PIDS" >"$d/cpu1"
 	if [ -n "$PROXY_PID" ] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
 		log "warning: $sys died during the storm"
 		: >"$d/lg1.json"   # not a result
@@ -900,9 +986,10 @@ measure_storm() {
 		 ["storm_t100", .t100_ms], ["storm_never", .never],
 		 ["storm_attempts", .attempts_per_client], ["storm_gave_up", .gave_up_per_client],
 		 ["storm_accepts", .accepts_per_client], ["storm_wasted", .wasted],
-		 ["storm_peak", .peak_per_100ms]][]
+		 ["storm_peak", .peak_per_100ms],
+		 ["storm_cpu", (.proxy_cpu_us_per_attempt // "NA")]][]
 		| [$sys, .[0], $rep, (.[1] | tostring)] | @tsv' "$d/summary.json" >>"$SAMPLES"
-	log "$sys storm #$rep: $(jq -r '"back \(.reconnected)/'"$STORM_N"', t50 \(.t50_ms) t100 \(.t100_ms) ms, attempts/client \(.attempts_per_client), accepts/client \(.accepts_per_client), wasted \(.wasted), peak \(.peak_per_100ms)/100 ms, backend lag max \(.backend_loop_lag_max_ms) ms"' "$d/summary.json")"
+	log "$sys storm #$rep: $(jq -r '"back \(.reconnected)/'"$STORM_N"', t50 \(.t50_ms) t100 \(.t100_ms) ms, attempts/client \(.attempts_per_client), accepts/client \(.accepts_per_client), wasted \(.wasted), peak \(.peak_per_100ms)/100 ms, backend lag max \(.backend_loop_lag_max_ms) ms, proxy CPU per attempt \(.proxy_cpu_us_per_attempt // "-") us"' "$d/summary.json")"
 	sleep 0.5
 }
 
@@ -914,6 +1001,7 @@ upstream_port() {
 	case ${SC_UPSTREAM[$1]} in
 	iperf) echo "$PORT_IPERF" ;;
 	tls) echo tls ;;
+	queue) echo queue ;;
 	*) echo "$PORT_HTTP" ;;
 	esac
 }
@@ -924,7 +1012,8 @@ measure() { # SYSTEM SCENARIO REP
 		measure_storm "$sys" "$rep"
 		return
 	fi
-	if [ "${SC_UPSTREAM[$sc]}" = tls ] && [[ " $TLS_SYSTEMS " != *" $sys "* ]]; then
+	if { [ "${SC_UPSTREAM[$sc]}" = tls ] && [[ " $TLS_SYSTEMS " != *" $sys "* ]]; } ||
+	   { [ "${SC_UPSTREAM[$sc]}" = queue ] && [[ " $QUEUE_SYSTEMS " != *" $sys "* ]]; }; then
 		for row in $(rows_of "$sc"); do
 			printf '%s\t%s\t%s\tNA\n' "$sys" "$row" "$rep" >>"$SAMPLES"
 		done
@@ -1298,6 +1387,7 @@ suite() {
 
 	# Refuse to run on top of someone else's listener: we would measure it.
 	for p in $PORT_HTTP $PORT_IPERF $PORT_ECHO "${PORT_STORM[@]}" "${PROXY_LISTEN[@]}" \
+		$PORT_QUEUE_ADMIT $PORT_QUEUE_BE \
 		$SLUICED_ADMIN; do
 		port_listening "$p" && die "port $p is already in use"
 	done

@@ -200,10 +200,6 @@ static void poll_arm(struct worker *w, struct conn *c, unsigned events)
 	c->flags |= CF_POLL;
 }
 
-void admit_poll_cancel(struct worker *w, struct conn *c)
-{
-	conn_cancel(w, c, UD_POLL);
-}
 
 /* ---- sluice's own answers ---------------------------------------------------------- */
 
@@ -742,7 +738,8 @@ static void hs_admit(struct worker *w, struct conn *c)
 	c->flags |= CF_LISTED;
 	c->attempt_ms = w->now;
 	/* the hello waits in the socket: only a departure wakes the poll */
-	poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+	if (!(c->flags & CF_POLL))
+		poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
 	worker_conn_timer_arm(w, c);
 	if (q->head == c) {
 		uint64_t wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns, c->sl->hs_interval[k],
@@ -777,7 +774,6 @@ void admit_hsq_run(struct worker *w)
 
 				if (hs_claim(w, c)) {
 					hsq_leave(w, c);
-					admit_poll_cancel(w, c);
 					hs_begin(w, c);
 					continue;
 				}
@@ -1120,18 +1116,15 @@ void admit_on_poll(struct worker *w, struct conn *c, int res)
 		worker_conn_done(w, c);
 		return;
 	}
-	if (res == -ECANCELED) {
-		/*
-		 * Cancelled when its handshake began; a client that waits for
-		 * a backend since then needs its departure watched again.
-		 */
-		if (c->state == CONN_WAITING)
-			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
+	if (res == -ECANCELED)
 		return;
-	}
 	switch (c->state) {
-	case CONN_HELLO:
 	case CONN_HEAD:
+		/* a TLS client's head is read through TLS: that read sees it leave */
+		if (c->flags2 & CF2_TLS0)
+			return;
+		/* fall through */
+	case CONN_HELLO:
 		if (gone && !(res & POLLIN)) {
 			admit_tls_failed(w, c, HSF_CLOSED);
 			worker_conn_abort(w, c, 0);

@@ -22,8 +22,6 @@ enum ud_op {
 	UD_RECV_1,
 	UD_SEND,       /* ptr: struct conn; send to the half's sink (2 ops) */
 	UD_SEND_1,
-	UD_SHUT,       /* ptr: struct conn; shutdown(SHUT_WR) of the half's sink (2 ops) */
-	UD_SHUT_1,
 	UD_POLL,       /* ptr: struct conn; a poll on the client (head data, or departure) */
 	UD_HEAD,       /* ptr: struct conn; a peek at the request head, or reading it out */
 	UD_RESP,       /* ptr: struct conn; the send of sluice's own answer (400, 503, Close) */

@@ -424,23 +424,23 @@ static void conn_close_clean(struct worker *w, struct conn *c)
 	conn_maybe_free(w, c);
 }
 
+/*
+ * Half H's source finished and everything it sent is out: pass the FIN on.
+ * shutdown() is called directly rather than submitted: io_uring runs a
+ * shutdown in its worker threads (it may block for some protocols), and
+ * that hand-off costs more than the call itself, which for TCP only queues
+ * a FIN and never blocks.
+ */
 static void half_shut(struct worker *w, struct conn *c, unsigned h)
 {
-	struct io_uring_sqe *sqe;
-
+	c->half[h].flags |= HALF_DONE;
 	if (c->half[h ^ 1].flags & HALF_DONE) {
-		/*
-		 * The other way is finished already: close() sends the FIN
-		 * shutdown() would, and saves an operation per connection.
-		 */
-		c->half[h].flags |= HALF_DONE;
+		/* the other way is finished already: close() sends this FIN */
 		conn_close_clean(w, c);
 		return;
 	}
-	sqe = w_sqe(w);
-	io_uring_prep_shutdown(sqe, c->fd[h ^ 1], SHUT_WR);
-	conn_op(c, sqe, UD_SHUT + h);
-	c->half[h].flags |= HALF_SHUT;
+	if (shutdown(c->fd[h ^ 1], SHUT_WR) < 0)
+		worker_conn_abort(w, c, 1u << h);
 }
 
 /* May half H receive in C's state? (A TLS client is read during its handshake and head.) */
@@ -665,7 +665,7 @@ static int half_push(struct worker *w, struct conn *c, unsigned h)
 		return 0;
 	}
 	if (c->state != CONN_OPEN || hf->count || !(hf->flags & HALF_EOF) ||
-	    (hf->flags & (HALF_SHUT | HALF_DONE)))
+	    (hf->flags & HALF_DONE))
 		return 0;
 	if ((c->flags2 & CF2_TLS(k)) && tls_close_notify(w, c, k)) {
 		tls_flush(w, c, k);
@@ -873,28 +873,19 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	half_resume(w, c, h);
 }
 
-static void on_shut(struct worker *w, struct conn *c, unsigned h, int res)
-{
-	c->half[h].flags = (uint8_t)((c->half[h].flags & ~HALF_SHUT) | HALF_DONE);
-	if (c->state != CONN_OPEN) {
-		conn_maybe_free(w, c);
-		return;
-	}
-	if (res < 0) {
-		worker_conn_abort(w, c, 1u << h);
-		return;
-	}
-	if (c->half[h ^ 1].flags & HALF_DONE)
-		conn_close_clean(w, c);
-}
-
 /* ---- a connection's life ---------------------------------------------------- */
 
 void worker_conn_open(struct worker *w, struct conn *c)
 {
 	c->state = CONN_OPEN;
 	c->active_ms = w->now;
-	admit_poll_cancel(w, c);
+	/*
+	 * A poll that watched for the client leaving while it waited stays
+	 * armed: it fires when the client closes and is ignored then, or is
+	 * cancelled with the rest if sluiced closes first. Cancelling it here
+	 * would cost a look-up among every request pending on the ring's
+	 * hash bucket, for each client admitted.
+	 */
 	worker_conn_timer_arm(w, c);
 	if (c->pool->tls_ctx) {
 		int ret = tls_start_client(w, c, c->pool->tls_ctx, c->pool->cfg,
@@ -1327,10 +1318,6 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case UD_SEND:
 	case UD_SEND_1:
 		on_send(w, ptr, ud_half(op, UD_SEND), cqe->res);
-		break;
-	case UD_SHUT:
-	case UD_SHUT_1:
-		on_shut(w, ptr, ud_half(op, UD_SHUT), cqe->res);
 		break;
 	case UD_MSG:
 		on_msg(w, ptr, cqe->res);

@@ -29,9 +29,8 @@ enum half_flags {
 	HALF_RECV = 1 << 0,    /* a receive is in flight */
 	HALF_SEND = 1 << 1,    /* a send is in flight */
 	HALF_EOF = 1 << 2,     /* the source sent FIN */
-	HALF_SHUT = 1 << 3,    /* shutdown(SHUT_WR) of the sink is in flight */
-	HALF_DONE = 1 << 4,    /* FIN forwarded: nothing more goes this way */
-	HALF_STARVED = 1 << 5, /* data waits but the buffer ring was empty */
+	HALF_DONE = 1 << 3,    /* FIN forwarded: nothing more goes this way */
+	HALF_STARVED = 1 << 4, /* data waits but the buffer ring was empty */
 };
 
 struct half {
@@ -410,8 +409,6 @@ void admit_run(struct worker *w);
 void admit_forget(struct worker *w, struct conn *c);
 /* A connection to a backend of pool P closed here: a waiting client may go. */
 void admit_released(struct worker *w, struct snap_pool *p);
-/* Stop polling for a waiting client's departure (it has its backend). */
-void admit_poll_cancel(struct worker *w, struct conn *c);
 /* A head peek that found no buffer: a buffer is back, peek again. */
 void admit_head_resume(struct worker *w, struct conn *c);
 /* A TLS client's handshake or head moved on (CONN_TLS, CONN_HEAD): what next. */
