@@ -779,22 +779,65 @@ static void parse_agent(struct pctx *pc, const config_setting_t *s, const struct
 		perr(pc, s, "agent needs a port");
 }
 
+/*
+ * An integer in [K->min, K->max], or the string "auto": *(int *)(base +
+ * K->arg's offset) says which. K->arg points at the offset of that flag.
+ */
+static void parse_u32_or_auto(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			      void *base)
+{
+	const size_t *flag_off = k->arg;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *v = config_setting_get_string(s);
+
+		if (strcmp(v, "auto") != 0) {
+			char q[96];
+
+			perr(pc, s, "expected an integer or \"auto\", got %s",
+			     quote(q, sizeof(q), v));
+			return;
+		}
+		*(int *)((char *)base + *flag_off) = 1;
+		return;
+	}
+	parse_u32(pc, s, k, base);
+}
+
+static const size_t rate_auto_off = offsetof(struct cfg_server, rate_auto);
+
 static const struct cfg_key server_keys[] = {
 	KEY_ADDR("address", struct cfg_server, addr, KF_REQUIRED),
 	KEY_CUSTOM("agent", parse_agent, 0),
 	KEY_NAME("name", struct cfg_server, name, 0),
 	KEY_U32("max_conns", struct cfg_server, max_conns, 0, 10000000),
-	KEY_U32("rate", struct cfg_server, rate, 0, 10000000),
+	{ .name = "rate", .parse = parse_u32_or_auto, .off = offsetof(struct cfg_server, rate),
+	  .min = 0, .max = 10000000, .arg = &rate_auto_off },
+	KEY_U32("rate_min", struct cfg_server, rate_min, 1, 10000000),
+	KEY_U32("rate_max", struct cfg_server, rate_max, 1, 10000000),
 	KEY_U32("burst", struct cfg_server, burst, 1, 10000000),
 	KEY_END
 };
+
+/* An auto rate starts here (a restart resumes from what was learned). */
+#define RATE_AUTO_START 50
 
 static void server_done(void *elem, const config_setting_t *el)
 {
 	struct cfg_server *sv = elem;
 	size_t len;
 
-	if (!config_setting_get_member(el, "burst"))
+	sv->burst_set = config_setting_get_member(el, "burst") != NULL;
+	if (sv->rate_auto) {
+		if (!config_setting_get_member(el, "rate_min"))
+			sv->rate_min = 10;
+		if (!config_setting_get_member(el, "rate_max"))
+			sv->rate_max = 1000000;
+		sv->rate = RATE_AUTO_START < sv->rate_min ? sv->rate_min
+			 : RATE_AUTO_START > sv->rate_max ? sv->rate_max
+							  : RATE_AUTO_START;
+	}
+	if (!sv->burst_set)
 		sv->burst = sv->rate / 10 ? sv->rate / 10 : 1;
 
 	if (sv->name[0] || config_setting_get_member(el, "name"))
@@ -895,9 +938,13 @@ static const struct cfg_enum proxy_protocol_names[] = {
 	{ NULL, 0 },
 };
 
+static const size_t timeout_auto_off = offsetof(struct cfg_pool, queue.timeout_auto);
+
 static const struct cfg_key queue_keys[] = {
 	KEY_U32("max", struct cfg_pool, queue.max, 0, 10000000),
-	KEY_U32("timeout_ms", struct cfg_pool, queue.timeout_ms, 1, 3600000),
+	{ .name = "timeout_ms", .parse = parse_u32_or_auto,
+	  .off = offsetof(struct cfg_pool, queue.timeout_ms), .min = 1, .max = 3600000,
+	  .arg = &timeout_auto_off },
 	KEY_END
 };
 
@@ -1500,6 +1547,28 @@ static void check_account(struct pctx *pc, const config_setting_t *root)
 			"group without user: set user too (group alone drops nothing)");
 }
 
+/* rate_min and rate_max bound what "auto" learns: nothing else. */
+static void check_auto_rates(struct pctx *pc)
+{
+	const struct sl_config *cfg = pc->cfg;
+	char path[64];
+
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		for (unsigned j = 0; j < cfg->pools[i].nservers; j++) {
+			const struct cfg_server *sv = &cfg->pools[i].servers[j];
+
+			snprintf(path, sizeof(path), "pools[%u].servers[%u]", i, j);
+			if (!sv->rate_auto && (sv->rate_min || sv->rate_max))
+				perr_at(pc, pc->name, sv->line, path,
+					"rate_min and rate_max go with rate = \"auto\"");
+			else if (sv->rate_auto && sv->rate_min > sv->rate_max)
+				perr_at(pc, pc->name, sv->line, path,
+					"rate_min %u is above rate_max %u", sv->rate_min,
+					sv->rate_max);
+		}
+	}
+}
+
 /* Limits are the kernel's to enforce: without BPF they would be a silent lie. */
 static void check_bpf_needed(struct pctx *pc)
 {
@@ -1512,7 +1581,7 @@ static void check_bpf_needed(struct pctx *pc)
 		for (unsigned j = 0; j < cfg->pools[i].nservers; j++) {
 			const struct cfg_server *sv = &cfg->pools[i].servers[j];
 
-			if (!sv->max_conns && !sv->rate)
+			if (!sv->max_conns && !sv->rate && !sv->rate_auto)
 				continue;
 			snprintf(path, sizeof(path), "pools[%u].servers[%u]", i, j);
 			perr_at(pc, pc->name, sv->line, path,
@@ -1547,7 +1616,8 @@ static void check_shared_servers(struct pctx *pc)
 
 					if (strcmp(a->addr.text, b->addr.text) != 0 ||
 					    (a->max_conns == b->max_conns && a->rate == b->rate &&
-					     a->burst == b->burst))
+					     a->burst == b->burst && a->rate_auto == b->rate_auto &&
+					     a->rate_min == b->rate_min && a->rate_max == b->rate_max))
 						continue;
 					snprintf(path, sizeof(path), "pools[%u].servers[%u]", k, m);
 					perr_at(pc, pc->name, b->line, path,
@@ -1922,6 +1992,7 @@ static struct sl_config *load_text(const char *text, const char *name, char **er
 	cfg->admin.enabled = cfg->admin.addr.len != 0;
 	check_account(&pc, config_root_setting(&lc));
 	check_shared_servers(&pc);
+	check_auto_rates(&pc);
 	check_bpf_needed(&pc);
 	check_pools(&pc);
 out:

@@ -93,8 +93,16 @@ struct cfg_server {
 	char name[CFG_NAME_MAX]; /* "name", default: the address text */
 	struct cfg_addr addr;
 	uint32_t max_conns; /* concurrent connections, 0: no limit (kernel-enforced) */
-	uint32_t rate;      /* new connections per second, 0: no limit (kernel-enforced) */
-	uint32_t burst;     /* default: rate / 10, at least 1 */
+	/*
+	 * New connections per second, 0: no limit (kernel-enforced). With
+	 * rate_auto ("auto"), sluice learns it within [rate_min, rate_max]
+	 * (proxy/ratectl.h) and `rate` is where learning starts.
+	 */
+	uint32_t rate;
+	int rate_auto;
+	uint32_t rate_min, rate_max; /* auto: default 10, 1000000 */
+	uint32_t burst;     /* default: rate / 10, at least 1 (auto: of the rate in force) */
+	int burst_set;      /* "burst" was given */
 	struct {
 		int enabled;          /* the group is present */
 		uint32_t port;        /* the agent's TCP port on the server's address */
@@ -110,7 +118,13 @@ struct cfg_pool {
 	enum cfg_proxy_protocol proxy_protocol; /* header sent first to the backend; default off */
 	struct {
 		uint32_t max;        /* clients waiting for a slot or token, all workers; default 10000 */
-		uint32_t timeout_ms; /* longest wait; default 10000 */
+		/*
+		 * Longest wait; default 10000. timeout_auto ("auto"): the
+		 * clients' patience, learned (proxy/patience.h), is the limit,
+		 * and timeout_ms only where nothing is learned yet.
+		 */
+		uint32_t timeout_ms;
+		int timeout_auto;
 	} queue;
 	struct {
 		uint32_t min_s, max_s;   /* Retry-After is clamped to these; default 1, 120 */

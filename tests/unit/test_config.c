@@ -239,6 +239,43 @@ static void test_defaults(void)
 	config_free(cfg);
 }
 
+/* "auto" for a server's rate and a pool's queue timeout, with their bounds and defaults. */
+static void test_auto(void)
+{
+	static const char text[] =
+		"listeners = ( { name = \"ws\"; address = \"127.0.0.1:8080\"; pool = \"app\"; } );\n"
+		"pools = ( { name = \"app\"; queue = { timeout_ms = \"auto\"; };\n"
+		"  servers = ( { address = \"10.0.0.1:80\"; rate = \"auto\"; },\n"
+		"    { address = \"10.0.0.2:80\"; rate = \"auto\"; rate_min = 100; rate_max = 800; burst = 40; },\n"
+		"    { address = \"10.0.0.3:80\"; rate = 300; } ); } );\n";
+	struct sl_config *cfg;
+	char *errs = NULL;
+
+	cfg = config_load_string(text, "auto.conf", &errs);
+	CHECK(cfg != NULL, "auto: %s", errs ? errs : "");
+	free(errs);
+	if (!cfg || cfg->npools != 1 || cfg->pools[0].nservers != 3) {
+		config_free(cfg);
+		return;
+	}
+	const struct cfg_pool *p = &cfg->pools[0];
+	const struct cfg_server *a = &p->servers[0], *b = &p->servers[1], *c = &p->servers[2];
+
+	CHECK(p->queue.timeout_auto == 1, "timeout_auto %d", p->queue.timeout_auto);
+	CHECK(p->queue.timeout_ms == 10000, "timeout_ms where nothing is learned %u",
+	      p->queue.timeout_ms);
+	CHECK(a->rate_auto && a->rate_min == 10 && a->rate_max == 1000000,
+	      "auto defaults: %d %u %u", a->rate_auto, a->rate_min, a->rate_max);
+	CHECK(a->rate == 50 && a->burst == 5 && !a->burst_set, "auto start rate %u burst %u",
+	      a->rate, a->burst);
+	CHECK(b->rate_auto && b->rate_min == 100 && b->rate_max == 800 && b->rate == 100,
+	      "bounded auto: %u..%u from %u", b->rate_min, b->rate_max, b->rate);
+	CHECK(b->burst == 40 && b->burst_set, "auto burst given %u", b->burst);
+	CHECK(!c->rate_auto && c->rate == 300 && c->burst == 30, "fixed rate %u burst %u",
+	      c->rate, c->burst);
+	config_free(cfg);
+}
+
 /* One string with several mistakes: every one reported, sorted by line. */
 static void test_all_errors(void)
 {
@@ -751,6 +788,7 @@ int main(void)
 
 	test_parse_addr();
 	test_defaults();
+	test_auto();
 	test_all_errors();
 	test_edges();
 	test_full();

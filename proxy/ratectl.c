@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+#include "proxy/ratectl.h"
+
+#include <math.h>
+
+#define RC_ALPHA_MIN_MS 5.0  /* a queue shorter than this is noise, not a queue */
+#define RC_BETA_MAX_MS 200.0 /* the longest queue tolerated when patience is long */
+#define RC_PATIENCE_MS 10000.0 /* patience assumed when none is known */
+#define RC_SLOW_START 1.5
+#define RC_PROBE 0.05
+#define RC_CUT_MIN 0.9 /* a cut takes at least 10 % off */
+#define RC_DT_MAX_S 5.0 /* a longer interval is a stall or a clock jump: skipped */
+
+static const char *const state_names[RC_STATES] = {
+	"start", "probing", "steady", "backoff", "floor",
+};
+
+const char *ratectl_state_name(enum ratectl_state s)
+{
+	return (unsigned)s < RC_STATES ? state_names[s] : "?";
+}
+
+static double clamp(const struct ratectl *rc, double r)
+{
+	if (rc->max > 0 && r > rc->max)
+		r = rc->max;
+	return r < rc->min ? rc->min : r;
+}
+
+void ratectl_init(struct ratectl *rc, double rate, double min, double max)
+{
+	*rc = (struct ratectl){ .min = min > 0 ? min : 1, .max = max, .state = RC_START,
+				.why = "start" };
+	rc->rate = clamp(rc, rate);
+}
+
+static void base_push(struct ratectl *rc, double lat)
+{
+	double m = lat;
+
+	rc->win[rc->iwin] = lat;
+	rc->iwin = (rc->iwin + 1) % RC_WINDOW;
+	if (rc->nwin < RC_WINDOW)
+		rc->nwin++;
+	for (unsigned i = 0; i < rc->nwin; i++)
+		if (rc->win[i] < m)
+			m = rc->win[i];
+	rc->base_ms = m;
+}
+
+/* The latency LAT is what a set-up costs now, not a queue: start the window over. */
+static void base_reset(struct ratectl *rc, double lat)
+{
+	rc->nwin = rc->iwin = 0;
+	base_push(rc, lat);
+}
+
+static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, const char *why)
+{
+	double r = to < rc->rate * RC_CUT_MIN ? to : rc->rate * RC_CUT_MIN;
+	double lat = rc->lat_ms > 0 ? rc->lat_ms : 0;
+
+	rc->rate = clamp(rc, r);
+	rc->state = rc->rate <= rc->min ? RC_FLOOR : RC_BACKOFF;
+	rc->why = why;
+	rc->cut_lat_ms = lat;
+	rc->drained = 0;
+	/* the cut shows once the queue it leaves has drained: wait that long */
+	rc->hold = 2 + (unsigned)(lat / (o->dt_s * 1000.0));
+	if (rc->hold > 8)
+		rc->hold = 8;
+}
+
+double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
+{
+	double patience = o->patience_ms > 0 ? o->patience_ms : RC_PATIENCE_MS;
+	double alpha, beta, mu;
+	int judged = o->answered >= RC_MIN_SAMPLES && o->lat_ms >= 0;
+	int queued, wasted, failed;
+
+	if (!(o->dt_s > 0) || o->dt_s > RC_DT_MAX_S)
+		return rc->rate; /* no interval to speak of */
+	mu = o->answered / o->dt_s;
+	rc->queue_ms = 0;
+	if (judged) {
+		rc->lat_ms = o->lat_ms;
+		base_push(rc, o->lat_ms);
+		rc->queue_ms = o->lat_ms - rc->base_ms;
+	}
+	alpha = rc->base_ms * 0.5 > RC_ALPHA_MIN_MS ? rc->base_ms * 0.5 : RC_ALPHA_MIN_MS;
+	beta = patience / 20 < RC_BETA_MAX_MS ? patience / 20 : RC_BETA_MAX_MS;
+	if (beta < 4 * alpha)
+		beta = 4 * alpha;
+	queued = judged && rc->queue_ms > beta;
+	wasted = o->wasted > 1 && o->wasted * 50 > o->admitted;
+	failed = o->failed > 1 && o->failed * 20 > o->admitted;
+
+	/* answers keep up with admissions, yet the latency stays up: not a queue */
+	if (queued && o->answered >= o->admitted && rc->lat_ms >= 0.8 * rc->cut_lat_ms)
+		rc->drained++;
+	else
+		rc->drained = 0;
+	if (rc->hold) {
+		rc->hold--;
+		return rc->rate;
+	}
+	if (rc->drained >= 3) {
+		base_reset(rc, rc->lat_ms);
+		rc->queue_ms = 0;
+		rc->drained = 0;
+		rc->state = RC_STEADY;
+		rc->why = "baseline moved";
+		return rc->rate;
+	}
+	if (failed) {
+		cut(rc, o, rc->rate * 0.5, "failures");
+		return rc->rate;
+	}
+	if (queued) {
+		double drain = 1.0 - rc->queue_ms / RC_DRAIN_MS;
+
+		cut(rc, o, mu * (drain > 0.5 ? drain : 0.5), "queueing");
+		return rc->rate;
+	}
+	if (wasted) {
+		cut(rc, o, judged ? mu * 0.9 : rc->rate * 0.8, "clients left first");
+		return rc->rate;
+	}
+	if (!o->limited || (judged && rc->queue_ms >= alpha)) {
+		if (rc->state != RC_START)
+			rc->state = RC_STEADY;
+		rc->why = o->limited ? "small queue" : "demand below rate";
+		return rc->rate;
+	}
+	if (rc->state == RC_START) {
+		rc->rate = clamp(rc, rc->rate * RC_SLOW_START);
+	} else {
+		double step = rc->rate * RC_PROBE;
+
+		rc->rate = clamp(rc, rc->rate + (step > 1 ? step : 1));
+		rc->state = RC_PROBING;
+	}
+	rc->why = "no queue";
+	return rc->rate;
+}
