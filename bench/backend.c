@@ -4,7 +4,7 @@
  *
  *   backend [--mode http|echo|ws] [--listen ADDR:PORT] [--threads N] [--body BYTES]
  *           [--conn-cost-us N] [--summary FILE] [--ready FILE] [--backlog N]
- *           [--max-seconds S] [--push-ms N]
+ *           [--max-seconds S] [--push-ms N] [--cost-schedule S:US,...]
  *
  * Every thread owns an epoll instance and its own SO_REUSEPORT listening
  * socket, so the kernel spreads new connections over the threads and a
@@ -33,6 +33,9 @@
  * before it is served, on the event loop itself: it models a backend that pays
  * for auth or session restore on each (re)connect, which is what turns a
  * reconnect storm into an overload. The stall shows up in the loop lag.
+ * The cost can change while it runs, as a backend's does in an incident:
+ * --cost-schedule 10:4000,20:2000 makes it 4000 us from 10 s after the start
+ * and 2000 us again from 20 s; SIGUSR1 doubles it, SIGUSR2 halves it.
  *
  * On SIGTERM/SIGINT the summary (--summary, JSON) is written and the process
  * exits 0. Loop lag is the time one loop iteration spends working between two
@@ -74,6 +77,10 @@ struct options {
 	unsigned int threads;
 	uint64_t body;
 	uint64_t conn_cost_us;
+	struct {
+		uint64_t at_ms, cost_us;
+	} sched[8]; /* --cost-schedule, in time order */
+	unsigned int nsched;
 	uint64_t backlog;
 	uint64_t max_seconds;
 	uint64_t push_ms;
@@ -911,6 +918,21 @@ static void ws_push(struct worker *w)
 
 /* ---- event loop -------------------------------------------------------- */
 
+/* The cost of a new connection now: SIGUSR1/SIGUSR2 change it, and so does the schedule. */
+static _Atomic uint64_t cost_now_us;
+static _Atomic unsigned int sched_next;
+
+static uint64_t conn_cost(void)
+{
+	unsigned int k = atomic_load_explicit(&sched_next, memory_order_relaxed);
+
+	if (k < opt.nsched &&
+	    bench_now_ns(CLOCK_MONOTONIC) - start_ns >= opt.sched[k].at_ms * NSEC_PER_MSEC &&
+	    atomic_compare_exchange_strong(&sched_next, &k, k + 1))
+		atomic_store(&cost_now_us, opt.sched[k].cost_us);
+	return atomic_load_explicit(&cost_now_us, memory_order_relaxed);
+}
+
 static void burn_cpu_us(uint64_t us)
 {
 	uint64_t until = bench_now_ns(CLOCK_THREAD_CPUTIME_ID) + us * NSEC_PER_USEC;
@@ -942,6 +964,7 @@ static void worker_accept(struct worker *w)
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		struct epoll_event ev;
 		struct conn *c;
+		uint64_t cost;
 		int one = 1;
 		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -953,8 +976,9 @@ static void worker_accept(struct worker *w)
 			return;
 		}
 		note_accept();
-		if (opt.conn_cost_us)
-			burn_cpu_us(opt.conn_cost_us);
+		cost = conn_cost();
+		if (cost)
+			burn_cpu_us(cost);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 		c = calloc(1, sizeof(*c));
@@ -1244,8 +1268,39 @@ static void usage(FILE *out)
 		"usage: backend [--mode http|echo|ws] [--listen ADDR:PORT] [--threads N]\n"
 		"               [--body BYTES] [--conn-cost-us N] [--summary FILE] [--ready FILE]\n"
 		"               [--backlog N] [--max-seconds S] [--push-ms N]\n"
+		"               [--cost-schedule S:US[,S:US...]]\n"
+		"  --cost-schedule  the per-connection cost becomes US at S seconds after the\n"
+		"                start (up to 8 steps, in time order); SIGUSR1 doubles the cost,\n"
+		"                SIGUSR2 halves it\n"
 		"  --push-ms N   ws: send every connection a text message \"tick SEQ\" every\n"
 		"                N ms (default 0: never)\n");
+}
+
+/* "S:US,S:US,...": seconds (may have a fraction) and a cost, in time order. */
+static int parse_schedule(const char *text)
+{
+	const char *p = text;
+
+	opt.nsched = 0;
+	while (*p) {
+		char *end;
+		double at = strtod(p, &end);
+		unsigned long long us;
+
+		if (end == p || *end != ':' || at < 0 || opt.nsched == 8)
+			return -EINVAL;
+		p = end + 1;
+		us = strtoull(p, &end, 10);
+		if (end == p || us > 10 * 1000 * 1000 || (*end && *end != ','))
+			return -EINVAL;
+		opt.sched[opt.nsched].at_ms = (uint64_t)(at * 1000);
+		opt.sched[opt.nsched].cost_us = us;
+		if (opt.nsched && opt.sched[opt.nsched].at_ms < opt.sched[opt.nsched - 1].at_ms)
+			return -EINVAL;
+		opt.nsched++;
+		p = *end ? end + 1 : end;
+	}
+	return opt.nsched ? 0 : -EINVAL;
 }
 
 static int parse_args(int argc, char **argv)
@@ -1261,6 +1316,7 @@ static int parse_args(int argc, char **argv)
 		{ "backlog", required_argument, NULL, 'B' },
 		{ "max-seconds", required_argument, NULL, 'M' },
 		{ "push-ms", required_argument, NULL, 'P' },
+		{ "cost-schedule", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1268,7 +1324,7 @@ static int parse_args(int argc, char **argv)
 	uint64_t v;
 	int c, len;
 
-	while ((c = getopt_long(argc, argv, "m:l:t:b:C:s:r:B:M:P:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:l:t:b:C:s:r:B:M:P:S:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (!strcmp(optarg, "http"))
@@ -1315,6 +1371,10 @@ static int parse_args(int argc, char **argv)
 			if (bench_parse_u64(optarg, 3600 * 1000, &opt.push_ms))
 				goto bad;
 			break;
+		case 'S':
+			if (parse_schedule(optarg))
+				goto bad;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -1351,7 +1411,10 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	atomic_store(&cost_now_us, opt.conn_cost_us);
 
 	bench_raise_nofile();
 	start_ns = bench_now_ns(CLOCK_MONOTONIC);
@@ -1391,10 +1454,21 @@ int main(int argc, char **argv)
 		close(fd);
 	}
 
-	do {
+	for (;;) {
+		uint64_t cost;
+
 		sig = 0;
 		err = sigwait(&sigs, &sig);
-	} while (err == EINTR);
+		if (err == EINTR)
+			continue;
+		if (sig != SIGUSR1 && sig != SIGUSR2)
+			break;
+		cost = atomic_load(&cost_now_us);
+		cost = sig == SIGUSR1 ? (cost ? cost * 2 : 1000) : cost / 2;
+		atomic_store(&cost_now_us, cost);
+		fprintf(stderr, "backend: cost per new connection now %llu us\n",
+			(unsigned long long)cost);
+	}
 	ret = 0;
 stop:
 	atomic_store(&stopping, true);

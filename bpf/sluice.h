@@ -67,10 +67,13 @@ struct sl_backend {
 	__u64 refused_full; /* connects refused: max_conns reached */
 	__u64 refused_rate; /* connects refused: no token */
 	__u64 released;     /* slots given back */
-	__u32 rate, burst;  /* as configured, for display */
+	__u32 rate, burst;  /* in force, for display (and, with SL_BF_AUTO, to resume from) */
 	__u32 in_use;       /* 1 while a config names this slot */
-	__u32 pad;
+	__u32 flags;        /* SL_BF_*; the BPF programs do not read it */
 };
+
+/* sl_backend.flags: the rate is learned (rate = "auto"), not configured. */
+#define SL_BF_AUTO 1u
 
 struct sl_listener {
 	struct sl_bucket bucket;     /* all SYNs to this listener */

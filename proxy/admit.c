@@ -51,6 +51,7 @@
 #include "proxy/balance.h"
 #include "proxy/clienthello.h"
 #include "proxy/httphead.h"
+#include "proxy/patience.h"
 #include "proxy/proxyproto.h"
 #include "proxy/tls.h"
 
@@ -200,6 +201,93 @@ static void poll_arm(struct worker *w, struct conn *c, unsigned events)
 	c->flags |= CF_POLL;
 }
 
+
+/* ---- what admission learns: set-ups and patience --------------------------------------- */
+
+/*
+ * A client of pool P that LEFT (or, if not, was still there) MS after it
+ * arrived: one observation of its patience (proxy/patience.h).
+ */
+static void patience_note(struct snap_pool *p, int left, uint64_t ms)
+{
+	unsigned k = patience_bin(ms);
+
+	stat_shared_inc32(left ? &p->stats->pat_left[k] : &p->stats->pat_stayed[k]);
+}
+
+static uint64_t since_arrival(const struct worker *w, const struct conn *c)
+{
+	return w->now > c->accepted_ms ? w->now - c->accepted_ms : 0;
+}
+
+void admit_setup_start(struct worker *w, struct conn *c)
+{
+	/* the connect began at attempt_ms: anchored to now_ns, exact on average */
+	c->ticket = w->now_ns - (w->now - c->attempt_ms) * 1000000ull;
+	c->flags2 |= CF2_SETUP;
+}
+
+void admit_setup_end(struct worker *w, struct conn *c, enum setup_end how)
+{
+	struct backend_wstats *bs;
+
+	if (!(c->flags2 & CF2_SETUP) || !c->be)
+		return;
+	c->flags2 &= (uint8_t)~CF2_SETUP;
+	bs = &c->be->ws[w->id];
+	switch (how) {
+	case SETUP_ANSWERED:
+		stat_inc(&bs->answered);
+		stat_inc32(&bs->setup_hist[backend_setup_bin(w->now_ns > c->ticket ?
+								     w->now_ns - c->ticket : 0)]);
+		patience_note(c->pool, 0, since_arrival(w, c));
+		break;
+	case SETUP_WASTED:
+		stat_inc(&bs->wasted);
+		patience_note(c->pool, 1, since_arrival(w, c));
+		break;
+	case SETUP_UNANSWERED:
+		stat_inc(&bs->unanswered);
+		break;
+	}
+}
+
+/* The pool's learned patience in ms (0: none, or the pool's timeout is not auto). */
+static uint32_t pool_patience(const struct snap_pool *p)
+{
+	if (!p->cfg->queue.timeout_auto)
+		return 0;
+	return atomic_load_explicit(&p->stats->patience_ms, memory_order_relaxed);
+}
+
+/*
+ * How long C may wait for its backend, from its arrival, on a pool whose
+ * patience was learned: long enough that the set-up it then needs is done
+ * before 90 % of the patience is (the estimate is where a tenth of the
+ * clients have gone), and at least half the patience.
+ */
+static uint64_t patience_limit_ms(const struct conn *c, uint32_t patience)
+{
+	uint32_t setup = atomic_load_explicit(&c->pool->stats->setup_ms, memory_order_relaxed);
+	double limit = patience * 0.9 - setup;
+
+	/* a set-up as long as the patience itself still lets the first half of it try */
+	return limit > patience * 0.5 ? (uint64_t)limit : patience / 2;
+}
+
+/*
+ * How long C stays in the queue: the limit above, except for one client in
+ * PATIENCE_EXPLORE, which waits PATIENCE_EXPLORE_X times the patience (see
+ * patience.h). An explorer that reaches the head past the limit is turned
+ * away, not sent to a backend: whether it left before, or was still there,
+ * is what it is for, and admitting it late would risk backend work.
+ */
+static uint64_t queue_limit_ms(const struct conn *c, uint32_t patience)
+{
+	if (c->serial % PATIENCE_EXPLORE == 0)
+		return (uint64_t)(patience * PATIENCE_EXPLORE_X);
+	return patience_limit_ms(c, patience);
+}
 
 /* ---- sluice's own answers ---------------------------------------------------------- */
 
@@ -496,10 +584,18 @@ static void conn_connect(struct worker *w, struct conn *c)
 	struct backend *be;
 	unsigned limited = 0;
 	uint64_t wait;
+	uint32_t patience;
 	int idx, fd, one = 1;
 
 	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
 		refuse(w, c, c->refusal < REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
+		return;
+	}
+	patience = pool_patience(c->pool);
+	if (patience && since_arrival(w, c) > patience_limit_ms(c, patience)) {
+		/* it would give up before its backend answered: tell it now, spare the backend */
+		patience_note(c->pool, 0, since_arrival(w, c));
+		refuse(w, c, REFUSE_QUEUE_TIMEOUT);
 		return;
 	}
 	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
@@ -890,6 +986,7 @@ uint64_t admit_deadline(const struct conn *c)
 {
 	const struct sl_config *cfg = c->gen->snap->cfg;
 	uint64_t cap = c->accepted_ms + cfg->timeouts.backend_wait_ms, t;
+	uint32_t patience;
 
 	switch (c->state) {
 	case CONN_HELLO:
@@ -904,7 +1001,9 @@ uint64_t admit_deadline(const struct conn *c)
 		t = c->attempt_ms + cfg->timeouts.connect_ms;
 		return t < cap ? t : cap;
 	case CONN_WAITING:
-		t = c->attempt_ms + c->pool->cfg->queue.timeout_ms;
+		patience = pool_patience(c->pool);
+		t = patience ? c->accepted_ms + queue_limit_ms(c, patience)
+			     : c->attempt_ms + c->pool->cfg->queue.timeout_ms;
 		return t < cap ? t : cap;
 	case CONN_RESPONDING:
 		return c->attempt_ms + RESPOND_MS;
@@ -942,6 +1041,8 @@ void admit_timer(struct worker *w, struct conn *c)
 		conn_cancel(w, c, UD_CONNECT);
 		break;
 	case CONN_WAITING:
+		/* still there when its time was up: it would have waited longer */
+		patience_note(c->pool, 0, since_arrival(w, c));
 		dequeue(w, c);
 		refuse(w, c, c->refusal);
 		break;
@@ -1141,6 +1242,7 @@ void admit_on_poll(struct worker *w, struct conn *c, int res)
 			return;
 		}
 		/* it gave up waiting for a handshake: no crypto was spent on it */
+		patience_note(c->pool, 1, since_arrival(w, c));
 		hsq_leave(w, c);
 		stat_shared_inc(&c->lst->hs_failed[HSF_CLOSED]);
 		refuse(w, c, REFUSE_CLIENT_GONE);
@@ -1152,6 +1254,7 @@ void admit_on_poll(struct worker *w, struct conn *c, int res)
 			return;
 		}
 		/* the client gave up: it leaves the queue, and no backend sees it */
+		patience_note(c->pool, 1, since_arrival(w, c));
 		if (c->state == CONN_WAITING)
 			dequeue(w, c);
 		refuse(w, c, REFUSE_CLIENT_GONE);

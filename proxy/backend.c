@@ -50,6 +50,7 @@ void backend_put(struct backend *be)
 		}
 	}
 	pthread_mutex_unlock(&registry_lock);
+	free(be->learn);
 	free(be);
 }
 

@@ -32,6 +32,15 @@
 /* backend_kernel_wait(): the kernel's limits do not apply, nothing to wait for */
 #define BACKEND_NO_WAIT 0
 
+/*
+ * Set-up latency (backend connect to its first byte) in SETUP_BINS bins:
+ * bin k holds [SETUP_T0_NS * 1.5^k, SETUP_T0_NS * 1.5^(k+1)), the first
+ * everything below, the last everything above (100 us .. 25 s).
+ */
+#define SETUP_BINS 32
+#define SETUP_T0_NS 100000.0
+#define SETUP_GROWTH 1.5
+
 struct backend_wstats {
 	_Atomic uint64_t connects;  /* backend connections established */
 	_Atomic uint64_t failures;  /* failed or timed out connects */
@@ -40,7 +49,23 @@ struct backend_wstats {
 	uint32_t pending; /* connects this worker submitted, not yet completed */
 	_Atomic uint64_t bytes_out; /* client → backend */
 	_Atomic uint64_t bytes_in;  /* backend → client */
+	_Atomic uint64_t answered;   /* set-ups whose backend sent its first byte */
+	_Atomic uint64_t wasted;     /* admitted clients that left before their backend answered */
+	_Atomic uint64_t unanswered; /* backends that closed or reset before answering */
+	_Atomic uint32_t setup_hist[SETUP_BINS]; /* answered set-ups by latency */
 } __attribute__((aligned(64)));
+
+/*
+ * What the main thread learns of a backend (proxy/learn.c), published for
+ * the workers (admission), health.c (the rate in force) and the admin page.
+ */
+struct backend_learned {
+	_Atomic uint32_t rate;      /* rate = "auto": the rate to enforce; 0: none yet */
+	_Atomic uint32_t state;     /* enum ratectl_state */
+	_Atomic uint32_t p50_us, p99_us, base_us; /* set-up latency, last seconds */
+	_Atomic uint32_t setup_us;  /* what a set-up is expected to take now */
+	const char *_Atomic why;    /* the controller's last reason (static string) */
+};
 
 struct backend {
 	_Atomic int refs;
@@ -71,9 +96,26 @@ struct backend {
 	 * thread when a config is applied; stable for the life of the object.
 	 */
 	volatile struct sl_backend *_Atomic kb;
+	struct backend_learned learned;
+	struct learn_be *learn;           /* proxy/learn.c's state (main thread) */
 	struct backend *next;             /* registry list (main thread) */
 	struct backend_wstats ws[CFG_MAX_WORKERS];
 };
+
+struct learn_be;
+
+/* The set-up latency bin of NS nanoseconds. */
+static inline unsigned backend_setup_bin(uint64_t ns)
+{
+	unsigned k = 0;
+	double edge = SETUP_T0_NS * SETUP_GROWTH;
+
+	while (k < SETUP_BINS - 1 && (double)ns >= edge) {
+		edge *= SETUP_GROWTH;
+		k++;
+	}
+	return k;
+}
 
 /* The backend for ADDR with a new reference: the existing one or a new one. */
 struct backend *backend_get(const struct cfg_addr *addr);

@@ -33,7 +33,8 @@ static struct backend *find_backend(struct snapshot *s, const char *name, double
 				found = s->pools[i].be[j];
 				continue;
 			}
-			*cap += sv->rate;
+			*cap += sv->rate_auto ? atomic_load(&s->pools[i].be[j]->learned.rate)
+					      : sv->rate;
 		}
 	}
 	return found;

@@ -46,6 +46,7 @@ struct probe {
 struct bstate {
 	struct backend *be; /* a reference */
 	uint32_t cfg_max, cfg_rate, cfg_burst, slow_s;
+	int rate_auto, burst_set; /* the rate is learned (be->learned.rate); burst given */
 	uint64_t up_since; /* ms; 0: no ramp */
 	uint32_t agent_max, agent_rate; /* UINT32_MAX: the agent sets no cap */
 	uint32_t cur_max, cur_rate, cur_burst;
@@ -231,6 +232,8 @@ void health_sync(struct health *h, struct snapshot *s, uint64_t now)
 				b->cfg_max = sv->max_conns;
 				b->cfg_rate = sv->rate;
 				b->cfg_burst = sv->burst;
+				b->rate_auto = sv->rate_auto;
+				b->burst_set = sv->burst_set;
 				b->slow_s = pc->slow_start_s > b->slow_s || !b->applied
 						    ? pc->slow_start_s
 						    : b->slow_s;
@@ -343,7 +346,7 @@ static uint32_t capped(uint32_t v, uint32_t cap)
 static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 {
 	double f = 1.0;
-	uint32_t max, rate, burst, ov;
+	uint32_t max, rate, burst, ov, cfg_burst;
 
 	if (b->up_since && b->slow_s) {
 		double t = (double)(now - b->up_since) / (1000.0 * b->slow_s);
@@ -355,6 +358,12 @@ static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 	}
 	max = b->cfg_max;
 	rate = b->cfg_rate;
+	cfg_burst = b->cfg_burst;
+	if (b->rate_auto && (ov = atomic_load(&b->be->learned.rate))) {
+		rate = ov;
+		if (!b->burst_set)
+			cfg_burst = rate / 10 ? rate / 10 : 1;
+	}
 	ov = atomic_load(&b->be->ov_max);
 	if (ov != UINT32_MAX)
 		max = ov;
@@ -362,7 +371,7 @@ static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 	if (ov != UINT32_MAX)
 		rate = ov;
 	max = capped(scaled(max, f), b->agent_max);
-	burst = scaled(rate && b->cfg_burst > rate ? rate : b->cfg_burst, f);
+	burst = scaled(rate && cfg_burst > rate ? rate : cfg_burst, f);
 	rate = capped(scaled(rate, f), b->agent_rate);
 	if (rate && burst > rate)
 		burst = rate;

@@ -26,6 +26,7 @@
 
 #include "proxy/daemon.h"
 #include "proxy/health.h"
+#include "proxy/learn.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "version.h"
@@ -134,9 +135,13 @@ static double admit_capacity(const struct snapshot *s)
 
 	for (unsigned i = 0; i < s->npools; i++)
 		for (unsigned j = 0; j < s->pools[i].nbe; j++) {
-			if (!s->pools[i].cfg->servers[j].rate)
+			const struct cfg_server *sv = &s->pools[i].cfg->servers[j];
+			uint32_t rate = sv->rate_auto ? atomic_load(&s->pools[i].be[j]->learned.rate)
+						      : sv->rate;
+
+			if (!rate)
 				return 0;
-			sum += s->pools[i].cfg->servers[j].rate;
+			sum += rate;
 		}
 	return sum;
 }
@@ -270,6 +275,7 @@ static void reload(struct daemon *d, struct main_loop *m)
 	io_uring_submit(&m->ring);
 	drain_removed(d, m, old, s);
 	health_sync(d->health, s, mono_ms());
+	learn_tick(s, mono_ms());
 	health_tick(d->health, mono_ms());
 	snapshot_put(old);
 	atomic_fetch_add(&d->reloads_ok, 1);
@@ -326,6 +332,7 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 			ebpf_check(d->ebpf);
 		}
 		if (!d->stopping) {
+			learn_tick(d->cur, mono_ms());
 			health_tick(d->health, mono_ms());
 			if (mono_ms() >= next_watch) {
 				next_watch = mono_ms() + 1000;
@@ -530,6 +537,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	health_sync(d.health, d.cur, mono_ms());
+	learn_tick(d.cur, mono_ms());
 	if (d.cur->cfg->admin.enabled) {
 		char token[ADMIN_TOKEN_MAX];
 

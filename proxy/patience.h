@@ -12,7 +12,7 @@
  * what reads it without bias: the share of clients still waiting at t is the
  * product, over the time bins up to t, of (1 - left / at risk). The patience
  * is where that share falls to 1 - PATIENCE_QUANTILE: the time by which a
- * quarter of the clients would have gone.
+ * tenth of the clients would have gone.
  *
  * Counts are kept in logarithmic time bins (PATIENCE_GROWTH apart, from
  * PATIENCE_T0_MS), twice: decaying with a half-life of PATIENCE_HALF_LIFE_S,
@@ -34,7 +34,7 @@
 #define PATIENCE_BINS 64
 #define PATIENCE_T0_MS 50.0
 #define PATIENCE_GROWTH 1.15 /* 64 bins: 50 ms .. 380 s */
-#define PATIENCE_QUANTILE 0.25
+#define PATIENCE_QUANTILE 0.1
 #define PATIENCE_HALF_LIFE_S 30.0
 #define PATIENCE_FAST_S 4.0
 #define PATIENCE_MIN_LEFT 8.0 /* departures (decayed) before there is an estimate */

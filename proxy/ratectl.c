@@ -6,9 +6,13 @@
 #define RC_ALPHA_MIN_MS 5.0  /* a queue shorter than this is noise, not a queue */
 #define RC_BETA_MAX_MS 200.0 /* the longest queue tolerated when patience is long */
 #define RC_PATIENCE_MS 10000.0 /* patience assumed when none is known */
-#define RC_SLOW_START 1.5
-#define RC_PROBE 0.05
+/* growth per second; an interval grows by the power of its length */
+#define RC_SLOW_START 4.0 /* x4 a second: x1.15 per 100 ms */
+#define RC_PROBE 0.2      /* +20 % of the rate a second */
 #define RC_CUT_MIN 0.9 /* a cut takes at least 10 % off */
+#define RC_CUT_MAX 0.5 /* and at most half */
+#define RC_RECOVER 2.0 /* x2 a second, climbing back towards the rate before a cut */
+#define RC_HOLD_MAX_S 2.0
 #define RC_DT_MAX_S 5.0 /* a longer interval is a stall or a clock jump: skipped */
 
 static const char *const state_names[RC_STATES] = {
@@ -55,10 +59,15 @@ static void base_reset(struct ratectl *rc, double lat)
 	base_push(rc, lat);
 }
 
-static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, const char *why)
+/* Cut to TO (within RC_CUT_MAX..RC_CUT_MIN of the rate); LAT: the queue's latency now, or 0. */
+static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, double lat,
+		const char *why)
 {
 	double r = to < rc->rate * RC_CUT_MIN ? to : rc->rate * RC_CUT_MIN;
-	double lat = rc->lat_ms > 0 ? rc->lat_ms : 0;
+
+	if (r < rc->rate * RC_CUT_MAX)
+		r = rc->rate * RC_CUT_MAX;
+	rc->pre_cut = rc->rate;
 
 	rc->rate = clamp(rc, r);
 	rc->state = rc->rate <= rc->min ? RC_FLOOR : RC_BACKOFF;
@@ -67,8 +76,8 @@ static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, cons
 	rc->drained = 0;
 	/* the cut shows once the queue it leaves has drained: wait that long */
 	rc->hold = 2 + (unsigned)(lat / (o->dt_s * 1000.0));
-	if (rc->hold > 8)
-		rc->hold = 8;
+	if (rc->hold > RC_HOLD_MAX_S / o->dt_s)
+		rc->hold = (unsigned)(RC_HOLD_MAX_S / o->dt_s);
 }
 
 double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
@@ -76,7 +85,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 	double patience = o->patience_ms > 0 ? o->patience_ms : RC_PATIENCE_MS;
 	double alpha, beta, mu;
 	int judged = o->answered >= RC_MIN_SAMPLES && o->lat_ms >= 0;
-	int queued, wasted, failed;
+	int queued, wasted, failed, backlog;
 
 	if (!(o->dt_s > 0) || o->dt_s > RC_DT_MAX_S)
 		return rc->rate; /* no interval to speak of */
@@ -92,8 +101,11 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 	if (beta < 4 * alpha)
 		beta = 4 * alpha;
 	queued = judged && rc->queue_ms > beta;
-	wasted = o->wasted > 1 && o->wasted * 50 > o->admitted;
-	failed = o->failed > 1 && o->failed * 20 > o->admitted;
+	/* admitted faster than answered: a queue is building, though latency does not show it yet */
+	backlog = judged && (double)o->admitted - o->answered - o->wasted - o->failed >
+				     (o->admitted / 5.0 > 3 ? o->admitted / 5.0 : 3);
+	wasted = o->wasted && o->wasted * 50 > o->admitted;
+	failed = o->failed && o->failed * 20 > o->admitted;
 
 	/* answers keep up with admissions, yet the latency stays up: not a queue */
 	if (queued && o->answered >= o->admitted && rc->lat_ms >= 0.8 * rc->cut_lat_ms)
@@ -113,29 +125,36 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		return rc->rate;
 	}
 	if (failed) {
-		cut(rc, o, rc->rate * 0.5, "failures");
+		cut(rc, o, rc->rate * 0.5, judged ? o->lat_ms : 0, "failures");
 		return rc->rate;
 	}
 	if (queued) {
 		double drain = 1.0 - rc->queue_ms / RC_DRAIN_MS;
 
-		cut(rc, o, mu * (drain > 0.5 ? drain : 0.5), "queueing");
+		cut(rc, o, mu * (drain > 0.5 ? drain : 0.5), o->lat_ms, "queueing");
 		return rc->rate;
 	}
 	if (wasted) {
-		cut(rc, o, judged ? mu * 0.9 : rc->rate * 0.8, "clients left first");
+		/* nothing answered at all: the backend is stuck, halve */
+		cut(rc, o, judged ? mu * 0.9 : o->answered ? rc->rate * 0.8 : rc->rate * 0.5,
+		    judged ? o->lat_ms : 0, "clients left first");
 		return rc->rate;
 	}
-	if (!o->limited || (judged && rc->queue_ms >= alpha)) {
-		if (rc->state != RC_START)
+	if (!o->limited || (judged && rc->queue_ms >= alpha) || backlog) {
+		/* a queue, or one building: slow start is over */
+		if (rc->state != RC_START || o->limited)
 			rc->state = RC_STEADY;
-		rc->why = o->limited ? "small queue" : "demand below rate";
+		rc->why = !o->limited ? "demand below rate" : backlog ? "backlog building"
+								       : "small queue";
 		return rc->rate;
 	}
 	if (rc->state == RC_START) {
-		rc->rate = clamp(rc, rc->rate * RC_SLOW_START);
+		rc->rate = clamp(rc, rc->rate * pow(RC_SLOW_START, o->dt_s));
+	} else if (rc->rate < 0.8 * rc->pre_cut) {
+		rc->rate = clamp(rc, rc->rate * pow(RC_RECOVER, o->dt_s));
+		rc->state = RC_PROBING;
 	} else {
-		double step = rc->rate * RC_PROBE;
+		double step = rc->rate * RC_PROBE * o->dt_s;
 
 		rc->rate = clamp(rc, rc->rate + (step > 1 ? step : 1));
 		rc->state = RC_PROBING;

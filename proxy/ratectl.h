@@ -11,13 +11,16 @@
  * intervals) and reads the excess as queueing delay, like TCP Vegas reads
  * RTT above the base RTT as packets queued:
  *   - no queue (excess under alpha) and clients waiting for tokens: grow,
- *     by half per interval until the first cut (slow start), then by 5 %;
+ *     fourfold a second until the first sign of a queue (slow start), then
+ *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
+ *     given is building a queue its latency does not show yet: no growth;
  *   - a queue between alpha and beta: hold;
  *   - a queue over beta, admitted clients leaving before their backend
  *     answered, or failures: cut to what the backend answered in the
  *     interval, less what drains the queue it built within RC_DRAIN_MS,
  *     and never by less than 10 % (the last interval overdrove it);
- *   then hold for a queue's time before judging again.
+ *   then hold for a queue's time before judging again, and climb back
+ *   twofold a second to 80 % of the rate before the cut, then as above.
  * beta scales with the clients' patience: a queue a twentieth of it is the
  * most a set-up may wait, so clients never give up on a backend that is
  * merely busy. The baseline moves: the window forgets in RC_WINDOW
@@ -30,7 +33,7 @@
 
 #include <stdint.h>
 
-#define RC_WINDOW 40       /* intervals the baseline remembers (10 s at 250 ms) */
+#define RC_WINDOW 100      /* intervals the baseline remembers (10 s at 100 ms) */
 #define RC_MIN_SAMPLES 3   /* answers an interval needs for its latency to count */
 #define RC_DRAIN_MS 1000.0 /* a backend's queue is drained within this after a cut */
 
@@ -67,6 +70,7 @@ struct ratectl {
 	unsigned hold;     /* intervals to wait after a cut */
 	unsigned drained;  /* intervals in a row: answers kept up, yet a queue */
 	double cut_lat_ms; /* the latency when it last cut */
+	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
 };
 
 /* Start at RATE within [MIN, MAX] (MAX 0: no upper bound). */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "proxy/backend.h"
+#include "proxy/patience.h"
 #include "userspace/config.h"
 
 struct lsock {
@@ -53,6 +54,17 @@ struct pool_stats {
 	_Atomic uint64_t admitted_total; /* clients that got a backend */
 	_Atomic uint64_t wait_hist[16];  /* queue waits: le 2^k * 10 ms, k = 0..14, +Inf */
 	_Atomic uint64_t wait_sum_us;
+	/*
+	 * The clients' patience (proxy/patience.h): workers count who left
+	 * and who was still there, by time since arrival; the main thread
+	 * learns from them (proxy/learn.c) and publishes patience_ms (0:
+	 * nothing learned) and setup_ms, what its backends take to answer.
+	 */
+	_Atomic uint32_t pat_left[PATIENCE_BINS], pat_stayed[PATIENCE_BINS];
+	_Atomic uint32_t patience_ms, setup_ms;
+	/* main thread only */
+	uint32_t seen_left[PATIENCE_BINS], seen_stayed[PATIENCE_BINS];
+	struct patience patience;
 };
 
 struct snap_pool {

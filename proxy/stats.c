@@ -8,6 +8,7 @@
 #include "proxy/control.h"
 #include "proxy/daemon.h"
 #include "proxy/health.h"
+#include "proxy/ratectl.h"
 #include "version.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -53,8 +54,10 @@ static void metric_head(struct admin_resp *r, const char *name, const char *type
 enum be_val {
 	BV_ACTIVE, BV_UP, BV_CONNECTS, BV_FAILURES, BV_BYTES_OUT, BV_BYTES_IN,
 	BV_STARVED, BV_SYNTH_OK, BV_SYNTH_FAIL, /* the last two: pools with a synthetic check */
+	BV_ANSWERED, BV_WASTED, BV_UNANSWERED, BV_SETUP_P50, BV_SETUP_P99, BV_SETUP_BASE,
 	/* from the kernel's maps; absent without BPF */
 	BV_LEDGER, BV_MAX, BV_ADMITTED, BV_REFUSED_FULL, BV_REFUSED_RATE, BV_TOKENS, BV_DRIFT,
+	BV_RATE,
 };
 
 static const struct {
@@ -92,6 +95,23 @@ static const struct {
 	{ "sluice_backend_tokens", "gauge",
 	  "Tokens in the backend's new-connection bucket now (burst when no rate limit).", "",
 	  BV_TOKENS },
+	{ "sluice_backend_setups_total", "counter",
+	  "Backend connections by how their set-up ended: answered (the backend's first byte came), "
+	  "wasted (the client left first), unanswered (the backend closed or reset first).",
+	  ",result=\"answered\"", BV_ANSWERED },
+	{ "sluice_backend_setups_total", NULL, NULL, ",result=\"wasted\"", BV_WASTED },
+	{ "sluice_backend_setups_total", NULL, NULL, ",result=\"unanswered\"", BV_UNANSWERED },
+	{ "sluice_backend_setup_p50_seconds", "gauge",
+	  "Median set-up latency (backend connect to its first byte) over the last 2 s.", "",
+	  BV_SETUP_P50 },
+	{ "sluice_backend_setup_p99_seconds", "gauge",
+	  "99th percentile of the set-up latency over the last 2 s.", "", BV_SETUP_P99 },
+	{ "sluice_backend_setup_baseline_seconds", "gauge",
+	  "rate = auto: the set-up latency the controller takes for no queue (windowed minimum).",
+	  "", BV_SETUP_BASE },
+	{ "sluice_backend_rate", "gauge",
+	  "New connections per second the kernel admits to the backend now (0: no limit); learned "
+	  "with rate = auto.", "", BV_RATE },
 	{ "sluice_ledger_drift", "gauge",
 	  "The kernel's ledger minus sluiced's own count of the backend's connections "
 	  "(other processes in the cgroup, or a leak).", "", BV_DRIFT },
@@ -114,6 +134,14 @@ static unsigned long long be_value(const struct backend *be, enum be_val v, uint
 	case BV_STARVED: return (unsigned long long)LOAD(be->starved);
 	case BV_SYNTH_OK: return LOAD(be->synth_ok);
 	case BV_SYNTH_FAIL: return LOAD(be->synth_fail);
+	case BV_ANSWERED: return backend_total(be, answered);
+	case BV_WASTED: return backend_total(be, wasted);
+	case BV_UNANSWERED: return backend_total(be, unanswered);
+	case BV_SETUP_P50: return LOAD(be->learned.p50_us);
+	case BV_SETUP_P99: return LOAD(be->learned.p99_us);
+	case BV_SETUP_BASE:
+		*ok = be->learn != NULL && LOAD(be->learned.rate) != 0;
+		return LOAD(be->learned.base_us);
 	default: break;
 	}
 	if (!kb) {
@@ -126,6 +154,7 @@ static unsigned long long be_value(const struct backend *be, enum be_val v, uint
 	case BV_ADMITTED: return kb->admitted;
 	case BV_REFUSED_FULL: return kb->refused_full;
 	case BV_REFUSED_RATE: return kb->refused_rate;
+	case BV_RATE: return kb->rate;
 	case BV_DRIFT:
 		/* a gauge may go below zero: printed as a signed number below */
 		return (unsigned long long)((long long)kb->active - (long long)LOAD(be->active));
@@ -152,7 +181,16 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 				int ok;
 				unsigned long long v = be_value(p->be[j], be_series[k].v, now, &ok);
 
-				if (ok)
+				if (!ok)
+					continue;
+				if (be_series[k].v == BV_SETUP_P50 || be_series[k].v == BV_SETUP_P99 ||
+				    be_series[k].v == BV_SETUP_BASE)
+					admin_printf(r,
+						     "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %.6f\n",
+						     be_series[k].name, p->cfg->name,
+						     p->cfg->servers[j].name, p->be[j]->addr.text,
+						     be_series[k].labels, (double)v / 1e6);
+				else
 					admin_printf(r,
 						     be_series[k].v == BV_DRIFT
 							     ? "%s{pool=\"%s\",backend=\"%s\",address=\"%s\"%s} %lld\n"
@@ -163,6 +201,32 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 			}
 		}
 	}
+}
+
+/* rate = auto: what the controller is doing, one series per backend with its state. */
+static void learned_metrics(struct snapshot *s, struct admin_resp *r)
+{
+	metric_head(r, "sluice_backend_rate_auto", "gauge",
+		    "1 for a backend whose rate is learned (rate = auto), labelled with what its "
+		    "controller is doing: start, probing, steady, backoff, floor.");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			if (!p->cfg->servers[j].rate_auto)
+				continue;
+			admin_printf(r,
+				     "sluice_backend_rate_auto{pool=\"%s\",backend=\"%s\",address=\"%s\","
+				     "state=\"%s\"} 1\n",
+				     p->cfg->name, p->cfg->servers[j].name, p->be[j]->addr.text,
+				     ratectl_state_name((enum ratectl_state)LOAD(p->be[j]->learned.state)));
+		}
+	}
+	metric_head(r, "sluice_pool_patience_seconds", "gauge",
+		    "How long the pool's clients stay, learned from those who left (0: none left yet).");
+	for (unsigned i = 0; i < s->npools; i++)
+		admin_printf(r, "sluice_pool_patience_seconds{pool=\"%s\"} %.3f\n",
+			     s->pools[i].cfg->name, LOAD(s->pools[i].stats->patience_ms) / 1000.0);
 }
 
 static const char *const hs_kind_names[HS_KINDS] = { "full", "resumed" };
@@ -398,6 +462,7 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	syn_metrics(d, s, r);
 	pool_metrics(s, r);
 	backend_metrics(s, r);
+	learned_metrics(s, r);
 }
 
 static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp *r)

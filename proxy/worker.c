@@ -294,6 +294,9 @@ static void access_line(struct worker *w, const struct conn *c)
 
 static void conn_free(struct worker *w, struct conn *c)
 {
+	/* never answered: wasted if the client had finished (it left), else no verdict */
+	if ((c->flags2 & CF2_SETUP) && (c->half[0].flags & HALF_EOF))
+		admit_setup_end(w, c, SETUP_WASTED);
 	if (log_access_enabled())
 		access_line(w, c);
 	if (c->flags2 & (CF2_TLS0 | CF2_TLS1))
@@ -759,6 +762,15 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 		conn_maybe_free(w, c);
 		return;
 	}
+	if ((c->flags2 & CF2_SETUP) && res != -ENOBUFS) {
+		/* the backend's first byte, or the end of a set-up it never answered */
+		if (h == 1)
+			admit_setup_end(w, c, res > 0 ? SETUP_ANSWERED
+					: c->half[0].flags & HALF_EOF ? SETUP_WASTED
+								       : SETUP_UNANSWERED);
+		else if (res < 0)
+			admit_setup_end(w, c, SETUP_WASTED);
+	}
 	if (c->flags2 & CF2_TLS(h)) {
 		on_recv_tls(w, c, h, res, bid);
 		return;
@@ -879,6 +891,7 @@ void worker_conn_open(struct worker *w, struct conn *c)
 {
 	c->state = CONN_OPEN;
 	c->active_ms = w->now;
+	admit_setup_start(w, c);
 	/*
 	 * A poll that watched for the client leaving while it waited stays
 	 * armed: it fires when the client closes and is ignored then, or is

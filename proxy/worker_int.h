@@ -72,6 +72,7 @@ enum conn_flags2 {
 	CF2_PEER_EOF = 1 << 4, /* the client finished sending before its head or hello was whole */
 	CF2_HS_DONE = 1 << 5,  /* its handshake was counted as done */
 	CF2_XSTARVED = 1 << 6, /* TLS: waits for a buffer of the userspace pool */
+	CF2_SETUP = 1 << 7,    /* open, its backend has not answered yet (ticket: since when, ns) */
 };
 #define CF2_TLS(side) (CF2_TLS0 << (side))
 
@@ -106,7 +107,7 @@ struct conn {
 	uint64_t attempt_ms; /* current connect attempt, or when it began waiting */
 	uint64_t active_ms;  /* last byte either way */
 	uint64_t tried;      /* balance_bit() of backends tried */
-	uint64_t ticket;     /* place in the pool's wait queue */
+	uint64_t ticket;     /* place in the pool's wait queue; open: see CF2_SETUP */
 	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
 	uint32_t slot;       /* its index among the worker's slots (w->peers) */
 	struct snap_listener *sl; /* the listener that accepted it, in c->gen's snapshot */
@@ -271,6 +272,18 @@ static inline void stat_shared_inc(_Atomic uint64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+/* 32-bit counters that wrap: the reader takes differences. */
+static inline void stat_inc32(_Atomic uint32_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static inline void stat_shared_inc32(_Atomic uint32_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 /*
  * An SQE, submitting what is queued when the SQ is full. Submission only
  * fails for reasons that leave nothing to do but retry (EINTR, EAGAIN), so
@@ -417,6 +430,17 @@ void admit_tls_input(struct worker *w, struct conn *c);
 void admit_tls_failed(struct worker *w, struct conn *c, enum hs_fail why);
 /* The handshake-queue timer: let clients waiting for a handshake token go. */
 void admit_hsq_run(struct worker *w);
+
+/* How a set-up ended (CF2_SETUP), for what admission learns. */
+enum setup_end {
+	SETUP_ANSWERED,   /* the backend's first byte came */
+	SETUP_WASTED,     /* the client left first */
+	SETUP_UNANSWERED, /* the backend closed or reset first */
+};
+/* C's backend connection is up: its set-up is timed from the connect. */
+void admit_setup_start(struct worker *w, struct conn *c);
+/* C's set-up ended HOW (clears CF2_SETUP). */
+void admit_setup_end(struct worker *w, struct conn *c, enum setup_end how);
 
 /* ---- worker.c, for admit.c (TLS) ------------------------------------------------------ */
 

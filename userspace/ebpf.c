@@ -639,12 +639,18 @@ static void backend_fill(struct sl_backend *b, const struct cfg_server *sv, int 
 		/* a slot nobody holds: start from a clean ledger and a full bucket */
 		memset(b, 0, sizeof(*b));
 	}
-	sl_bucket_params(sv->rate, sv->burst, &interval, &tau);
 	b->max_conns = sv->max_conns;
+	if (sv->rate_auto && (b->flags & SL_BF_AUTO) && b->rate) {
+		/* learned before this config or this process: keep it (proxy/learn.c) */
+		__atomic_store_n(&b->in_use, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	sl_bucket_params(sv->rate, sv->burst, &interval, &tau);
 	b->bucket.interval_ns = interval;
 	b->bucket.tau_ns = tau;
 	b->rate = sv->rate;
 	b->burst = sv->burst;
+	b->flags = sv->rate_auto ? SL_BF_AUTO : 0;
 	__atomic_store_n(&b->in_use, 1, __ATOMIC_RELEASE);
 }
 
