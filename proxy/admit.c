@@ -269,7 +269,7 @@ static uint32_t pool_patience(const struct snap_pool *p)
 static uint64_t patience_limit_ms(const struct conn *c, uint32_t patience)
 {
 	uint32_t setup = atomic_load_explicit(&c->pool->stats->setup_ms, memory_order_relaxed);
-	double limit = patience * 0.9 - setup;
+	double limit = patience * 0.8 - setup;
 
 	/* a set-up as long as the patience itself still lets the first half of it try */
 	return limit > patience * 0.5 ? (uint64_t)limit : patience / 2;

@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#define RC_ALPHA_MIN_MS 5.0  /* a queue shorter than this is noise, not a queue */
+#define RC_ALPHA_MIN_MS 10.0 /* a queue shorter than this is noise, not a queue */
 #define RC_BETA_MAX_MS 200.0 /* the longest queue tolerated when patience is long */
 #define RC_PATIENCE_MS 10000.0 /* patience assumed when none is known */
 /* growth per second; an interval grows by the power of its length */
@@ -95,15 +95,22 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->lat_ms = o->lat_ms;
 		base_push(rc, o->lat_ms);
 		rc->queue_ms = o->lat_ms - rc->base_ms;
+		rc->mu = rc->mu > 0 ? 0.6 * rc->mu + 0.4 * mu : mu;
 	}
 	alpha = rc->base_ms * 0.5 > RC_ALPHA_MIN_MS ? rc->base_ms * 0.5 : RC_ALPHA_MIN_MS;
 	beta = patience / 20 < RC_BETA_MAX_MS ? patience / 20 : RC_BETA_MAX_MS;
 	if (beta < 4 * alpha)
 		beta = 4 * alpha;
 	queued = judged && rc->queue_ms > beta;
-	/* admitted faster than answered: a queue is building, though latency does not show it yet */
-	backlog = judged && (double)o->admitted - o->answered - o->wasted - o->failed >
-				     (o->admitted / 5.0 > 3 ? o->admitted / 5.0 : 3);
+	/*
+	 * Admitted faster than answered: a queue is building, though latency
+	 * does not show it yet. Smoothed: a set-up begun at the end of one
+	 * interval is answered in the next.
+	 */
+	rc->backlog = 0.7 * rc->backlog +
+		      0.3 * ((double)o->admitted - o->answered - o->wasted - o->failed);
+	rc->admitted = 0.7 * rc->admitted + 0.3 * o->admitted;
+	backlog = judged && rc->backlog > (rc->admitted / 5.0 > 3 ? rc->admitted / 5.0 : 3);
 	wasted = o->wasted && o->wasted * 50 > o->admitted;
 	failed = o->failed && o->failed * 20 > o->admitted;
 
@@ -131,12 +138,12 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 	if (queued) {
 		double drain = 1.0 - rc->queue_ms / RC_DRAIN_MS;
 
-		cut(rc, o, mu * (drain > 0.5 ? drain : 0.5), o->lat_ms, "queueing");
+		cut(rc, o, rc->mu * (drain > 0.5 ? drain : 0.5), o->lat_ms, "queueing");
 		return rc->rate;
 	}
 	if (wasted) {
 		/* nothing answered at all: the backend is stuck, halve */
-		cut(rc, o, judged ? mu * 0.9 : o->answered ? rc->rate * 0.8 : rc->rate * 0.5,
+		cut(rc, o, judged ? rc->mu * 0.9 : o->answered ? rc->rate * 0.8 : rc->rate * 0.5,
 		    judged ? o->lat_ms : 0, "clients left first");
 		return rc->rate;
 	}
@@ -149,7 +156,11 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		return rc->rate;
 	}
 	if (rc->state == RC_START) {
+		double little = rc->base_ms > 0 ? 500.0 / rc->base_ms : 0;
+
 		rc->rate = clamp(rc, rc->rate * pow(RC_SLOW_START, o->dt_s));
+		if (judged && little > rc->rate)
+			rc->rate = clamp(rc, little);
 	} else if (rc->rate < 0.8 * rc->pre_cut) {
 		rc->rate = clamp(rc, rc->rate * pow(RC_RECOVER, o->dt_s));
 		rc->state = RC_PROBING;

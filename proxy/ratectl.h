@@ -11,7 +11,10 @@
  * intervals) and reads the excess as queueing delay, like TCP Vegas reads
  * RTT above the base RTT as packets queued:
  *   - no queue (excess under alpha) and clients waiting for tokens: grow,
- *     fourfold a second until the first sign of a queue (slow start), then
+ *     fourfold a second until the first sign of a queue (slow start; and
+ *     from at least half of 1 / baseline at once: whatever its concurrency,
+ *     a backend that sets up a session in that time with no queue takes at
+ *     least that many a second, by Little's law), then
  *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
  *     given is building a queue its latency does not show yet: no growth;
  *   - a queue between alpha and beta: hold;
@@ -71,6 +74,8 @@ struct ratectl {
 	unsigned drained;  /* intervals in a row: answers kept up, yet a queue */
 	double cut_lat_ms; /* the latency when it last cut */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
+	double mu;         /* answers a second, smoothed over a few intervals */
+	double backlog, admitted; /* set-ups given and not answered, and given, smoothed */
 };
 
 /* Start at RATE within [MIN, MAX] (MAX 0: no upper bound). */

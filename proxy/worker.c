@@ -988,6 +988,28 @@ static void listener_close(struct worker *w, struct wlistener *wl)
 	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
 }
 
+/*
+ * How long ago the client connected, as far as its patience goes: the time
+ * it spent in the kernel's accept queue, from TCP_INFO (since the handshake
+ * completed, or since its first bytes). Under load that queue holds clients
+ * for a good part of a second, and a pool that learns patience (queue
+ * timeout_ms = "auto") must count it, or it sends clients to backends when
+ * their time is already up. 0 elsewhere: a getsockopt per client saved.
+ */
+static uint64_t arrival_lag_ms(const struct worker *w, const struct snap_listener *sl, int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	uint32_t lag;
+
+	if (!sl || !sl->pool->cfg->queue.timeout_auto ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || len < sizeof(ti))
+		return 0;
+	lag = ti.tcpi_last_ack_recv > ti.tcpi_last_data_recv ? ti.tcpi_last_ack_recv
+							     : ti.tcpi_last_data_recv;
+	return lag < w->now && lag < 60000 ? lag : 0;
+}
+
 static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 {
 	struct conn *c;
@@ -1003,7 +1025,7 @@ static void conn_start(struct worker *w, struct wlistener *wl, int fd)
 		peer_remember(w, c);
 	else if (c->slot < w->npeers)
 		w->peers[c->slot].family = 0; /* the access log may be opened by a reload */
-	c->accepted_ms = w->now;
+	c->accepted_ms = w->now - arrival_lag_ms(w, wl->sl, fd);
 	c->attempt_ms = w->now;
 	c->gen = w->gen;
 	c->gen->nconns++;
