@@ -263,7 +263,7 @@ static uint32_t pool_patience(const struct snap_pool *p)
 /*
  * How long C may wait for its backend, from its arrival, on a pool whose
  * patience was learned: long enough that the set-up it then needs is done
- * before 90 % of the patience is (the estimate is where a tenth of the
+ * before 80 % of the patience is (the estimate is where a tenth of the
  * clients have gone), and at least half the patience.
  */
 static uint64_t patience_limit_ms(const struct conn *c, uint32_t patience)
