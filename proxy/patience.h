@@ -38,6 +38,7 @@
 #define PATIENCE_HALF_LIFE_S 30.0
 #define PATIENCE_FAST_S 4.0
 #define PATIENCE_MIN_LEFT 8.0 /* departures (decayed) before there is an estimate */
+#define PATIENCE_GROW_PER_S 0.1 /* how fast an estimate grows without a crossing */
 #define PATIENCE_EXPLORE 16
 #define PATIENCE_EXPLORE_X 1.5
 

@@ -85,7 +85,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 	double patience = o->patience_ms > 0 ? o->patience_ms : RC_PATIENCE_MS;
 	double alpha, beta, mu;
 	int judged = o->answered >= RC_MIN_SAMPLES && o->lat_ms >= 0;
-	int queued, wasted, failed, backlog;
+	int queued, wasted, failed, backlog, behind;
 
 	if (!(o->dt_s > 0) || o->dt_s > RC_DT_MAX_S)
 		return rc->rate; /* no interval to speak of */
@@ -111,6 +111,9 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		      0.3 * ((double)o->admitted - o->answered - o->wasted - o->failed);
 	rc->admitted = 0.7 * rc->admitted + 0.3 * o->admitted;
 	backlog = judged && rc->backlog > (rc->admitted / 5.0 > 3 ? rc->admitted / 5.0 : 3);
+	/* half of what it is given left unanswered, interval after interval: it fell behind */
+	behind = backlog && rc->backlog > (rc->admitted / 2.0 > 5 ? rc->admitted / 2.0 : 5) &&
+		 rc->queue_ms > alpha;
 	wasted = o->wasted && o->wasted * 50 > o->admitted;
 	failed = o->failed && o->failed * 20 > o->admitted;
 
@@ -135,7 +138,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		cut(rc, o, rc->rate * 0.5, judged ? o->lat_ms : 0, "failures");
 		return rc->rate;
 	}
-	if (queued) {
+	if (queued || behind) {
 		double drain = 1.0 - rc->queue_ms / RC_DRAIN_MS;
 
 		cut(rc, o, rc->mu * (drain > 0.5 ? drain : 0.5), o->lat_ms, "queueing");

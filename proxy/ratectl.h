@@ -18,7 +18,8 @@
  *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
  *     given is building a queue its latency does not show yet: no growth;
  *   - a queue between alpha and beta: hold;
- *   - a queue over beta, admitted clients leaving before their backend
+ *   - a queue over beta (or over alpha with half of the set-ups given it
+ *     left unanswered, interval after interval), admitted clients leaving before their backend
  *     answered, or failures: cut to what the backend answered in the
  *     interval, less what drains the queue it built within RC_DRAIN_MS,
  *     and never by less than 10 % (the last interval overdrove it);

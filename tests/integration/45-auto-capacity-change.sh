@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# rate = "auto" when the backends' capacity changes in the middle of a storm:
+# 8000 naive clients (2 s of patience) at two backends burning 2 ms of CPU per
+# new connection, until 3 s into the storm, when the cost doubles (a busy
+# host, a bad deploy), until 7 s, when it is back to 2 ms. The learned rate
+# must follow it down at once (no collapse: everyone back, at most 1.10
+# backend accepts per client) and climb back within 5 s of the recovery while
+# clients still wait. The rate in force is read from /metrics every 200 ms.
+# Under SAN=1 it is 3000 clients, and the cost changes at 2 and 5 s.
+# timeout: 150
+. "$(dirname "$0")/lib.sh"
+netns_setup
+N=8000 DOWN=3 UP=7
+san_build && N=3000 DOWN=2 UP=5
+t_start=$(date +%s%N)
+for i in 1 2; do
+	# the schedule counts from the backend's start: the storm starts about a second later
+	bg "b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
+		--conn-cost-us 2000 --backlog 8192 --summary "$T/b$i.json" --ready "$T/b$i.ready" \
+		--max-seconds 100 --cost-schedule "$((DOWN + 1)):4000,$((UP + 1)):2000"
+	eval "PID_b$i=$LAST_PID"
+	wait_for 5 test -e "$T/b$i.ready" || fail "backend $i did not start"
+done
+cat >"$T/s.conf" <<CONF
+workers = 2;
+admin = { address = "$ADMIN"; };
+$BPF_CONF
+timeouts = { backend_wait_ms = 60000; };
+drain = { period_s = 0; grace_s = 1; };
+listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
+pools = ( { name = "app"; queue = { max = 20000; timeout_ms = "auto"; };
+    servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = "auto"; },
+                { name = "b2"; address = "$(be_addr 2):9000"; rate = "auto"; } ); } );
+CONF
+sluiced_start "$T/s.conf"
+# wait so that the storm starts 1 s after the backends did
+while [ $(($(date +%s%N) - t_start)) -lt 1000000000 ]; do sleep 0.02; done
+t0=$(date +%s%N)
+( while :; do
+	echo "$((($(date +%s%N) - t0) / 1000000)) $(backend_metric sluice_backend_rate app 1) $(backend_metric sluice_backend_rate app 2)"
+	sleep 0.2
+  done ) >"$T/rates" 2>/dev/null &
+PIDS+=($!)
+pids=()
+for s in 1 2; do
+	in_lb "$BUILD/bench/loadgen" storm -c 10.77.0.1:8080 -n $((N / 2)) --policy naive --proto tcp \
+		--give-up-ms 2000 --max-ms 60000 --seed $s --json >"$T/storm$s.json" 2>"$T/storm$s.err" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || { cat "$T"/storm*.err; fail "storm failed"; }; done
+kill "${PIDS[-1]}"
+grep 'learn:' "$T/sluiced.log" | sed 's/^/    /' | head -40
+kill "$PID_b1" "$PID_b2"
+wait_exit "$PID_b1" 5 && wait_exit "$PID_b2" 5 || fail "backends did not exit"
+python3 - "$N" "$DOWN" "$UP" "$T/rates" "$T/storm1.json" "$T/storm2.json" "$T/b1.json" "$T/b2.json" <<'PY' ||
+import json, sys
+n, down, up = int(sys.argv[1]), float(sys.argv[2]) * 1000, float(sys.argv[3]) * 1000
+rates = []
+for line in open(sys.argv[4]):
+    f = line.split()
+    if len(f) == 3 and f[1].isdigit() and f[2].isdigit():
+        rates.append((int(f[0]), int(f[1]) + int(f[2])))
+s = [json.load(open(f)) for f in sys.argv[5:7]]
+acc = sum(json.load(open(f))["accepted"] for f in sys.argv[7:9])
+back = sum(x["reconnected"] for x in s)
+t100 = max(x["t100_ms"] or float("inf") for x in s)
+def window(a, b):
+    v = [r for t, r in rates if a <= t < b]
+    return max(v) if v else 0, (sum(v) / len(v) if v else 0)
+before = window(down - 1000, down)[1]          # the rate it had learned
+during = window(down + 1000, up)[1]            # after a second of the slower backends
+after = [t for t, r in rates if t >= up and r >= 0.8 * before]
+climb = (after[0] - up) if after else None
+print(f"{back}/{n} back, all after {t100} ms; {acc / n:.3f} backend accepts per client")
+print(f"rate (both backends): {before:.0f}/s before the cost doubled, {during:.0f}/s with it "
+      f"doubled, back to 80 % of {before:.0f} {climb} ms after it recovered")
+for t, r in rates[:: 5]:
+    print(f"    t={t / 1000:5.1f} s  rate {r}/s")
+ok = back == n and acc <= 1.10 * n and during <= 0.8 * before
+ok = ok and climb is not None and climb <= 5000
+sys.exit(0 if ok else 1)
+PY
+	fail "the learned rate did not follow the capacity"
+say "ok"
