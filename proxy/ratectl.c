@@ -122,6 +122,9 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->drained++;
 	else
 		rc->drained = 0;
+	rc->good *= 1.0 - 0.02 * o->dt_s;
+	if (judged && o->limited && rc->queue_ms < alpha && !backlog && rc->rate > rc->good)
+		rc->good = rc->rate;
 	if (rc->hold) {
 		rc->hold--;
 		return rc->rate;
@@ -164,7 +167,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->rate = clamp(rc, rc->rate * pow(RC_SLOW_START, o->dt_s));
 		if (judged && little > rc->rate)
 			rc->rate = clamp(rc, little);
-	} else if (rc->rate < 0.8 * rc->pre_cut) {
+	} else if (rc->rate < 0.8 * (rc->pre_cut > rc->good ? rc->pre_cut : rc->good)) {
 		rc->rate = clamp(rc, rc->rate * pow(RC_RECOVER, o->dt_s));
 		rc->state = RC_PROBING;
 	} else {

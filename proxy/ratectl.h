@@ -24,7 +24,8 @@
  *     interval, less what drains the queue it built within RC_DRAIN_MS,
  *     and never by less than 10 % (the last interval overdrove it);
  *   then hold for a queue's time before judging again, and climb back
- *   twofold a second to 80 % of the rate before the cut, then as above.
+ *   twofold a second to 80 % of the rate before the cut, or of the highest
+ *   rate lately held with no queue (capacity that came back), then as above.
  * beta scales with the clients' patience: a queue a twentieth of it is the
  * most a set-up may wait, so clients never give up on a backend that is
  * merely busy. The baseline moves: the window forgets in RC_WINDOW
@@ -75,6 +76,7 @@ struct ratectl {
 	unsigned drained;  /* intervals in a row: answers kept up, yet a queue */
 	double cut_lat_ms; /* the latency when it last cut */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
+	double good;       /* the highest rate held with no queue lately (fades 2 % a second) */
 	double mu;         /* answers a second, smoothed over a few intervals */
 	double backlog, admitted; /* set-ups given and not answered, and given, smoothed */
 };

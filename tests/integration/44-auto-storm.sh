@@ -12,6 +12,9 @@
 # backends' CPU is the clients' and sluiced's: the closing figures of each
 # run are printed, and bench/run.sh measures the same with repeats.
 # Under SAN=1 it is 1500 clients.
+# The load generators run at a higher priority than the backends: clients
+# live on machines of their own, and one that misses its own deadline
+# because the CPU is taken is not what is being measured.
 # timeout: 240
 . "$(dirname "$0")/lib.sh"
 netns_setup
@@ -42,7 +45,7 @@ storm() { # OUT ADDR... (one loadgen per address, N/#addr clients each, naive, 2
 	local out=$1 seed=1 pids=() n; shift
 	n=$((N / $#))
 	for a in "$@"; do
-		in_lb "$BUILD/bench/loadgen" storm -c "$a" -n "$n" --policy naive --proto tcp \
+		in_lb nice -n -10 "$BUILD/bench/loadgen" storm -c "$a" -n "$n" --policy naive --proto tcp \
 			--give-up-ms "${GIVE_UP:-2000}" --connect-timeout-ms "${GIVE_UP:-2000}" \
 			--max-ms "${MAX_MS:-60000}" --seed $seed --json >"$T/$out.$seed.json" \
 			2>"$T/$out.$seed.err" &
@@ -88,7 +91,7 @@ backends auto
 conf "$T/auto.conf" auto
 rm -rf "$PIN"
 sluiced_start "$T/auto.conf"
-read -r back_a t100_a att_a <<<"$(storm auto 10.77.0.1:8080)"
+read -r back_a t100_a att_a <<<"$(storm auto 10.77.0.1:8080 10.77.0.1:8080)"
 rate_b1=$(backend_metric sluice_backend_rate app 1) rate_b2=$(backend_metric sluice_backend_rate app 2)
 patience=$(metric 'sluice_pool_patience_seconds{pool="app"}')
 kill "$SLUICED_PID"; wait_exit "$SLUICED_PID" 10 || fail "sluiced did not stop"
@@ -105,7 +108,7 @@ backends fixed
 conf "$T/fixed.conf" $((cap * 3 / 4))
 rm -rf "$PIN"
 sluiced_start "$T/fixed.conf"
-read -r back_f t100_f att_f <<<"$(MAX_MS=20000 storm fixed 10.77.0.1:8080)"
+read -r back_f t100_f att_f <<<"$(MAX_MS=20000 storm fixed 10.77.0.1:8080 10.77.0.1:8080)"
 kill "$SLUICED_PID"; wait_exit "$SLUICED_PID" 10 || fail "sluiced did not stop"
 stop_backends fixed
 acc_f=$(accepted fixed)
@@ -120,10 +123,10 @@ n, cap, acc_a, acc_f = int(n), float(cap), int(acc_a), int(acc_f)
 t_a = float("inf") if t_a == "inf" else float(t_a)
 t_f = float("inf") if t_f == "inf" else float(t_f)
 ideal = n / cap * 1000
-ok = int(back_a) == n and t_a <= 1.6 * ideal and acc_a <= 1.10 * n
+ok = int(back_a) == n and t_a <= 1.5 * ideal and acc_a <= 1.10 * n
 # the guess 50 % too high must cost more backend work or more time
 ok = ok and (acc_f > acc_a or t_f > t_a)
-print(f"auto: {t_a / ideal:.2f} x ideal (limit 1.6), {acc_a / n:.3f} accepts/client (limit 1.10); "
+print(f"auto: {t_a / ideal:.2f} x ideal (limit 1.5), {acc_a / n:.3f} accepts/client (limit 1.10); "
       f"fixed 150 %: {t_f / ideal:.2f} x ideal, {acc_f / n:.3f} accepts/client")
 sys.exit(0 if ok else 1)
 PY

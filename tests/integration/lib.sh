@@ -17,6 +17,8 @@ T=$(mktemp -d /tmp/sluice-test.XXXXXX)
 LB=slb$$
 BE=sbe$$
 PIDS=()
+# what a scenario adds beyond $LB, $BE, $PIN and $CGROUP (more hosts): removed on exit too
+EXTRA_NS=() EXTRA_PINS=() EXTRA_CGROUPS=()
 ADMIN=127.0.0.1:9901
 # each scenario's own BPF state: pinned maps and the cgroup sluiced joins
 PIN=/sys/fs/bpf/sluice-test-$$
@@ -40,11 +42,12 @@ cleanup() {
 	done
 	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
 	wait 2>/dev/null
-	ip netns del "$LB" 2>/dev/null
-	ip netns del "$BE" 2>/dev/null
-	rm -rf "$PIN"
+	for ns in "$LB" "$BE" "${EXTRA_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$PIN" "${EXTRA_PINS[@]}"
 	cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-	[ -n "$cg" ] && [ -d "$cg/$CGROUP" ] && rmdir "$cg/$CGROUP" 2>/dev/null
+	for g in "$CGROUP" "${EXTRA_CGROUPS[@]}"; do
+		[ -n "$cg" ] && [ -d "$cg/$g" ] && rmdir "$cg/$g" 2>/dev/null
+	done
 	# under SAN=1 a report in any process's log fails the scenario
 	if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log 2>/dev/null; then
 		grep -A 20 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$T"/*.log | head -60
@@ -89,6 +92,30 @@ netns_setup() {
 	ip netns exec "$LB" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
 	ip netns exec "$BE" sysctl -qw net.core.somaxconn=8192
 	ip netns exec "$LB" sysctl -qw net.core.somaxconn=8192
+}
+
+# lb_host N: one more load-balancer host, $LB<N>, 10.7<6+N>.0.1/24 on its own veth to $BE
+# (10.7<6+N>.0.2), routed to the backends; its own pin path and cgroup. Sets HOST_NS,
+# HOST_ADDR, HOST_BPF_CONF.
+lb_host() {
+	local n=$1 ns="slb${1}x$$" net="10.7$((6 + $1)).0"
+	ip netns add "$ns" || fail "ip netns add $ns"
+	EXTRA_NS+=("$ns")
+	ip link add "v$ns" type veth peer name "w$ns" || fail "veth for $ns"
+	ip link set "v$ns" netns "$ns"
+	ip link set "w$ns" netns "$BE"
+	ip -n "$ns" addr add "$net.1/24" dev "v$ns"
+	ip -n "$BE" addr add "$net.2/24" dev "w$ns"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link set "v$ns" up
+	ip -n "$BE" link set "w$ns" up
+	ip -n "$ns" route add 10.77.0.0/24 via "$net.2"
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+	ip netns exec "$ns" sysctl -qw net.core.somaxconn=8192
+	HOST_NS=$ns HOST_ADDR=$net.1
+	EXTRA_PINS+=("$PIN-$n")
+	EXTRA_CGROUPS+=("$CGROUP-$n")
+	HOST_BPF_CONF="bpf = { pin_path = \"$PIN-$n\"; cgroup = \"$CGROUP-$n\"; };"
 }
 
 be_addr() { echo "10.77.0.1$1"; }   # address of backend N (1..9)
