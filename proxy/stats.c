@@ -503,24 +503,44 @@ static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp 
 
 static const char *backend_state(const struct backend *be);
 
+/* How the backend's rate is set: "fixed", or the auto controller's state. */
+static const char *rate_mode(const struct cfg_server *sv, const struct backend *be)
+{
+	if (!sv->rate_auto)
+		return "fixed";
+	return ratectl_state_name((enum ratectl_state)LOAD(be->learned.state));
+}
+
 static void backends_text(struct snapshot *s, struct admin_resp *r)
 {
-	admin_printf(r, "%-12s %-16s %-24s %-11s %8s %8s %8s %10s %8s\n", "POOL", "BACKEND",
-		     "ADDRESS", "STATE", "LEDGER", "MAX", "RATE", "CONNECTS", "FAILED");
+	admin_printf(r, "%-12s %-16s %-24s %-11s %8s %8s %8s %-8s %10s %8s %9s %9s %9s %8s\n",
+		     "POOL", "BACKEND", "ADDRESS", "STATE", "LEDGER", "MAX", "RATE", "RATE_BY",
+		     "CONNECTS", "FAILED", "SETUP_P50", "SETUP_P99", "BASELINE", "WASTED");
 	for (unsigned i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
 
 		for (unsigned j = 0; j < p->nbe; j++) {
 			const struct backend *be = p->be[j];
 			volatile struct sl_backend *kb = be->kb;
+			char base[16] = "-";
 
-			admin_printf(r, "%-12s %-16s %-24s %-11s %8u %8u %8u %10llu %8llu\n",
+			if (p->cfg->servers[j].rate_auto)
+				snprintf(base, sizeof(base), "%.1fms", LOAD(be->learned.base_us) / 1e3);
+			admin_printf(r,
+				     "%-12s %-16s %-24s %-11s %8u %8u %8u %-8s %10llu %8llu %7.1fms "
+				     "%7.1fms %9s %8llu\n",
 				     p->cfg->name, p->cfg->servers[j].name, be->addr.text,
 				     backend_state(be), kb ? kb->active : LOAD(be->active),
 				     kb ? kb->max_conns : 0, kb ? kb->rate : 0,
+				     rate_mode(&p->cfg->servers[j], be),
 				     (unsigned long long)backend_total(be, connects),
-				     (unsigned long long)backend_total(be, failures));
+				     (unsigned long long)backend_total(be, failures),
+				     LOAD(be->learned.p50_us) / 1e3, LOAD(be->learned.p99_us) / 1e3, base,
+				     (unsigned long long)backend_total(be, wasted));
 		}
+		admin_printf(r, "%-12s patience learned: %.1f s%s\n", p->cfg->name,
+			     LOAD(p->stats->patience_ms) / 1000.0,
+			     p->cfg->queue.timeout_auto ? " (queue timeout_ms = auto)" : "");
 	}
 }
 
@@ -554,20 +574,36 @@ static void status_json(struct daemon *d, struct snapshot *s, struct admin_resp 
 	for (unsigned i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
 
-		admin_printf(r, "%s{\"name\":\"%s\",\"backends\":[", i ? "," : "", p->cfg->name);
+		admin_printf(r,
+			     "%s{\"name\":\"%s\",\"patience_ms\":%u,\"timeout_auto\":%s,\"backends\":[",
+			     i ? "," : "", p->cfg->name, LOAD(p->stats->patience_ms),
+			     p->cfg->queue.timeout_auto ? "true" : "false");
 		for (unsigned j = 0; j < p->nbe; j++) {
 			const struct backend *be = p->be[j];
+
+			volatile struct sl_backend *kb = be->kb;
+			const char *why = LOAD(be->learned.why);
 
 			admin_printf(r,
 				     "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,\"active\":%u,"
 				     "\"connects\":%llu,\"failures\":%llu,\"bytes_to_backend\":%llu,"
-				     "\"bytes_to_client\":%llu}",
+				     "\"bytes_to_client\":%llu,\"rate\":%u,\"rate_by\":\"%s\","
+				     "\"rate_why\":\"%s\",\"setup_p50_ms\":%.3f,\"setup_p99_ms\":%.3f,"
+				     "\"setup_baseline_ms\":%.3f,\"setups_answered\":%llu,"
+				     "\"setups_wasted\":%llu,\"setups_unanswered\":%llu}",
 				     j ? "," : "", p->cfg->servers[j].name, be->addr.text,
 				     backend_is_up(be) ? "true" : "false", LOAD(be->active),
 				     (unsigned long long)backend_total(be, connects),
 				     (unsigned long long)backend_total(be, failures),
 				     (unsigned long long)backend_total(be, bytes_out),
-				     (unsigned long long)backend_total(be, bytes_in));
+				     (unsigned long long)backend_total(be, bytes_in), kb ? kb->rate : 0,
+				     rate_mode(&p->cfg->servers[j], be),
+				     p->cfg->servers[j].rate_auto && why ? why : "",
+				     LOAD(be->learned.p50_us) / 1e3, LOAD(be->learned.p99_us) / 1e3,
+				     LOAD(be->learned.base_us) / 1e3,
+				     (unsigned long long)backend_total(be, answered),
+				     (unsigned long long)backend_total(be, wasted),
+				     (unsigned long long)backend_total(be, unanswered));
 		}
 		admin_printf(r, "]}");
 	}
@@ -650,15 +686,19 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 			admin_printf(r, "<td>&ndash;</td><td>&ndash;</td></tr>");
 	}
 	admin_printf(r, "</table><h2>Pools</h2><table id=\"pools\"><tr><th>pool</th>"
-			"<th>queued now</th><th>queue max</th><th>waited</th><th>admitted</th>");
+			"<th>queued now</th><th>queue max</th><th>patience learned</th>"
+			"<th>waited</th><th>admitted</th>");
 	for (unsigned k = 0; k < REFUSE_COUNT; k++)
 		admin_printf(r, "<th>refused: %s</th>", refusal_names[k]);
 	admin_printf(r, "</tr>");
 	for (unsigned i = 0; i < s->npools; i++) {
 		const struct snap_pool *p = &s->pools[i];
 
-		admin_printf(r, "<tr><td>%s</td><td>%u</td><td>%u</td><td>%llu</td><td>%llu</td>",
+		admin_printf(r, "<tr><td>%s</td><td>%u</td><td>%u</td><td>%.1f s%s</td><td>%llu</td>"
+				"<td>%llu</td>",
 			     p->cfg->name, LOAD(p->queued), p->cfg->queue.max,
+			     LOAD(p->stats->patience_ms) / 1000.0,
+			     p->cfg->queue.timeout_auto ? " (auto)" : "",
 			     (unsigned long long)LOAD(p->stats->queued_total),
 			     (unsigned long long)LOAD(p->stats->admitted_total));
 		for (unsigned k = 0; k < REFUSE_COUNT; k++)
@@ -667,7 +707,8 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 	}
 	admin_printf(r, "</table><h2>Backends</h2><table id=\"backends\"><tr><th>backend</th>"
 			"<th>pool</th><th>address</th><th>state</th><th>connections (ledger)</th>"
-			"<th>max</th><th>rate /s</th><th>tokens</th><th>connects</th><th>failed</th>"
+			"<th>max</th><th>rate /s</th><th>rate set by</th><th>set-up p50 / p99</th>"
+			"<th>tokens</th><th>connects</th><th>failed</th><th>left before answer</th>"
 			"<th>refused full</th><th>refused rate</th><th>last health check</th>"
 			"<th>synthetic checks</th></tr>");
 	for (unsigned i = 0; i < s->npools; i++) {
@@ -703,13 +744,21 @@ static void status_html(struct daemon *d, struct snapshot *s, struct admin_resp 
 			}
 			admin_printf(r,
 				     "<tr><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
-				     "<td>%u</td><td>%s</td><td>%s</td><td>%s</td><td>%llu</td>"
-				     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td><td>%s</td></tr>",
+				     "<td>%u</td><td>%s</td><td>%s</td><td>%s%s%s</td>"
+				     "<td>%.1f / %.1f ms</td><td>%s</td><td>%llu</td>"
+				     "<td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td>"
+				     "<td>%s</td></tr>",
 				     p->cfg->servers[j].name, p->cfg->name, be->addr.text,
 				     strchr(st, ' ') ? "drained" : st, st,
-				     kb ? kb->active : LOAD(be->active), max, rate, tok,
+				     kb ? kb->active : LOAD(be->active), max, rate,
+				     rate_mode(&p->cfg->servers[j], be),
+				     p->cfg->servers[j].rate_auto && LOAD(be->learned.why) ? ": " : "",
+				     p->cfg->servers[j].rate_auto && LOAD(be->learned.why)
+					     ? LOAD(be->learned.why) : "",
+				     LOAD(be->learned.p50_us) / 1e3, LOAD(be->learned.p99_us) / 1e3, tok,
 				     (unsigned long long)backend_total(be, connects),
 				     (unsigned long long)backend_total(be, failures),
+				     (unsigned long long)backend_total(be, wasted),
 				     (unsigned long long)(kb ? kb->refused_full : 0),
 				     (unsigned long long)(kb ? kb->refused_rate : 0), hcs, syn);
 		}

@@ -801,6 +801,7 @@ static void parse_u32_or_auto(struct pctx *pc, const config_setting_t *s, const 
 		*(int *)((char *)base + *flag_off) = 1;
 		return;
 	}
+	*(int *)((char *)base + *flag_off) = 0;
 	parse_u32(pc, s, k, base);
 }
 
@@ -828,6 +829,10 @@ static void server_done(void *elem, const config_setting_t *el)
 	size_t len;
 
 	sv->burst_set = config_setting_get_member(el, "burst") != NULL;
+	/* no rate given: learned (auto_defaults() takes it back where nothing can enforce it) */
+	sv->rate_default = !config_setting_get_member(el, "rate");
+	if (sv->rate_default)
+		sv->rate_auto = 1;
 	if (sv->rate_auto) {
 		if (!config_setting_get_member(el, "rate_min"))
 			sv->rate_min = 10;
@@ -1049,6 +1054,7 @@ static void pool_defaults(void *elem)
 	p->proxy_protocol = CFG_PP_OFF;
 	p->queue.max = 10000;
 	p->queue.timeout_ms = 10000;
+	p->queue.timeout_auto = 1; /* until timeout_ms is given */
 	p->retry_after.min_s = 1;
 	p->retry_after.max_s = 120;
 	p->retry_after.jitter_permille = 500;
@@ -1547,6 +1553,31 @@ static void check_account(struct pctx *pc, const config_setting_t *root)
 			"group without user: set user too (group alone drops nothing)");
 }
 
+/*
+ * What is left unset is learned: a server without `rate` gets rate =
+ * "auto" and a queue without `timeout_ms` timeout_ms = "auto". Not where
+ * BPF is off, though: the kernel enforces the rate, so without it a server
+ * has no rate limit, as before.
+ */
+static void auto_defaults(struct pctx *pc)
+{
+	struct sl_config *cfg = pc->cfg;
+
+	for (unsigned i = 0; i < cfg->npools; i++) {
+		for (unsigned j = 0; j < cfg->pools[i].nservers; j++) {
+			struct cfg_server *sv = &cfg->pools[i].servers[j];
+
+			if (!sv->rate_default || cfg->bpf.enabled)
+				continue;
+			sv->rate_auto = 0;
+			sv->rate = 0;
+			sv->rate_min = sv->rate_max = 0;
+			if (!sv->burst_set)
+				sv->burst = 1;
+		}
+	}
+}
+
 /* rate_min and rate_max bound what "auto" learns: nothing else. */
 static void check_auto_rates(struct pctx *pc)
 {
@@ -1992,6 +2023,7 @@ static struct sl_config *load_text(const char *text, const char *name, char **er
 	cfg->admin.enabled = cfg->admin.addr.len != 0;
 	check_account(&pc, config_root_setting(&lc));
 	check_shared_servers(&pc);
+	auto_defaults(&pc);
 	check_auto_rates(&pc);
 	check_bpf_needed(&pc);
 	check_pools(&pc);

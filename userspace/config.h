@@ -100,6 +100,7 @@ struct cfg_server {
 	 */
 	uint32_t rate;
 	int rate_auto;
+	int rate_default;            /* no "rate" given: auto, where BPF can enforce it */
 	uint32_t rate_min, rate_max; /* auto: default 10, 1000000 */
 	uint32_t burst;     /* default: rate / 10, at least 1 (auto: of the rate in force) */
 	int burst_set;      /* "burst" was given */

@@ -7,7 +7,9 @@
 netns_setup
 backend b1 1 banner
 backend b2 2 banner
-write_conf "$T/s.conf" 2 round_robin 1 2 -- "drain = { period_s = 3; grace_s = 2; };"
+# no rate limit: a learned one would send a client refused a token to the other
+# backend, and the 100/100 split round robin promises is what is checked
+SERVER_OPTS="rate = 0;" write_conf "$T/s.conf" 2 round_robin 1 2 -- "drain = { period_s = 3; grace_s = 2; };"
 sluiced_start "$T/s.conf"
 bg hold "$LB" "$TPEER" hold -c 10.77.0.1:8080 -n 200 --banner --wait-close-ms 10000 --timeout-ms 30000
 HOLD=$LAST_PID

@@ -237,12 +237,13 @@ wait_exit() {
 
 # A config with one tcp listener on 10.77.0.1:8080 and a pool of backends N...
 # conf FILE WORKERS BALANCE N... [-- EXTRA top-level settings]
+# The servers get $SERVER_OPTS (e.g. "rate = 0;": no learned rate limit) when it is set.
 write_conf() {
 	local f=$1 workers=$2 balance=$3; shift 3
 	local servers="" sep="" extra=""
 	while [ $# -gt 0 ]; do
 		if [ "$1" = "--" ]; then shift; extra="$*"; break; fi
-		servers="$servers$sep{ name = \"b$1\"; address = \"$(be_addr "$1"):9000\"; }"
+		servers="$servers$sep{ name = \"b$1\"; address = \"$(be_addr "$1"):9000\"; ${SERVER_OPTS:-} }"
 		sep=", "; shift
 	done
 	cat >"$f" <<CONF
