@@ -28,7 +28,7 @@ trap 'echo; echo "demo interrupted"; exit 130' INT TERM
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: sluiced loads BPF programs and joins a cgroup: run make demo as root"; exit 1
 fi
-for port in 18480 18481 18482 18483 18490; do
+for port in 18480 18481 18482 18483 18484 18485 18486 18490; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "demo: port $port on 127.0.0.1 is in use; stop what uses it and retry"; exit 1
 	fi
@@ -84,6 +84,37 @@ echo "  resuming: $("$TLSC" -c 127.0.0.1:18483 -n 200 -p 200 --bytes 0 --sess-in
 wait "$FULL"
 echo "  full:     $(cat "$D/full.log")"
 "${CTL[@]}" metrics | grep -E '^sluice_tls_handshake(s|_queued)_total' | sed 's/^/  /'
+
+bold "admission that learns: pool feed sets no rate and no queue timeout"
+echo "two backends (feed-a :18485, feed-b :18486) that burn 2 ms of CPU per new connection;"
+echo "3000 clients arrive at once on :18484, each patient for 20 s. sluice measures what a"
+echo "new session costs each backend and steers the kernel's rate by it; 3 s in, the demo"
+echo "doubles the backends' cost per connection (a busy host, a bad deploy):"
+for b in a:18485 b:18486; do
+	"$B/bench/backend" --mode echo --listen "127.0.0.1:${b#*:}" --conn-cost-us 2000 \
+		--backlog 4096 --max-seconds 120 --summary "$D/feed-${b%%:*}.json" \
+		--ready "$D/feed-${b%%:*}.ready" >"$D/feed-${b%%:*}.log" 2>&1 &
+	PIDS+=($!)
+	eval "FEED_${b%%:*}=$!"
+done
+for i in $(seq 50); do [ -e "$D/feed-a.ready" ] && [ -e "$D/feed-b.ready" ] && break; sleep 0.1; done
+rate() { "${CTL[@]}" metrics | awk -v b="$1" '$1 ~ "^sluice_backend_rate\\{.*backend=\"" b "\"" { print $2 }'; }
+setup() { "${CTL[@]}" metrics | awk -v b="$1" -v q="$2" '$1 ~ "^sluice_backend_setup_" q "_seconds\\{.*backend=\"" b "\"" { printf "%.0f", $2 * 1000 }'; }
+"$B/bench/loadgen" storm -c 127.0.0.1:18484 -n 3000 --policy naive --proto tcp --give-up-ms 20000 \
+	--connect-timeout-ms 20000 --max-ms 60000 --seed 7 >"$D/feed.log" 2>&1 &
+FEED=$!
+for t in $(seq 1 16); do
+	sleep 0.5
+	[ "$t" = 6 ] && { kill -USR1 "$FEED_a" "$FEED_b"; echo "  -- backends now 4 ms per connection --"; }
+	printf '  t=%4.1f s  rate in force: feed-a %4s/s, feed-b %4s/s; set-up p50 %3s / %3s ms\n' \
+		"$(awk -v t="$t" 'BEGIN { print t * 0.5 }')" "$(rate feed-a)" "$(rate feed-b)" \
+		"$(setup feed-a p50)" "$(setup feed-b p50)"
+	kill -0 "$FEED" 2>/dev/null || break
+done
+wait "$FEED"
+echo "  clients: $(cat "$D/feed.log")"
+echo "  (reconnected=3000, refused=0: everyone got in, and when each connection cost the"
+echo "  backends twice as much the learned rate dropped to about half within a second)"
 
 bold "200 long-lived clients stay connected through what follows"
 "$TPEER" chatter -c "$FRONT" -n 200 --duration-ms 6000 --interval-ms 250 --banner \

@@ -4,7 +4,8 @@
 #include <math.h>
 
 #define RC_ALPHA_MIN_MS 10.0 /* a queue shorter than this is noise, not a queue */
-#define RC_BETA_MAX_MS 200.0 /* the longest queue tolerated when patience is long */
+#define RC_BETA_MAX_MS 100.0 /* the longest queue tolerated when patience is long */
+#define RC_STANDING_S 0.5    /* a queue over 2 alpha this long is eased off */
 #define RC_PATIENCE_MS 10000.0 /* patience assumed when none is known */
 /* growth per second; an interval grows by the power of its length */
 #define RC_SLOW_START 4.0 /* x4 a second: x1.15 per 100 ms */
@@ -151,6 +152,17 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		/* nothing answered at all: the backend is stuck, halve */
 		cut(rc, o, judged ? rc->mu * 0.9 : o->answered ? rc->rate * 0.8 : rc->rate * 0.5,
 		    judged ? o->lat_ms : 0, "clients left first");
+		return rc->rate;
+	}
+	if (judged && rc->queue_ms > 2 * alpha)
+		rc->standing++;
+	else
+		rc->standing = 0;
+	if (rc->standing * o->dt_s >= RC_STANDING_S) {
+		rc->rate = clamp(rc, rc->rate * 0.95);
+		rc->standing = 0;
+		rc->state = rc->rate <= rc->min ? RC_FLOOR : RC_STEADY;
+		rc->why = "standing queue";
 		return rc->rate;
 	}
 	if (!o->limited || (judged && rc->queue_ms >= alpha) || backlog) {

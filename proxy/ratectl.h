@@ -17,7 +17,9 @@
  *     least that many a second, by Little's law), then
  *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
  *     given is building a queue its latency does not show yet: no growth;
- *   - a queue between alpha and beta: hold;
+ *   - a queue between alpha and beta: hold; one that stands over twice
+ *     alpha for half a second: ease off by 5 % (Vegas keeps its queue small,
+ *     not merely bounded);
  *   - a queue over beta (or over alpha with half of the set-ups given it
  *     left unanswered, interval after interval), admitted clients leaving before their backend
  *     answered, or failures: cut to what the backend answered in the
@@ -74,6 +76,7 @@ struct ratectl {
 	unsigned nwin, iwin;
 	unsigned hold;     /* intervals to wait after a cut */
 	unsigned drained;  /* intervals in a row: answers kept up, yet a queue */
+	unsigned standing; /* intervals in a row with a queue over 2 alpha */
 	double cut_lat_ms; /* the latency when it last cut */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
 	double good;       /* the highest rate held with no queue lately (fades 2 % a second) */
