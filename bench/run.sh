@@ -30,12 +30,15 @@
 #   IDLE_CONNS=5000     connections held by the idle-memory scenarios
 #   TLS_IDLE_CONNS=2000/5000  TLS connections held by tls_idle
 #   TLS_INFLIGHT=64     tls_full/tls_resumed: handshakes in flight at once
-#   SYSTEMS="direct sluiced haproxy nginx" (quick; full adds sluiced-nogate)
+#   SYSTEMS="direct sluiced sluiced-auto haproxy haproxy-best nginx" (quick; full
+#                       adds sluiced-nogate)
 #                       sluiced runs with its BPF backend gate attached and limits
 #                       too high to refuse anything (what the gate costs per
-#                       connect); sluiced-nogate is the same with bpf.enabled = false
+#                       connect); sluiced-nogate is the same with bpf.enabled = false.
+#                       sluiced-auto and haproxy-best take part in the storms only:
+#                       sluiced with no number set, HAProxy with a backlog of 64
 #   SCENARIOS="wrk_ka wrk_close iperf idle idle_warm tls_full tls_resumed
-#              tls_bulk tls_idle storm"
+#              tls_bulk tls_idle storm storm_slow queue"
 #   STORM_N=4000        storm: naive clients (two loadgen processes of N/2)
 #   STORM_MAX_MS=15000  storm: deadline of one storm run (clients not back by
 #                       then count as never reconnected)
@@ -120,8 +123,8 @@ RESULTS=$B/results
 
 SUITE=${1:-quick}
 case $SUITE in
-full) _rep=5 _dur=10 _tls_idle=5000 _sys="direct sluiced sluiced-nogate haproxy nginx" ;;
-*) _rep=3 _dur=3 _tls_idle=2000 _sys="direct sluiced haproxy nginx" ;;
+full) _rep=5 _dur=10 _tls_idle=5000 _sys="direct sluiced sluiced-auto sluiced-nogate haproxy haproxy-best nginx" ;;
+*) _rep=3 _dur=3 _tls_idle=2000 _sys="direct sluiced sluiced-auto haproxy haproxy-best nginx" ;;
 esac
 WORKERS=${WORKERS:-1}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
@@ -141,7 +144,9 @@ STORM_BACKEND_NICE=${STORM_BACKEND_NICE:--10}
 QUEUE_NS=${QUEUE_NS:-"1000 5000 15000"}
 QUEUE_RATE=${QUEUE_RATE:-500}
 # sluiced-nogate cannot take part: without BPF there is no rate limit to set.
-STORM_SYSTEMS="direct sluiced haproxy nginx"
+STORM_SYSTEMS="direct sluiced sluiced-auto haproxy haproxy-best nginx"
+# Systems that only take part in the storms: their set-ups are for a storm.
+STORM_ONLY="sluiced-auto haproxy-best"
 # No proxy, no TLS to terminate; sluiced-nogate's TLS is sluiced's.
 TLS_SYSTEMS="sluiced haproxy nginx"
 # The queue scenario measures sluiced's own queue.
@@ -158,7 +163,8 @@ PORT_HTTP=18000
 PORT_IPERF=18010
 PORT_ECHO=18011            # the TLS scenarios' echo backend
 PORT_STORM=(18020 18021)   # the storm's two backends
-declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003 [sluiced-nogate]=18004)
+declare -A PROXY_LISTEN=([sluiced]=18001 [haproxy]=18002 [nginx]=18003 [sluiced-nogate]=18004
+	[sluiced-auto]=18006 [haproxy-best]=18007)
 PORT_QUEUE_ADMIT=18005     # queue: sluiced's second listener (the admit phase)
 PORT_QUEUE_BE=18012        # queue: the leave phase's echo backend
 SLUICED_ADMIN=19901
@@ -206,19 +212,24 @@ add_row tls_resumed tls_resumed handshakes/s 0 "TLS 1.3 resumed handshakes, ${TL
 add_row tls_resumed tls_resumed_cpu us 0 "TLS 1.3 resumed handshake: proxy CPU per handshake (µs, lower is better)"
 add_scenario tls_bulk    tls Gbit/s  2 run_tls_bulk "TLS bulk, 4 connections through to an echo (Gbit/s)"
 add_scenario tls_idle    tls B/conn  0 run_tls_idle "TLS idle memory, ${TLS_IDLE_CONNS} conns after 100 (bytes/conn, lower is better)"
-add_scenario storm     storm -       0 -           "reconnect storm"
-_st="storm, ${STORM_N} naive clients"
-add_row storm storm_t50      ms     0 "${_st}: time to 50% reconnected (ms, lower is better)"
-add_row storm storm_t90      ms     0 "${_st}: time to 90% reconnected (ms, lower is better)"
-add_row storm storm_t99      ms     0 "${_st}: time to 99% reconnected (ms, lower is better)"
-add_row storm storm_t100     ms     0 "${_st}: time to 100% reconnected (ms, lower is better)"
-add_row storm storm_never    clients 0 "${_st}: never reconnected within $((STORM_MAX_MS / 1000)) s (clients who gave up for good, lower is better)"
-add_row storm storm_attempts attempts 2 "${_st}: attempts per client (lower is better)"
-add_row storm storm_gave_up  attempts 2 "${_st}: attempts abandoned per client after ${STORM_GIVE_UP_MS} ms, each retried at once (lower is better)"
-add_row storm storm_accepts  accepts 2 "${_st}: backend accepts per client (1.00: one each)"
-add_row storm storm_wasted   accepts 0 "${_st}: backend accepts for clients that had already given up (wasted, lower is better)"
-add_row storm storm_peak     accepts 0 "${_st}: peak backend accepts per 100 ms, both backends (sluiced's limit 2 x (rate/10 + burst) = $((2 * (STORM_RATE / 10 + STORM_BURST))))"
-add_row storm storm_cpu      us     0 "${_st}: proxy CPU per client attempt (µs, lower is better)"
+# storm_rows SCENARIO LABEL: the rows of one storm scenario
+storm_rows() {
+	local sc=$1 st=$2
+	add_scenario "$sc" storm - 0 - "$st"
+	add_row "$sc" "${sc}_t50"      ms     0 "${st}: time to 50% reconnected (ms, lower is better)"
+	add_row "$sc" "${sc}_t90"      ms     0 "${st}: time to 90% reconnected (ms, lower is better)"
+	add_row "$sc" "${sc}_t99"      ms     0 "${st}: time to 99% reconnected (ms, lower is better)"
+	add_row "$sc" "${sc}_t100"     ms     0 "${st}: time to 100% reconnected (ms, lower is better)"
+	add_row "$sc" "${sc}_never"    clients 0 "${st}: never reconnected within $((STORM_MAX_MS / 1000)) s (clients who gave up for good, lower is better)"
+	add_row "$sc" "${sc}_attempts" attempts 2 "${st}: attempts per client (lower is better)"
+	add_row "$sc" "${sc}_gave_up"  attempts 2 "${st}: attempts abandoned per client after ${STORM_GIVE_UP_MS} ms, each retried at once (lower is better)"
+	add_row "$sc" "${sc}_accepts"  accepts 2 "${st}: backend accepts per client (1.00: one each)"
+	add_row "$sc" "${sc}_wasted"   accepts 0 "${st}: backend accepts for clients that had already given up (wasted, lower is better)"
+	add_row "$sc" "${sc}_peak"     accepts 0 "${st}: peak backend accepts per 100 ms, both backends (sluiced's fixed limit 2 x (rate/10 + burst) = $((2 * (STORM_RATE / 10 + STORM_BURST))))"
+	add_row "$sc" "${sc}_cpu"      us     0 "${st}: proxy CPU per client attempt (µs, lower is better)"
+}
+storm_rows storm "storm, ${STORM_N} naive clients"
+storm_rows storm_slow "storm, backends twice as slow ($((2 * STORM_COST_US)) µs per connection), every set-up unchanged"
 add_scenario queue     queue us      1 run_queue   "clients waiting in the queue"
 for _n in $QUEUE_NS; do
 	add_row queue "queue_leave_$_n" us 1 "queue, $_n waiting: sluiced CPU per client that gives up, $QUEUE_RATE/s (µs, lower is better)"
@@ -562,26 +573,32 @@ run_queue() { # PORT RSS_PIDS
 # have one.
 STORM_MAXCONN=$((STORM_N * 5 / 8))   # per backend: its half of the clients + 25 %
 
-gen_sluiced_storm() { # - CONF
+gen_sluiced_storm() { # - CONF SYSTEM
 	# tests/integration/24-collapse.sh: rate and burst per backend, enforced
 	# by the kernel at connect(); the rest wait in the pool's queue (up to
 	# 10000, 60 s), and one that gives up leaves it at once, before any
 	# backend sees it. drain: a stop closes what is left at once (nothing
 	# should be left: the clients have gone when the proxy is stopped).
+	# sluiced-auto sets no number: rate and queue timeout are learned
+	# (tests/integration/44-auto-storm.sh).
+	local limits="rate = $STORM_RATE; burst = $STORM_BURST;" timeout=60000
+	if [ "$3" = sluiced-auto ]; then
+		limits='rate = "auto";' timeout='"auto"'
+	fi
 	cat >"$2" <<EOF
 workers = $WORKERS;
 admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
 bpf = { pin_path = "$BPF_PIN"; cgroup = "$BPF_CGROUP"; };
 timeouts = { backend_wait_ms = 60000; };
 drain = { period_s = 0; grace_s = 1; };
-listeners = ( { name = "storm"; address = "127.0.0.1:${PROXY_LISTEN[sluiced]}"; mode = "tcp"; pool = "app"; backlog = 4096; } );
-pools = ( { name = "app"; queue = { max = 10000; timeout_ms = 60000; };
-    servers = ( { name = "b1"; address = "127.0.0.1:${PORT_STORM[0]}"; rate = $STORM_RATE; burst = $STORM_BURST; },
-                { name = "b2"; address = "127.0.0.1:${PORT_STORM[1]}"; rate = $STORM_RATE; burst = $STORM_BURST; } ); } );
+listeners = ( { name = "storm"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "app"; backlog = 4096; } );
+pools = ( { name = "app"; queue = { max = 10000; timeout_ms = $timeout; };
+    servers = ( { name = "b1"; address = "127.0.0.1:${PORT_STORM[0]}"; $limits },
+                { name = "b2"; address = "127.0.0.1:${PORT_STORM[1]}"; $limits } ); } );
 EOF
 }
 
-gen_haproxy_storm() { # - CONF
+gen_haproxy_storm() { # - CONF SYSTEM
 	# HAProxy's closest equivalent of sluiced's setup:
 	#  - "rate-limit sessions" on the frontend: at most 2 x STORM_RATE new
 	#    sessions per second (sluiced's per-backend rate times two); the
@@ -595,7 +612,12 @@ gen_haproxy_storm() { # - CONF
 	#    queue is dropped before a server connection is made.
 	# What it cannot do: a client that gives up while still in the kernel's
 	# accept queue is accepted later anyway and its connection forwarded to
-	# a backend, which pays for it.
+	# a backend, which pays for it. haproxy-best is what its experts would
+	# use against that: the same with a listen backlog of 64, so that a full
+	# backlog drops SYNs (the clients' kernels retry them) instead of keeping
+	# connections whose clients give up before they are accepted.
+	local backlog=4096
+	[ "$3" = haproxy-best ] && backlog=64
 	cat >"$2" <<EOF
 global
 	nbthread $WORKERS
@@ -608,8 +630,8 @@ defaults
 	timeout server 1h
 	timeout queue 60s
 frontend storm
-	bind 127.0.0.1:${PROXY_LISTEN[haproxy]}
-	backlog 4096
+	bind 127.0.0.1:${PROXY_LISTEN[$3]}
+	backlog $backlog
 	rate-limit sessions $((2 * STORM_RATE))
 	default_backend be
 backend be
@@ -666,14 +688,14 @@ start_proxy() {
 	case $sys in
 	direct)
 		return 0 ;;
-	sluiced|sluiced-nogate)
+	sluiced|sluiced-nogate|sluiced-auto)
 		[ -x build/sluiced ] || return 1
 		# No state from the previous sluiced (tokens, ledger) in the maps.
 		rm -rf "$BPF_PIN"
 		conf=$WORK/$sys.conf; gen_sluiced$sfx "$up" "$conf" "$sys" || return 1
 		"${pin[@]}" build/sluiced -c "$conf" >>"$log" 2>&1 & ;;
-	haproxy)
-		conf=$WORK/haproxy.cfg; gen_haproxy$sfx "$up" "$conf" || return 1
+	haproxy|haproxy-best)
+		conf=$WORK/$sys.cfg; gen_haproxy$sfx "$up" "$conf" "$sys" || return 1
 		"${pin[@]}" haproxy -db -f "$conf" >>"$log" 2>&1 & ;;
 	nginx)
 		conf=$WORK/nginx.conf; gen_nginx$sfx "$up" "$conf" || return 1
@@ -820,12 +842,12 @@ run_tls_idle() { # PORT RSS_PIDS
 # ---- the reconnect storm ------------------------------------------------------------
 STORM_BE_PIDS=()
 
-# start_storm_backends DIR: two fresh echo backends, one thread each.
+# start_storm_backends DIR COST_US: two fresh echo backends, one thread each.
 start_storm_backends() {
 	local d=$1 i
 	STORM_BE_PIDS=()
 	for i in 1 2; do
-		cost_backend "${PORT_STORM[i - 1]}" "$STORM_COST_US" "$STORM_BACKEND_NICE" \
+		cost_backend "${PORT_STORM[i - 1]}" "$2" "$STORM_BACKEND_NICE" \
 			$((STORM_MAX_MS / 1000 + 120)) "$d/b$i"
 		STORM_BE_PIDS+=("$COST_BE_PID")
 	done
@@ -932,11 +954,13 @@ storm_summary() {
 		 reconnected_pct: ($cum | map(. * 100 / $n))}'
 }
 
-# measure_storm SYSTEM REP: one storm run, fresh backends; appends one sample
-# per storm row.
+# measure_storm SYSTEM REP SCENARIO: one storm run, fresh backends; appends one
+# sample per row of SCENARIO (storm: backends of STORM_COST_US; storm_slow:
+# twice as slow, every configuration unchanged).
 measure_storm() {
-	local sys=$1 rep=$2 d=$WORK/storm/$1-$2 row p1 p2 rows
-	rows=$(rows_of storm)
+	local sys=$1 rep=$2 sc=$3 d=$WORK/$3/$1-$2 row p1 p2 rows cost=$STORM_COST_US
+	[ "$sc" = storm_slow ] && cost=$((2 * STORM_COST_US))
+	rows=$(rows_of "$sc")
 	if [[ " $STORM_SYSTEMS " != *" $sys "* ]]; then
 		for row in $rows; do printf '%s\t%s\t%s\tNA\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
 		return
@@ -944,7 +968,7 @@ measure_storm() {
 	rm -rf "$d"
 	mkdir -p "$d"
 	RUN_LOG=$d/run.log
-	if ! start_storm_backends "$d"; then
+	if ! start_storm_backends "$d" "$cost"; then
 		log "warning: storm backends did not start: $(cat "$d"/b*.log)"
 		stop_storm_backends
 		for row in $rows; do printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
@@ -976,20 +1000,20 @@ measure_storm() {
 	stop_proxy
 	stop_storm_backends
 	if ! storm_summary "$d" >"$d/summary.json" 2>>"$d/run.log"; then
-		log "warning: $sys storm #$rep: no result (see $d)"
+		log "warning: $sys $sc #$rep: no result (see $d)"
 		rm -f "$d/summary.json"
 		for row in $rows; do printf '%s\t%s\t%s\tERR\n' "$sys" "$row" "$rep" >>"$SAMPLES"; done
 		return
 	fi
-	jq -r --arg sys "$sys" --arg rep "$rep" '
-		[["storm_t50", .t50_ms], ["storm_t90", .t90_ms], ["storm_t99", .t99_ms],
-		 ["storm_t100", .t100_ms], ["storm_never", .never],
-		 ["storm_attempts", .attempts_per_client], ["storm_gave_up", .gave_up_per_client],
-		 ["storm_accepts", .accepts_per_client], ["storm_wasted", .wasted],
-		 ["storm_peak", .peak_per_100ms],
-		 ["storm_cpu", (.proxy_cpu_us_per_attempt // "NA")]][]
-		| [$sys, .[0], $rep, (.[1] | tostring)] | @tsv' "$d/summary.json" >>"$SAMPLES"
-	log "$sys storm #$rep: $(jq -r '"back \(.reconnected)/'"$STORM_N"', t50 \(.t50_ms) t100 \(.t100_ms) ms, attempts/client \(.attempts_per_client), accepts/client \(.accepts_per_client), wasted \(.wasted), peak \(.peak_per_100ms)/100 ms, backend lag max \(.backend_loop_lag_max_ms) ms, proxy CPU per attempt \(.proxy_cpu_us_per_attempt // "-") us"' "$d/summary.json")"
+	jq -r --arg sys "$sys" --arg rep "$rep" --arg sc "$sc" '
+		[["t50", .t50_ms], ["t90", .t90_ms], ["t99", .t99_ms],
+		 ["t100", .t100_ms], ["never", .never],
+		 ["attempts", .attempts_per_client], ["gave_up", .gave_up_per_client],
+		 ["accepts", .accepts_per_client], ["wasted", .wasted],
+		 ["peak", .peak_per_100ms],
+		 ["cpu", (.proxy_cpu_us_per_attempt // "NA")]][]
+		| [$sys, "\($sc)_\(.[0])", $rep, (.[1] | tostring)] | @tsv' "$d/summary.json" >>"$SAMPLES"
+	log "$sys $sc #$rep: $(jq -r '"back \(.reconnected)/'"$STORM_N"', t50 \(.t50_ms) t100 \(.t100_ms) ms, attempts/client \(.attempts_per_client), accepts/client \(.accepts_per_client), wasted \(.wasted), peak \(.peak_per_100ms)/100 ms, backend lag max \(.backend_loop_lag_max_ms) ms, proxy CPU per attempt \(.proxy_cpu_us_per_attempt // "-") us"' "$d/summary.json")"
 	sleep 0.5
 }
 
@@ -1008,11 +1032,12 @@ upstream_port() {
 
 measure() { # SYSTEM SCENARIO REP
 	local sys=$1 sc=$2 rep=$3 up value row
-	if [ "$sc" = storm ]; then
-		measure_storm "$sys" "$rep"
+	if [ "${SC_UPSTREAM[$sc]}" = storm ]; then
+		measure_storm "$sys" "$rep" "$sc"
 		return
 	fi
-	if { [ "${SC_UPSTREAM[$sc]}" = tls ] && [[ " $TLS_SYSTEMS " != *" $sys "* ]]; } ||
+	if [[ " $STORM_ONLY " == *" $sys "* ]] ||
+	   { [ "${SC_UPSTREAM[$sc]}" = tls ] && [[ " $TLS_SYSTEMS " != *" $sys "* ]]; } ||
 	   { [ "${SC_UPSTREAM[$sc]}" = queue ] && [[ " $QUEUE_SYSTEMS " != *" $sys "* ]]; }; then
 		for row in $(rows_of "$sc"); do
 			printf '%s\t%s\t%s\tNA\n' "$sys" "$row" "$rep" >>"$SAMPLES"
@@ -1339,7 +1364,7 @@ write_results() { # STAMP SECONDS
 		  "- runtime: \($r.runtime_s) s; cells: median [min–max] over repeats; n/a: \([$r.systems | to_entries[] | select(.value != "ok") | "\(.key) (\(.value))"] | if length == 0 then "none" else join(", ") end)",
 		  (if $r.config.storm then
 		   ($r.config.storm as $s |
-		   "- storm: \($s.clients) naive tcp clients (2 loadgen processes) give up an attempt after \($s.give_up_ms) ms and retry at once; deadline \($s.max_ms) ms (\">\($s.max_ms)\": not reached); 2 fresh echo backends burning \($s.conn_cost_us) µs CPU per new connection, at nice \($s.backend_nice); unpinned. sluiced: rate \($s.sluiced.rate) burst \($s.sluiced.burst) per backend + queue; HAProxy: rate-limit sessions \($s.haproxy.rate_limit_sessions), maxconn \($s.haproxy.maxconn_per_server) per server + queue; NGINX: max_conns \($s.nginx.max_conns_per_server) (no queue, no rate limit). Figures: \($r.suite)-\($stamp)-storm-accepts.png, \($r.suite)-\($stamp)-storm-cdf.png")
+		   "- storm: \($s.clients) naive tcp clients (2 loadgen processes) give up an attempt after \($s.give_up_ms) ms and retry at once; deadline \($s.max_ms) ms (\">\($s.max_ms)\": not reached); 2 fresh echo backends burning \($s.conn_cost_us) µs CPU per new connection, at nice \($s.backend_nice); unpinned. sluiced: rate \($s.sluiced.rate) burst \($s.sluiced.burst) per backend + queue; sluiced-auto: no number set (rate and queue timeout learned); HAProxy: rate-limit sessions \($s.haproxy.rate_limit_sessions), maxconn \($s.haproxy.maxconn_per_server) per server + queue, listen backlog 4096; haproxy-best: the same with a listen backlog of 64; NGINX: max_conns \($s.nginx.max_conns_per_server) (no queue, no rate limit). storm_slow: the same with backends burning twice as much per connection and every set-up unchanged. Figures: \($r.suite)-\($stamp)-storm-accepts.png, \($r.suite)-\($stamp)-storm-cdf.png")
 		   else empty end),
 		  (if $r.config.tls then ($r.config.tls as $t |
 		   "- TLS: one ECDSA P-256 certificate for every proxy; negotiated \($t.negotiated.version // "?") \($t.negotiated.cipher // "?"); clients: loadgen --tls, \($t.handshakes_in_flight) handshakes in flight (each: connect, handshake, one 64-byte echo, close), no certificate check; sluiced: \($t.sluiced); HAProxy: \($t.haproxy); NGINX: \($t.nginx); no TLS for direct")
