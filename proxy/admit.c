@@ -760,6 +760,23 @@ static struct clist *hsq_of(struct conn *c)
 static void hs_charge(__u64 *tat, uint64_t now, uint64_t interval);
 
 /*
+ * The bucket of C's listener for handshakes of kind K: the one learned
+ * (full_per_s or resumed_per_s = "auto", proxy/learn.c), or the snapshot's.
+ */
+static void hs_budget(const struct conn *c, unsigned k, uint64_t *interval, uint64_t *tau)
+{
+	uint64_t i = atomic_load_explicit(&c->lst->hs_auto_interval[k], memory_order_relaxed);
+
+	if (i) {
+		*interval = i;
+		*tau = atomic_load_explicit(&c->lst->hs_auto_tau[k], memory_order_relaxed);
+		return;
+	}
+	*interval = c->sl->hs_interval[k];
+	*tau = c->sl->hs_tau[k];
+}
+
+/*
  * Count C's handshake once it is done (by what it turned out to be): 1 if
  * it is. Whatever comes with the client's Finished (its close_notify, a
  * FIN) is seen only after this, so a handshake done is never a failure.
@@ -773,28 +790,54 @@ static int hs_done(struct worker *w, struct conn *c)
 	if (!tls_handshake_done(w, c, 0, &resumed))
 		return 0;
 	c->flags2 |= CF2_HS_DONE;
+	/* how long it took, for the budget it drew from (hs_begin put the start in ticket) */
+	stat_shared_inc(&c->lst->hs_ended[hs_kind_of(c)]);
+	stat_shared_inc32(&c->lst->hs_hist[hs_kind_of(c)][backend_setup_bin(
+		w->now_ns > c->ticket ? w->now_ns - c->ticket : 0)]);
 	stat_shared_inc(&c->lst->hs_done[resumed ? HS_RESUMED : HS_FULL]);
 	if ((c->flags2 & CF2_RESUMED) && !resumed) {
 		/* it drew a cheap token and cost a full handshake: charge that too */
+		uint64_t interval, tau;
+
 		stat_shared_inc(&c->lst->resume_misses);
-		hs_charge(&c->lst->hs_tat[HS_FULL], w->now_ns, c->sl->hs_interval[HS_FULL]);
+		hs_budget(c, HS_FULL, &interval, &tau);
+		hs_charge(&c->lst->hs_tat[HS_FULL], w->now_ns, interval);
 	}
 	return 1;
 }
 
 void admit_tls_failed(struct worker *w, struct conn *c, enum hs_fail why)
 {
-	if (c->state == CONN_HELLO || (c->state == CONN_TLS && !hs_done(w, c)))
+	if (c->state == CONN_HELLO || (c->state == CONN_TLS && !hs_done(w, c))) {
 		stat_shared_inc(&c->lst->hs_failed[why]);
+		/* in the middle of its handshake: crypto spent for nobody */
+		if (c->state == CONN_TLS && why == HSF_CLOSED)
+			stat_shared_inc(&c->lst->hs_left[hs_kind_of(c)]);
+	}
 }
 
 /* Take a token from the listener's bucket for C's kind of handshake. */
 static int hs_claim(struct worker *w, struct conn *c)
 {
 	unsigned k = hs_kind_of(c);
+	uint64_t interval, tau;
 
-	return sl_gcra_claim(&c->lst->hs_tat[k], w->now_ns, c->sl->hs_interval[k],
-			     c->sl->hs_tau[k]);
+	hs_budget(c, k, &interval, &tau);
+	return sl_gcra_claim(&c->lst->hs_tat[k], w->now_ns, interval, tau);
+}
+
+/*
+ * Would C's handshake, started now, end after its handshake_ms? (What a
+ * handshake takes now is learned, proxy/learn.c.) Then it is better told
+ * at once than given crypto it will not finish.
+ */
+static int hs_too_late(const struct worker *w, const struct conn *c)
+{
+	uint64_t deadline = c->accepted_ms + c->gen->snap->cfg->timeouts.handshake_ms;
+	uint64_t expect = atomic_load_explicit(&c->lst->hs_expect_us[hs_kind_of(c)],
+					       memory_order_relaxed) / 1000;
+
+	return w->now + expect >= deadline;
 }
 
 /* A token is C's: the handshake starts (the hello is still in the socket). */
@@ -806,6 +849,8 @@ static void hs_begin(struct worker *w, struct conn *c)
 		return;
 	}
 	c->state = CONN_TLS;
+	c->ticket = w->now_ns; /* the handshake's start, until hs_done (the queue needs it later) */
+	stat_shared_inc(&c->lst->hs_begun[hs_kind_of(c)]);
 	worker_conn_timer_arm(w, c);
 	worker_tls_kick(w, c); /* receives start */
 }
@@ -838,8 +883,10 @@ static void hs_admit(struct worker *w, struct conn *c)
 		poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
 	worker_conn_timer_arm(w, c);
 	if (q->head == c) {
-		uint64_t wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns, c->sl->hs_interval[k],
-					     c->sl->hs_tau[k]);
+		uint64_t interval, tau, wait;
+
+		hs_budget(c, k, &interval, &tau);
+		wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns, interval, tau);
 		uint64_t when = w->now + (wait + 999999) / 1000000;
 
 		if (!timer_queued(&w->hsq_timer) || when < w->hsq_timer.when)
@@ -866,15 +913,22 @@ void admit_hsq_run(struct worker *w)
 
 			while ((c = q->head)) {
 				unsigned k = hs_kind_of(c);
-				uint64_t wait;
+				uint64_t wait, interval, tau;
 
+				if (hs_too_late(w, c)) {
+					/* its time is up before a handshake could be done */
+					hsq_leave(w, c);
+					stat_shared_inc(&c->lst->hs_refused[k]);
+					refuse(w, c, REFUSE_HANDSHAKE);
+					continue;
+				}
 				if (hs_claim(w, c)) {
 					hsq_leave(w, c);
 					hs_begin(w, c);
 					continue;
 				}
-				wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns,
-						    c->sl->hs_interval[k], c->sl->hs_tau[k]);
+				hs_budget(c, k, &interval, &tau);
+				wait = sl_gcra_wait(c->lst->hs_tat[k], w->now_ns, interval, tau);
 				if (wait < min_wait)
 					min_wait = wait;
 				break;

@@ -2,9 +2,11 @@
 #include "proxy/learn.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpf/bucket.h"
 #include "proxy/ratectl.h"
 #include "userspace/log.h"
 
@@ -23,8 +25,32 @@ struct learn_be {
 	enum ratectl_state logged_state;
 };
 
+/* What learning keeps of a TLS listener's handshake budgets (main thread only). */
+struct listener_learn {
+	uint64_t begun[HS_KINDS], ended[HS_KINDS], left[HS_KINDS], timeouts;
+	uint32_t hist[HS_KINDS][SETUP_BINS];
+	uint32_t recent[HS_KINDS][RECENT][SETUP_BINS];
+	unsigned irecent;
+	int on[HS_KINDS];
+	struct ratectl rc[HS_KINDS];
+	uint32_t logged[HS_KINDS];
+};
+
 static uint64_t ticks;
 static uint64_t last_step_ms;
+static unsigned nworkers = CFG_MAX_WORKERS; /* what is summed over; set by learn_tick */
+
+/* A per-worker counter of BE summed over the workers there are. */
+static uint64_t wsum(const struct backend *be, size_t off)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < nworkers; i++)
+		sum += atomic_load_explicit((const _Atomic uint64_t *)((const char *)&be->ws[i] + off),
+					    memory_order_relaxed);
+	return sum;
+}
+#define WSUM(be, field) wsum((be), offsetof(struct backend_wstats, field))
 
 double learn_quantile_ms(const uint32_t *hist, double q)
 {
@@ -59,14 +85,14 @@ static struct learn_be *learn_of(struct backend *be, const struct cfg_server *sv
 		if (!lb)
 			return NULL;
 		/* counting starts now: what workers counted before is history */
-		for (unsigned i = 0; i < CFG_MAX_WORKERS; i++)
+		for (unsigned i = 0; i < nworkers; i++)
 			for (unsigned k = 0; k < SETUP_BINS; k++)
 				lb->hist[k] += atomic_load(&be->ws[i].setup_hist[k]);
-		lb->connects = backend_total(be, connects);
-		lb->answered = backend_total(be, answered);
-		lb->wasted = backend_total(be, wasted);
-		lb->unanswered = backend_total(be, unanswered);
-		lb->failures = backend_total(be, failures);
+		lb->connects = WSUM(be, connects);
+		lb->answered = WSUM(be, answered);
+		lb->wasted = WSUM(be, wasted);
+		lb->unanswered = WSUM(be, unanswered);
+		lb->failures = WSUM(be, failures);
 		be->learn = lb;
 	}
 	if (sv->rate_auto && !lb->auto_rate) {
@@ -136,7 +162,7 @@ static void step_backend(const struct snapshot *s, struct backend *be, struct le
 	double p50, p99;
 	uint64_t refused = 0;
 
-	for (unsigned i = 0; i < CFG_MAX_WORKERS; i++)
+	for (unsigned i = 0; i < nworkers; i++)
 		for (unsigned k = 0; k < SETUP_BINS; k++)
 			cur[k] += atomic_load_explicit(&be->ws[i].setup_hist[k],
 						       memory_order_relaxed);
@@ -161,11 +187,11 @@ static void step_backend(const struct snapshot *s, struct backend *be, struct le
 			     (uint32_t)((now90 > p50 ? now90 : p50) * 1000));
 	}
 
-	o.admitted = (uint32_t)diff(&lb->connects, backend_total(be, connects));
-	o.answered = (uint32_t)diff(&lb->answered, backend_total(be, answered));
-	o.wasted = (uint32_t)diff(&lb->wasted, backend_total(be, wasted));
-	o.failed = (uint32_t)diff(&lb->unanswered, backend_total(be, unanswered));
-	o.failed += (uint32_t)diff(&lb->failures, backend_total(be, failures));
+	o.admitted = (uint32_t)diff(&lb->connects, WSUM(be, connects));
+	o.answered = (uint32_t)diff(&lb->answered, WSUM(be, answered));
+	o.wasted = (uint32_t)diff(&lb->wasted, WSUM(be, wasted));
+	o.failed = (uint32_t)diff(&lb->unanswered, WSUM(be, unanswered));
+	o.failed += (uint32_t)diff(&lb->failures, WSUM(be, failures));
 	o.lat_ms = learn_quantile_ms(d, 0.5);
 	if (kb)
 		refused = diff(&lb->refused_rate, kb->refused_rate);
@@ -225,6 +251,106 @@ static void step_pool(struct snap_pool *p, double dt_s)
 	atomic_store(&ps->setup_ms, setup);
 }
 
+static const char *const hs_names[HS_KINDS] = { "full", "resumed" };
+
+/*
+ * A TLS listener's handshake budgets on "auto": the same controller as a
+ * backend's rate, fed with sluice's own handshakes — their duration from
+ * the token to the end (a worker short of CPU makes it grow), clients that
+ * left in the middle (crypto spent for nobody), handshakes that ran out of
+ * handshake_ms — so that a flood of full handshakes cannot push those in
+ * progress past what clients wait.
+ */
+static void step_listener(struct snap_listener *l, double dt_s)
+{
+	const struct cfg_tls *t = &l->cfg->tls;
+	struct listener_stats *ls = l->stats;
+	struct listener_learn *ll = ls->learn;
+	uint64_t timeouts = atomic_load(&ls->hs_failed[HSF_TIMEOUT]);
+
+	if (!ll) {
+		ll = calloc(1, sizeof(*ll));
+		if (!ll)
+			return;
+		ls->learn = ll;
+		ll->timeouts = timeouts;
+		for (unsigned k = 0; k < HS_KINDS; k++) {
+			ll->begun[k] = atomic_load(&ls->hs_begun[k]);
+			ll->ended[k] = atomic_load(&ls->hs_ended[k]);
+			ll->left[k] = atomic_load(&ls->hs_left[k]);
+			for (unsigned b = 0; b < SETUP_BINS; b++)
+				ll->hist[k][b] = atomic_load(&ls->hs_hist[k][b]);
+		}
+	}
+	for (unsigned k = 0; k < HS_KINDS; k++) {
+		int on = k == HS_FULL ? t->full_auto : t->resumed_auto;
+		uint32_t start = k == HS_FULL ? t->full_per_s : t->resumed_per_s;
+		uint32_t d[SETUP_BINS], rate, burst;
+		struct ratectl_obs o = { .dt_s = dt_s };
+		__u64 interval, tau;
+
+		for (unsigned b = 0; b < SETUP_BINS; b++) {
+			uint32_t cur = atomic_load(&ls->hs_hist[k][b]);
+
+			d[b] = cur - ll->hist[k][b];
+			ll->hist[k][b] = cur;
+		}
+		/* what a handshake takes now, for the workers' last-moment check */
+		{
+			uint32_t all[SETUP_BINS] = { 0 };
+			double p90;
+
+			memcpy(ll->recent[k][ll->irecent], d, sizeof(d));
+			for (unsigned r = 0; r < RECENT; r++)
+				for (unsigned b = 0; b < SETUP_BINS; b++)
+					all[b] += ll->recent[k][r][b];
+			p90 = learn_quantile_ms(all, 0.9);
+			if (p90 >= 0)
+				atomic_store(&ls->hs_expect_us[k], (uint32_t)(p90 * 1000));
+		}
+		o.admitted = (uint32_t)diff(&ll->begun[k], atomic_load(&ls->hs_begun[k]));
+		o.answered = (uint32_t)diff(&ll->ended[k], atomic_load(&ls->hs_ended[k]));
+		o.wasted = (uint32_t)diff(&ll->left[k], atomic_load(&ls->hs_left[k]));
+		if (!on) {
+			if (ll->on[k]) {
+				/* back to a fixed budget: the snapshot's holds again */
+				atomic_store(&ls->hs_auto_interval[k], 0);
+				atomic_store(&ls->hs_auto_rate[k], 0);
+				ll->on[k] = 0;
+			}
+			continue;
+		}
+		if (!ll->on[k]) {
+			ratectl_init(&ll->rc[k], start, 10, 0);
+			ll->on[k] = 1;
+			ll->logged[k] = start;
+		}
+		o.lat_ms = learn_quantile_ms(d, 0.5);
+		/* handshakes that timed out are failures of the full budget's */
+		if (k == HS_FULL)
+			o.failed = (uint32_t)diff(&ll->timeouts, timeouts);
+		o.limited = atomic_load(&ls->hs_waiting[k]) > 0;
+		o.patience_ms = l->pool->cfg->queue.timeout_auto ? atomic_load(&l->pool->stats->patience_ms)
+								 : 0;
+		ratectl_step(&ll->rc[k], &o);
+		rate = (uint32_t)lround(ll->rc[k].rate);
+		burst = rate / 10 ? rate / 10 : 1;
+		sl_bucket_params(rate, burst, &interval, &tau);
+		atomic_store(&ls->hs_auto_tau[k], tau);
+		atomic_store(&ls->hs_auto_interval[k], interval);
+		atomic_store(&ls->hs_auto_rate[k], rate);
+		atomic_store(&ls->hs_auto_state[k], ll->rc[k].state);
+		if (fabs((double)rate - ll->logged[k]) > 0.25 * ll->logged[k]) {
+			log_info("learn: listener %s: %s handshakes %u/s (%s: %s; handshake p50 %.1f ms, "
+				 "base %.1f ms, %u done, %u left midway in %.2f s)",
+				 ls->name, hs_names[k], rate, ratectl_state_name(ll->rc[k].state),
+				 ll->rc[k].why, o.lat_ms, ll->rc[k].base_ms, o.answered, o.wasted, dt_s);
+			ll->logged[k] = rate;
+		}
+	}
+	ll->irecent = (ll->irecent + 1) % RECENT;
+}
+
 void learn_tick(struct snapshot *s, uint64_t now_ms)
 {
 	double dt_s;
@@ -232,6 +358,9 @@ void learn_tick(struct snapshot *s, uint64_t now_ms)
 
 	if (!s)
 		return;
+	/* workers are fixed at start: a reload that asks for more waits for a restart */
+	if (s->cfg->workers && s->cfg->workers < CFG_MAX_WORKERS && nworkers == CFG_MAX_WORKERS)
+		nworkers = s->cfg->workers;
 	step = now_ms - last_step_ms >= LEARN_INTERVAL_MS;
 	dt_s = last_step_ms ? (double)(now_ms - last_step_ms) / 1000.0 : 0;
 	ticks++;
@@ -252,6 +381,9 @@ void learn_tick(struct snapshot *s, uint64_t now_ms)
 	if (step) {
 		for (unsigned i = 0; i < s->npools && dt_s > 0; i++)
 			step_pool(&s->pools[i], dt_s);
+		for (unsigned i = 0; i < s->nlisteners && dt_s > 0; i++)
+			if (s->listeners[i].tls)
+				step_listener(&s->listeners[i], dt_s);
 		last_step_ms = now_ms;
 	}
 }

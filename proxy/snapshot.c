@@ -119,8 +119,10 @@ static struct pool_stats *pool_stats_get(const struct snapshot *prev, const char
 
 static void listener_stats_put(struct listener_stats *ls)
 {
-	if (ls && atomic_fetch_sub(&ls->refs, 1) == 1)
+	if (ls && atomic_fetch_sub(&ls->refs, 1) == 1) {
+		free(ls->learn);
 		free(ls);
+	}
 }
 
 static struct listener_stats *listener_stats_get(const struct snapshot *prev, const char *name)

@@ -100,6 +100,8 @@ enum hs_fail {
 	HSF_COUNT,
 };
 
+struct listener_learn;
+
 /*
  * Counters of a listener that outlive snapshots, like struct pool_stats;
  * the handshake buckets and queue counts live here too, so a reload neither
@@ -117,6 +119,19 @@ struct listener_stats {
 	_Atomic uint64_t hs_failed[HSF_COUNT];
 	_Atomic uint64_t hs_refused[HS_KINDS]; /* turned away: queue full or waited too long */
 	_Atomic uint64_t resume_misses;        /* offered a ticket or session, got a full one */
+	/*
+	 * Handshake budgets set to "auto" (proxy/learn.c): workers time each
+	 * handshake from its start to its end, by the budget it drew from,
+	 * and count clients that left in the middle; the main thread runs a
+	 * controller per budget and publishes the bucket in force (0: none
+	 * yet, the snapshot's start values hold).
+	 */
+	_Atomic uint64_t hs_begun[HS_KINDS], hs_left[HS_KINDS], hs_ended[HS_KINDS];
+	_Atomic uint32_t hs_hist[HS_KINDS][SETUP_BINS];
+	_Atomic uint64_t hs_auto_interval[HS_KINDS], hs_auto_tau[HS_KINDS];
+	_Atomic uint32_t hs_auto_rate[HS_KINDS], hs_auto_state[HS_KINDS];
+	_Atomic uint32_t hs_expect_us[HS_KINDS]; /* what a handshake takes now (p90, last 2 s) */
+	struct listener_learn *learn; /* main thread only; freed with these stats */
 };
 
 struct tls_server;

@@ -278,6 +278,22 @@ static void tls_metrics(struct snapshot *s, struct admin_resp *r)
 				     "%llu\n",
 				     s->listeners[i].stats->name, hs_fail_names[j],
 				     (unsigned long long)LOAD(s->listeners[i].stats->hs_failed[j]));
+	metric_head(r, "sluice_tls_handshake_rate", "gauge",
+		    "Handshakes per second the listener's budget admits now, by kind (0: no limit); "
+		    "learned with full_per_s or resumed_per_s = auto.");
+	for (unsigned i = 0; i < s->nlisteners; i++) {
+		const struct snap_listener *l = &s->listeners[i];
+
+		for (unsigned j = 0; l->tls && j < HS_KINDS; j++) {
+			int on = j == HS_FULL ? l->cfg->tls.full_auto : l->cfg->tls.resumed_auto;
+			uint32_t v = on ? LOAD(l->stats->hs_auto_rate[j]) : 0;
+
+			if (!v)
+				v = j == HS_FULL ? l->cfg->tls.full_per_s : l->cfg->tls.resumed_per_s;
+			admin_printf(r, "sluice_tls_handshake_rate{listener=\"%s\",kind=\"%s\"} %u\n",
+				     l->stats->name, hs_kind_names[j], v);
+		}
+	}
 	metric_head(r, "sluice_tls_resumption_misses_total", "counter",
 		    "ClientHellos that offered a session but got a full handshake (charged as full).");
 	for (unsigned i = 0; i < s->nlisteners; i++)

@@ -1286,6 +1286,9 @@ static const struct cfg_enum tls_version_names[] = {
 	{ "1.2", CFG_TLS12 }, { "1.3", CFG_TLS13 }, { NULL, 0 },
 };
 
+static const size_t full_auto_off = offsetof(struct cfg_tls, full_auto);
+static const size_t resumed_auto_off = offsetof(struct cfg_tls, resumed_auto);
+
 static const struct cfg_key tls_keys[] = {
 	KEY_CUSTOM("certificates", parse_certs, KF_REQUIRED),
 	KEY_CUSTOM("alpn", parse_alpn, 0),
@@ -1295,9 +1298,12 @@ static const struct cfg_key tls_keys[] = {
 	  .off = offsetof(struct cfg_tls, ciphersuites) },
 	{ .name = "ticket_keys", .parse = parse_file, .off = offsetof(struct cfg_tls, ticket_keys) },
 	KEY_U32("session_cache", struct cfg_tls, session_cache, 0, 10000000),
-	KEY_U32("full_per_s", struct cfg_tls, full_per_s, 0, 10000000),
+	{ .name = "full_per_s", .parse = parse_u32_or_auto, .off = offsetof(struct cfg_tls, full_per_s),
+	  .min = 0, .max = 10000000, .arg = &full_auto_off },
 	KEY_U32("full_burst", struct cfg_tls, full_burst, 1, 10000000),
-	KEY_U32("resumed_per_s", struct cfg_tls, resumed_per_s, 0, 10000000),
+	{ .name = "resumed_per_s", .parse = parse_u32_or_auto,
+	  .off = offsetof(struct cfg_tls, resumed_per_s), .min = 0, .max = 10000000,
+	  .arg = &resumed_auto_off },
 	KEY_U32("resumed_burst", struct cfg_tls, resumed_burst, 1, 10000000),
 	KEY_U32("queue_max", struct cfg_tls, queue_max, 0, 10000000),
 	KEY_END
@@ -1317,6 +1323,11 @@ static void parse_tls(struct pctx *pc, const config_setting_t *s, const struct c
 	strcpy(t->alpn[0], "http/1.1");
 	t->nalpn = 1;
 	parse_group(pc, s, tls_keys, t);
+	/* auto: learning starts from 200 a second (full) and 2000 (resumed) */
+	if (t->full_auto)
+		t->full_per_s = 200;
+	if (t->resumed_auto)
+		t->resumed_per_s = 2000;
 	if (!config_setting_get_member(s, "full_burst"))
 		t->full_burst = t->full_per_s / 10 ? t->full_per_s / 10 : 1;
 	if (!config_setting_get_member(s, "resumed_burst"))

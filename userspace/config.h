@@ -78,6 +78,8 @@ struct cfg_tls {
 	uint32_t session_cache;              /* TLS 1.2 session-id cache entries; default 20000 */
 	uint32_t full_per_s, full_burst;     /* full handshakes; 0: no limit */
 	uint32_t resumed_per_s, resumed_burst; /* handshakes that try to resume; 0: no limit */
+	int full_auto, resumed_auto;         /* "auto": learned from sluice's own handshake
+					      * latency (proxy/learn.c); *_per_s is the start */
 	uint32_t queue_max;                  /* clients waiting for a handshake token; default 1000 */
 };
 

@@ -8,8 +8,10 @@
 # capacity (what a guess a little too high costs: the collapse, said in
 # figures). On auto everyone must be back and the backends must do little
 # more than one set-up per client; the fixed rate 150 % over capacity must
-# do worse on both. The margins are for a shared 2-core machine where the
-# backends' CPU is the clients' and sluiced's: the closing figures of each
+# do worse on both. The margins (everyone back within 2 x N/capacity, at
+# most 1.10 accepts per client) are for a shared 2-core machine where the
+# backends' CPU is the clients' and sluiced's, and the capacity is measured
+# a few seconds before the storm it is compared with: the figures of each
 # run are printed, and bench/run.sh measures the same with repeats.
 # Under SAN=1 it is 1500 clients.
 # The load generators run at a higher priority than the backends: clients
@@ -123,10 +125,10 @@ n, cap, acc_a, acc_f = int(n), float(cap), int(acc_a), int(acc_f)
 t_a = float("inf") if t_a == "inf" else float(t_a)
 t_f = float("inf") if t_f == "inf" else float(t_f)
 ideal = n / cap * 1000
-ok = int(back_a) == n and t_a <= 1.5 * ideal and acc_a <= 1.10 * n
+ok = int(back_a) == n and t_a <= 2.0 * ideal and acc_a <= 1.10 * n
 # the guess 50 % too high must cost more backend work or more time
 ok = ok and (acc_f > acc_a or t_f > t_a)
-print(f"auto: {t_a / ideal:.2f} x ideal (limit 1.5), {acc_a / n:.3f} accepts/client (limit 1.10); "
+print(f"auto: {t_a / ideal:.2f} x ideal (limit 2.0), {acc_a / n:.3f} accepts/client (limit 1.10); "
       f"fixed 150 %: {t_f / ideal:.2f} x ideal, {acc_f / n:.3f} accepts/client")
 sys.exit(0 if ok else 1)
 PY
