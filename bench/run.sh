@@ -45,6 +45,8 @@
 #   STORM_COST_US=2000  storm: CPU each backend burns per new connection
 #   STORM_GIVE_UP_MS=2000  storm: a client's patience per attempt
 #   STORM_RATE=200 STORM_BURST=20  storm: sluiced's per-backend rate and burst
+#   STORM_TIMEOUT_MS=60000  storm: sluiced's queue timeout (and backend_wait_ms) with
+#                       a fixed rate; bench/tune.sh recommends all three for a capacity
 #   STORM_BACKEND_NICE=-10  storm: the backends' nice value (see below)
 #   QUEUE_NS="1000 5000 15000"  queue: clients kept waiting in sluiced's queue
 #   QUEUE_RATE=500      queue: clients leaving per second (leave phase), and
@@ -140,6 +142,7 @@ STORM_COST_US=${STORM_COST_US:-2000}
 STORM_GIVE_UP_MS=${STORM_GIVE_UP_MS:-2000}
 STORM_RATE=${STORM_RATE:-200}
 STORM_BURST=${STORM_BURST:-20}
+STORM_TIMEOUT_MS=${STORM_TIMEOUT_MS:-60000}
 STORM_BACKEND_NICE=${STORM_BACKEND_NICE:--10}
 QUEUE_NS=${QUEUE_NS:-"1000 5000 15000"}
 QUEUE_RATE=${QUEUE_RATE:-500}
@@ -581,15 +584,15 @@ gen_sluiced_storm() { # - CONF SYSTEM
 	# should be left: the clients have gone when the proxy is stopped).
 	# sluiced-auto sets no number: rate and queue timeout are learned
 	# (tests/integration/44-auto-storm.sh).
-	local limits="rate = $STORM_RATE; burst = $STORM_BURST;" timeout=60000
+	local limits="rate = $STORM_RATE; burst = $STORM_BURST;" timeout=$STORM_TIMEOUT_MS wait=$STORM_TIMEOUT_MS
 	if [ "$3" = sluiced-auto ]; then
-		limits='rate = "auto";' timeout='"auto"'
+		limits='rate = "auto";' timeout='"auto"' wait=60000
 	fi
 	cat >"$2" <<EOF
 workers = $WORKERS;
 admin = { address = "127.0.0.1:$SLUICED_ADMIN"; };
 bpf = { pin_path = "$BPF_PIN"; cgroup = "$BPF_CGROUP"; };
-timeouts = { backend_wait_ms = 60000; };
+timeouts = { backend_wait_ms = $wait; };
 drain = { period_s = 0; grace_s = 1; };
 listeners = ( { name = "storm"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "app"; backlog = 4096; } );
 pools = ( { name = "app"; queue = { max = 10000; timeout_ms = $timeout; };
