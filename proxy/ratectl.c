@@ -174,7 +174,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		return rc->rate;
 	}
 	if (rc->state == RC_START) {
-		double little = rc->base_ms > 0 ? 500.0 / rc->base_ms : 0;
+		double little = rc->base_ms > 0 ? 800.0 / rc->base_ms : 0;
 
 		rc->rate = clamp(rc, rc->rate * pow(RC_SLOW_START, o->dt_s));
 		if (judged && little > rc->rate)

@@ -12,9 +12,9 @@
  * RTT above the base RTT as packets queued:
  *   - no queue (excess under alpha) and clients waiting for tokens: grow,
  *     fourfold a second until the first sign of a queue (slow start; and
- *     from at least half of 1 / baseline at once: whatever its concurrency,
- *     a backend that sets up a session in that time with no queue takes at
- *     least that many a second, by Little's law), then
+ *     from at least 0.8 / baseline at once: whatever its concurrency, a
+ *     backend that sets up a session in that time with no queue takes at
+ *     least 1 / baseline a second, by Little's law), then
  *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
  *     given is building a queue its latency does not show yet: no growth;
  *   - a queue between alpha and beta: hold; one that stands over twice
