@@ -3124,28 +3124,21 @@ static int mode_queue(const struct lg_opts *o)
 		goto out;
 	}
 	cpu_us = cpu0 >= 0 && cpu1 >= 0 ? (double)(cpu1 - cpu0) / 1000.0 : -1;
-	if (o->json)
-		printf("{\"mode\": \"queue\", \"conns\": %u, \"rate\": %llu, \"fill_ms\": %.0f, "
-		       "\"duration_ms\": %.0f, \"left\": %llu, \"admitted\": %llu, "
-		       "\"refused\": %llu, \"errors\": %llu, \"arrived\": %llu, "
-		       "\"waiting_end\": %u, \"cpu_ms\": %.1f, \"cpu_us_per_leave\": %.1f, "
-		       "\"cpu_us_per_admit\": %.1f}\n",
-		       q->n, (unsigned long long)o->rate, (double)fill_ns / NSEC_PER_MSEC,
-		       (double)window_ns / NSEC_PER_MSEC, (unsigned long long)q->left,
-		       (unsigned long long)q->admitted, (unsigned long long)q->refused,
-		       (unsigned long long)q->errors, (unsigned long long)q->arrived, q->waiting,
-		       cpu_us / 1000, q->left ? cpu_us / (double)q->left : 0,
-		       q->admitted ? cpu_us / (double)q->admitted : 0);
-	else
-		printf("queue conns=%u rate=%llu fill_ms=%.0f duration_ms=%.0f left=%llu "
-		       "admitted=%llu refused=%llu errors=%llu arrived=%llu waiting_end=%u "
-		       "cpu_ms=%.1f cpu_us_per_leave=%.1f cpu_us_per_admit=%.1f\n",
-		       q->n, (unsigned long long)o->rate, (double)fill_ns / NSEC_PER_MSEC,
-		       (double)window_ns / NSEC_PER_MSEC, (unsigned long long)q->left,
-		       (unsigned long long)q->admitted, (unsigned long long)q->refused,
-		       (unsigned long long)q->errors, (unsigned long long)q->arrived, q->waiting,
-		       cpu_us / 1000, q->left ? cpu_us / (double)q->left : 0,
-		       q->admitted ? cpu_us / (double)q->admitted : 0);
+	kv_begin(o->json, "queue");
+	kv_u64(o->json, "conns", q->n);
+	kv_u64(o->json, "rate", o->rate);
+	kv_dbl(o->json, "fill_ms", (double)fill_ns / NSEC_PER_MSEC, 0);
+	kv_dbl(o->json, "duration_ms", (double)window_ns / NSEC_PER_MSEC, 0);
+	kv_u64(o->json, "left", q->left);
+	kv_u64(o->json, "admitted", q->admitted);
+	kv_u64(o->json, "refused", q->refused);
+	kv_u64(o->json, "errors", q->errors);
+	kv_u64(o->json, "arrived", q->arrived);
+	kv_u64(o->json, "waiting_end", q->waiting);
+	kv_dbl(o->json, "cpu_ms", cpu_us / 1000, 1);
+	kv_dbl(o->json, "cpu_us_per_leave", q->left ? cpu_us / (double)q->left : 0, 1);
+	kv_dbl(o->json, "cpu_us_per_admit", q->admitted ? cpu_us / (double)q->admitted : 0, 1);
+	printf(o->json ? "}\n" : "\n");
 	fflush(stdout);
 	if (q->first_err && o->verbose)
 		fprintf(stderr, "loadgen queue: first error: %s\n", strerror(-q->first_err));
