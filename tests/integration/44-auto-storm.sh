@@ -26,25 +26,6 @@ N=4000 COST=2000 SANB=0
 san_build && N=1500 COST=8000 SANB=1
 HALF=$((N / 2))
 
-backends() { # TAG
-	for i in 1 2; do
-		bg "$1b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-			--conn-cost-us "$COST" --backlog 8192 --summary "$T/$1b$i.json" \
-			--ready "$T/$1b$i.ready" --max-seconds 100
-		eval "PID_$1b$i=$LAST_PID"
-		wait_for 5 test -e "$T/$1b$i.ready" || fail "backend $i did not start"
-	done
-}
-stop_backends() { # TAG
-	local p1 p2
-	eval "p1=\$PID_$1b1 p2=\$PID_$1b2"
-	kill "$p1" "$p2"
-	wait_exit "$p1" 5 && wait_exit "$p2" 5 || fail "backends did not exit"
-}
-accepted() { # TAG
-	python3 -c 'import json,sys; print(sum(json.load(open(f))["accepted"] for f in sys.argv[1:]))' \
-		"$T/$1b1.json" "$T/$1b2.json"
-}
 storm() { # OUT ADDR... (one loadgen per address, N/#addr clients each, naive, 2 s)
 	local out=$1 seed=1 pids=() n; shift
 	n=$((N / $#))
@@ -67,9 +48,9 @@ PY
 }
 
 # 1. capacity: patient clients straight at the backends, half each
-backends cap
+cost_backends cap "$COST"
 read -r back t100 _ <<<"$(GIVE_UP=60000 storm cap "$(be_addr 1):9000" "$(be_addr 2):9000")"
-stop_backends cap
+stop_cost_backends cap
 [ "$back" = "$N" ] || fail "capacity run: $back of $N served"
 cap=$(python3 -c "print(round($N / ($t100 / 1000.0)))")
 say "capacity: $N patient clients served in $t100 ms: $cap new connections/s"
@@ -91,7 +72,7 @@ CONF
 }
 
 # 2. auto
-backends auto
+cost_backends auto "$COST"
 conf "$T/auto.conf" auto
 rm -rf "$PIN"
 sluiced_start "$T/auto.conf"
@@ -99,8 +80,8 @@ read -r back_a t100_a att_a <<<"$(storm auto 10.77.0.1:8080 10.77.0.1:8080)"
 rate_b1=$(backend_metric sluice_backend_rate app 1) rate_b2=$(backend_metric sluice_backend_rate app 2)
 patience=$(metric 'sluice_pool_patience_seconds{pool="app"}')
 kill "$SLUICED_PID"; wait_exit "$SLUICED_PID" 10 || fail "sluiced did not stop"
-stop_backends auto
-acc_a=$(accepted auto)
+stop_cost_backends auto
+acc_a=$(cost_accepted auto)
 grep 'learn:' "$T/sluiced.log" | head -12 | sed 's/^/    /'
 say "auto: $back_a/$N back, all after $t100_a ms ($(python3 -c "print(round($t100_a / (1000.0 * $N / $cap), 2))") x N/capacity)," \
 	"$(python3 -c "print(round($acc_a / $N, 3))") backend accepts per client," \
@@ -108,14 +89,14 @@ say "auto: $back_a/$N back, all after $t100_a ms ($(python3 -c "print(round($t10
 	"patience learned $patience s"
 
 # 3. a fixed rate 150 % of capacity
-backends fixed
+cost_backends fixed "$COST"
 conf "$T/fixed.conf" $((cap * 3 / 4))
 rm -rf "$PIN"
 sluiced_start "$T/fixed.conf"
 read -r back_f t100_f att_f <<<"$(MAX_MS=20000 storm fixed 10.77.0.1:8080 10.77.0.1:8080)"
 kill "$SLUICED_PID"; wait_exit "$SLUICED_PID" 10 || fail "sluiced did not stop"
-stop_backends fixed
-acc_f=$(accepted fixed)
+stop_cost_backends fixed
+acc_f=$(cost_accepted fixed)
 say "fixed rate 2 x $((cap * 3 / 4))/s (150 % of capacity): $back_f/$N back, all after $t100_f ms," \
 	"$(python3 -c "print(round($acc_f / $N, 3))") backend accepts per client," \
 	"$(python3 -c "print(round($att_f / $N, 2))") attempts per client"

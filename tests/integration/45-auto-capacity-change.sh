@@ -18,14 +18,8 @@ netns_setup
 N=8000 DOWN=3 UP=7 COST=2000 SANB=0
 san_build && N=3000 DOWN=3 UP=7 COST=4000 SANB=1
 t_start=$(date +%s%N)
-for i in 1 2; do
-	# the schedule counts from the backend's start: the storm starts about a second later
-	bg "b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-		--conn-cost-us "$COST" --backlog 8192 --summary "$T/b$i.json" --ready "$T/b$i.ready" \
-		--max-seconds 100 --cost-schedule "$((DOWN + 1)):$((2 * COST)),$((UP + 1)):$COST"
-	eval "PID_b$i=$LAST_PID"
-	wait_for 5 test -e "$T/b$i.ready" || fail "backend $i did not start"
-done
+# the schedule counts from the backends' start: the storm starts about a second later
+cost_backends "" "$COST" --cost-schedule "$((DOWN + 1)):$((2 * COST)),$((UP + 1)):$COST"
 cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
@@ -55,8 +49,7 @@ done
 for p in "${pids[@]}"; do wait "$p" || { cat "$T"/storm*.err; fail "storm failed"; }; done
 kill "${PIDS[-1]}"
 grep 'learn:' "$T/sluiced.log" | sed 's/^/    /' | head -40
-kill "$PID_b1" "$PID_b2"
-wait_exit "$PID_b1" 5 && wait_exit "$PID_b2" 5 || fail "backends did not exit"
+stop_cost_backends ""
 python3 - "$N" "$DOWN" "$UP" "$T/rates" "$T/storm1.json" "$T/storm2.json" "$T/b1.json" "$T/b2.json" "$SANB" <<'PY' ||
 import json, sys
 n, down, up = int(sys.argv[1]), float(sys.argv[2]) * 1000, float(sys.argv[3]) * 1000

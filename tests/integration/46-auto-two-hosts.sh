@@ -18,21 +18,6 @@ netns_setup
 N=4000
 san_build && N=1500
 
-backends() { # TAG
-	for i in 1 2; do
-		bg "$1b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-			--conn-cost-us 2000 --backlog 8192 --summary "$T/$1b$i.json" \
-			--ready "$T/$1b$i.ready" --max-seconds 100
-		eval "PID_$1b$i=$LAST_PID"
-		wait_for 5 test -e "$T/$1b$i.ready" || fail "backend $i did not start"
-	done
-}
-stop_backends() { # TAG
-	local p1 p2
-	eval "p1=\$PID_$1b1 p2=\$PID_$1b2"
-	kill "$p1" "$p2"
-	wait_exit "$p1" 5 && wait_exit "$p2" 5 || fail "backends did not exit"
-}
 # storm NS OUT ADDR CLIENTS GIVE_UP_MS SEED: one loadgen, in the background (STORM_PID)
 storm() {
 	nsenter --net="/run/netns/$1" nice -n -10 "$BUILD/bench/loadgen" storm -c "$3" -n "$4" --policy naive \
@@ -42,11 +27,11 @@ storm() {
 }
 
 # 1. capacity: patient clients straight at the backends
-backends cap
+cost_backends cap 2000
 storm "$LB" cap1 "$(be_addr 1):9000" $((N / 2)) 60000 1; p1=$STORM_PID
 storm "$LB" cap2 "$(be_addr 2):9000" $((N / 2)) 60000 2; p2=$STORM_PID
 wait "$p1" && wait "$p2" || fail "capacity run failed"
-stop_backends cap
+stop_cost_backends cap
 
 # 2. the second host, and a sluiced on each
 lb_host 2
@@ -65,7 +50,7 @@ CONF
 }
 conf "$T/h1.conf" "$BPF_CONF"
 conf "$T/h2.conf" "$HOST_BPF_CONF"
-backends two
+cost_backends two 2000
 sluiced_start "$T/h1.conf"
 H1=$SLUICED_PID
 bg sluiced2 "$HOST_NS" "$SLUICED" -c "$T/h2.conf"
@@ -81,7 +66,7 @@ for h in 1 2; do
 done
 kill "$H1" "$H2"
 wait_exit "$H1" 10 && wait_exit "$H2" 10 || fail "sluiced did not stop"
-stop_backends two
+stop_cost_backends two
 grep -h 'learn:' "$T/sluiced.log" "$T/sluiced2.log" | head -8 | sed 's/^/    /'
 
 python3 - "$N" "$T" <<'PY' || fail "two hosts on auto overran the backends or collapsed"

@@ -6,11 +6,7 @@
 # timeout: 120
 . "$(dirname "$0")/lib.sh"
 netns_setup
-for i in 1 2; do
-	bg "b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
-		--conn-cost-us 1000 --backlog 8192 --ready "$T/b$i.ready" --max-seconds 100
-	wait_for 5 test -e "$T/b$i.ready" || fail "backend $i did not start"
-done
+cost_backends "" 1000
 cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };

@@ -152,6 +152,32 @@ backend() {
 	wait_for 5 test -e "$T/$name.ready" || fail "backend $name did not start"
 }
 
+# cost_backends TAG COST_US [ARGS...]: two bench/backend echo servers, on be_addr 1
+# and 2, that burn COST_US of CPU per new connection (a session's set-up cost);
+# PID_<TAG>b1, PID_<TAG>b2; their summaries go to $T/<TAG>b1.json, $T/<TAG>b2.json.
+cost_backends() {
+	local tag=$1 cost=$2 i; shift 2
+	for i in 1 2; do
+		bg "${tag}b$i" "$BE" "$BUILD/bench/backend" --mode echo --listen "$(be_addr $i):9000" \
+			--conn-cost-us "$cost" --backlog 8192 --summary "$T/${tag}b$i.json" \
+			--ready "$T/${tag}b$i.ready" --max-seconds 100 "$@"
+		eval "PID_${tag}b$i=$LAST_PID"
+		wait_for 5 test -e "$T/${tag}b$i.ready" || fail "backend $i did not start"
+	done
+}
+# stop_cost_backends TAG: stop both (they write their summaries then) and wait.
+stop_cost_backends() {
+	local p1 p2
+	eval "p1=\$PID_${1}b1 p2=\$PID_${1}b2"
+	kill "$p1" "$p2"
+	wait_exit "$p1" 5 && wait_exit "$p2" 5 || fail "backends did not exit"
+}
+# cost_accepted TAG: the connections both accepted.
+cost_accepted() {
+	python3 -c 'import json,sys; print(sum(json.load(open(f))["accepted"] for f in sys.argv[1:]))' \
+		"$T/${1}b1.json" "$T/${1}b2.json"
+}
+
 # stat NAME KEY: a value from a tpeer server's stats file.
 stat() { sed -n "s/^$2=//p" "$T/$1.stats" 2>/dev/null | head -1; }
 
