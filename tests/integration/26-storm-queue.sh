@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A reconnect storm against a rate limit: 3000 WebSocket clients arrive within
 # 200 ms at a pool whose backend takes rate = 300 (burst 30), queue.max 1000,
-# queue timeout 5 s. The backend's accepts per 100 ms never exceed
-# burst + 30 + 1; clients beyond the queue (or too long in it) get 503 with a
+# queue timeout 5 s. The kernel's bucket lets at most burst + rate x T through
+# in any T; the backend timestamps its accepts, which a busy host delays by a
+# few ms, so any 100 ms of them may hold at most burst + rate x 120 ms + 1 and
+# any second burst + rate x 1.02 s + 1; clients beyond the queue (or too long in it) get 503 with a
 # Retry-After; clients that obey it all get in; none is let in above the limits.
 # timeout: 120
 . "$(dirname "$0")/lib.sh"
@@ -32,10 +34,12 @@ s = json.load(open(sys.argv[1]))
 b = json.load(open(sys.argv[2]))
 acc = b["accepts_per_10ms"]
 peak = max(sum(acc[i:i + 10]) for i in range(len(acc)))
+peak1 = max(sum(acc[i:i + 100]) for i in range(len(acc)))
+lim, lim1 = 30 + int(300 * 0.12) + 1, 30 + int(300 * 1.02) + 1
 print(f"reconnected {s['reconnected']}/3000 in {s['t100_ms']} ms; 503s {s['http_503']}; "
       f"attempts/client {s['attempts_per_client']}; backend accepted {b['accepted']}, "
-      f"at most {peak} in any 100 ms (limit {30 + 30 + 1})")
-ok = s["reconnected"] == 3000 and s["http_503"] > 0 and peak <= 61
+      f"at most {peak} in any 100 ms (limit {lim}), {peak1} in any second (limit {lim1})")
+ok = s["reconnected"] == 3000 and s["http_503"] > 0 and peak <= lim and peak1 <= lim1
 ok = ok and b["accepted"] <= 3000 * 1.02
 sys.exit(0 if ok else 1)
 PY
