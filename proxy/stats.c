@@ -15,7 +15,7 @@
 
 struct totals {
 	uint64_t accepted, active, refused, bad_heads, head_timeouts, idle_timeouts,
-		resets, accept_errors, nobufs, grace_closed;
+		resets, accept_errors, nobufs, grace_closed, send_stalls, spills, bufs_ring, bufs_user;
 };
 
 static void sum_workers(struct daemon *d, struct totals *t)
@@ -34,6 +34,10 @@ static void sum_workers(struct daemon *d, struct totals *t)
 		t->accept_errors += LOAD(s->accept_errors);
 		t->nobufs += LOAD(s->nobufs);
 		t->grace_closed += LOAD(s->grace_closed);
+		t->send_stalls += LOAD(s->send_stalls);
+		t->spills += LOAD(s->spills);
+		t->bufs_ring += LOAD(s->bufs_ring);
+		t->bufs_user += LOAD(s->bufs_user);
 	}
 }
 
@@ -441,6 +445,8 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 		     (unsigned long long)t.head_timeouts);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"idle_timeout\"} %llu\n",
 		     (unsigned long long)t.idle_timeouts);
+	admin_printf(r, "sluice_connections_closed_total{reason=\"send_stall\"} %llu\n",
+		     (unsigned long long)t.send_stalls);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"reset\"} %llu\n",
 		     (unsigned long long)t.resets);
 	admin_printf(r, "sluice_connections_closed_total{reason=\"grace\"} %llu\n",
@@ -450,6 +456,17 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	metric_head(r, "sluice_buffer_exhausted_total", "counter",
 		    "Receives that found the provided-buffer ring empty.");
 	admin_printf(r, "sluice_buffer_exhausted_total %llu\n", (unsigned long long)t.nobufs);
+	metric_head(r, "sluice_send_spills_total", "counter",
+		    "Sends a sink did not take at once: the rest moved to the connection's own "
+		    "buffer, the shared one given back.");
+	admin_printf(r, "sluice_send_spills_total %llu\n", (unsigned long long)t.spills);
+	metric_head(r, "sluice_buffers_in_use", "gauge",
+		    "Shared buffers connections hold now: the receive ring's, the userspace "
+		    "pool's (TLS).");
+	admin_printf(r, "sluice_buffers_in_use{pool=\"ring\"} %llu\n",
+		     (unsigned long long)t.bufs_ring);
+	admin_printf(r, "sluice_buffers_in_use{pool=\"tls\"} %llu\n",
+		     (unsigned long long)t.bufs_user);
 
 	if (d->ebpf) { /* bpf.enabled = false: no kernel series at all */
 		metric_head(r, "sluice_bpf_programs_attached", "gauge",

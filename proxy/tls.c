@@ -12,6 +12,14 @@
  * returning it once sent. When the out buffer is full or no buffer is free,
  * the BIO says "retry" and OpenSSL keeps the rest of its record until the
  * worker calls again, so nothing here blocks and nothing grows unbounded.
+ *
+ * A peer that stops reading must not keep shared buffers: when a sink does
+ * not take its ciphertext at once (tls_stall), what is left of the out
+ * buffer, and the half's queued plaintext encrypted behind it, move into
+ * memory of the connection's own and the pool buffer goes back; nothing
+ * more is encrypted for that sink until it is sent. Ciphertext received
+ * for a stalled half moves out of its ring buffer the same way
+ * (tls_park_input).
  */
 #include "proxy/tls.h"
 
@@ -32,6 +40,8 @@ enum side_flags {
 	TS_STARVED = 1 << 0, /* the BIO wanted an out buffer and none was free */
 	TS_NOTIFY = 1 << 1,  /* close_notify written (or given up on) */
 	TS_FAILED = 1 << 2,  /* a fatal error: its session is not kept */
+	TS_HOLD = 1 << 3,    /* the sink is stalled: out is own_out, nothing more is written */
+	TS_GROW = 1 << 4,    /* (within tls_stall) writes append to own_out */
 };
 
 struct tls_side {
@@ -39,8 +49,12 @@ struct tls_side {
 	struct worker *w;
 	uint32_t in_off, in_len;   /* received ciphertext in in_bid not read yet */
 	uint32_t out_len, out_sent; /* ciphertext in out_bid, and how much of it is sent */
+	uint32_t out_flight;        /* bytes of the send in flight (tls_out_sending) */
 	uint16_t in_bid, out_bid;
 	uint8_t flags;
+	char *own_in;  /* received ciphertext moved out of the ring: its half is stalled */
+	char *own_out; /* TS_HOLD: ciphertext its sink did not take, out of the pool */
+	uint64_t since; /* TS_HOLD: the sink's last progress, ms */
 };
 
 struct tls_conn {
@@ -64,12 +78,17 @@ static int bio_read(BIO *b, char *out, int len)
 	}
 	if (n > (uint32_t)len)
 		n = (uint32_t)len;
-	memcpy(out, w_buf(s->w, s->in_bid) + s->in_off, n);
+	memcpy(out, (s->own_in ? s->own_in : w_buf(s->w, s->in_bid)) + s->in_off, n);
 	s->in_off += n;
 	if (s->in_off == s->in_len) {
 		/* read out: the receive buffer goes straight back */
-		w_buf_return(s->w, s->in_bid);
-		s->in_bid = NO_BID;
+		if (s->own_in) {
+			free(s->own_in);
+			s->own_in = NULL;
+		} else {
+			w_buf_return(s->w, s->in_bid);
+			s->in_bid = NO_BID;
+		}
 		s->in_off = s->in_len = 0;
 	}
 	return (int)n;
@@ -82,6 +101,21 @@ static int bio_write(BIO *b, const char *in, int len)
 	uint32_t n;
 
 	BIO_clear_retry_flags(b);
+	if (s->flags & TS_HOLD) {
+		char *p;
+
+		if (!(s->flags & TS_GROW) || len <= 0) {
+			BIO_set_retry_write(b);
+			return -1;
+		}
+		p = realloc(s->own_out, (size_t)s->out_len + (size_t)len);
+		if (!p)
+			return -1;
+		memcpy(p + s->out_len, in, (size_t)len);
+		s->own_out = p;
+		s->out_len += (uint32_t)len;
+		return len;
+	}
 	if (s->out_bid == NO_BID) {
 		s->out_bid = w_xbuf_get(w);
 		if (s->out_bid == NO_BID) {
@@ -243,6 +277,8 @@ void tls_free(struct worker *w, struct conn *c)
 			w_buf_return(w, s->in_bid);
 		if (s->out_bid != NO_BID)
 			w_buf_return(w, s->out_bid);
+		free(s->own_in);
+		free(s->own_out);
 	}
 	free(t);
 	w->tlsv[c->slot] = NULL;
@@ -293,6 +329,8 @@ enum tls_res tls_pump(struct worker *w, struct conn *c, unsigned side)
 
 	if (!s)
 		return TLS_OK;
+	if (hf->flags & HALF_SPILL)
+		return TLS_BLOCKED; /* its plain sink is stalled */
 	for (;;) {
 		unsigned tail = (hf->head + hf->count + HALF_QMAX - 1) % HALF_QMAX;
 		int fresh = 0, n;
@@ -301,7 +339,8 @@ enum tls_res tls_pump(struct worker *w, struct conn *c, unsigned side)
 		if (!hf->count || hf->len[tail] == w->bufsize) {
 			uint16_t bid;
 
-			if (hf->count == HALF_QMAX)
+			/* one buffer of plaintext at a time: what a stalled sink may hold is bounded */
+			if (hf->count)
 				return TLS_BLOCKED;
 			bid = w_xbuf_get(w);
 			if (bid == NO_BID)
@@ -351,7 +390,26 @@ int tls_pending_input(struct worker *w, struct conn *c, unsigned side)
 {
 	struct tls_side *s = side_of(w, c, side);
 
-	return s && s->in_bid != NO_BID;
+	return s && (s->in_bid != NO_BID || s->own_in);
+}
+
+int tls_park_input(struct worker *w, struct conn *c, unsigned side)
+{
+	struct tls_side *s = side_of(w, c, side);
+	uint32_t n;
+
+	if (!s || s->in_bid == NO_BID)
+		return 0;
+	n = s->in_len - s->in_off;
+	s->own_in = malloc(n ? n : 1);
+	if (!s->own_in)
+		return -1;
+	memcpy(s->own_in, w_buf(w, s->in_bid) + s->in_off, n);
+	w_buf_return(w, s->in_bid);
+	s->in_bid = NO_BID;
+	s->in_off = 0;
+	s->in_len = n;
+	return 0;
 }
 
 /* ---- encrypting --------------------------------------------------------------------- */
@@ -364,6 +422,8 @@ enum tls_res tls_encrypt(struct worker *w, struct conn *c, unsigned h)
 
 	if (!s)
 		return TLS_ERR;
+	if ((s->flags & (TS_HOLD | TS_GROW)) == TS_HOLD)
+		return TLS_BLOCKED; /* its sink is stalled */
 	if (!SSL_is_init_finished(s->ssl)) {
 		/* a client side starts (or goes on with) its handshake */
 		ERR_clear_error();
@@ -427,7 +487,7 @@ int tls_close_notify(struct worker *w, struct conn *c, unsigned side)
 		ERR_clear_error();
 		return 0;
 	}
-	return s->out_bid != NO_BID && s->out_len > s->out_sent;
+	return (s->out_bid != NO_BID || s->own_out) && s->out_len > s->out_sent;
 }
 
 /* ---- sending -------------------------------------------------------------------------- */
@@ -436,24 +496,88 @@ uint32_t tls_out(struct worker *w, struct conn *c, unsigned side, const char **p
 {
 	struct tls_side *s = side_of(w, c, side);
 
-	if (!s || s->out_bid == NO_BID || s->out_sent == s->out_len)
+	if (!s || (s->out_bid == NO_BID && !s->own_out) || s->out_sent == s->out_len)
 		return 0;
-	*p = w_buf(w, s->out_bid) + s->out_sent;
+	*p = (s->own_out ? s->own_out : w_buf(w, s->out_bid)) + s->out_sent;
 	return s->out_len - s->out_sent;
 }
 
-void tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n)
+void tls_out_sending(struct worker *w, struct conn *c, unsigned side, uint32_t n)
 {
 	struct tls_side *s = side_of(w, c, side);
 
-	if (!s || s->out_bid == NO_BID)
-		return;
+	if (s)
+		s->out_flight = n;
+}
+
+int tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n)
+{
+	struct tls_side *s = side_of(w, c, side);
+	int short_send;
+
+	if (!s || (s->out_bid == NO_BID && !s->own_out))
+		return 0;
+	short_send = n < s->out_flight;
+	s->out_flight = 0;
 	s->out_sent += n;
+	if (s->own_out)
+		s->since = w->now;
 	if (s->out_sent >= s->out_len) {
-		w_buf_return(w, s->out_bid);
-		s->out_bid = NO_BID;
+		if (s->own_out) {
+			free(s->own_out);
+			s->own_out = NULL;
+			s->flags &= (uint8_t)~TS_HOLD;
+		} else {
+			w_buf_return(w, s->out_bid);
+			s->out_bid = NO_BID;
+		}
 		s->out_len = s->out_sent = 0;
 	}
+	return short_send;
+}
+
+int tls_stall(struct worker *w, struct conn *c, unsigned side)
+{
+	struct tls_side *s = side_of(w, c, side);
+	uint32_t left;
+	enum tls_res r;
+
+	if (!s)
+		return -1;
+	if (s->flags & TS_HOLD)
+		return 0;
+	left = s->out_bid != NO_BID ? s->out_len - s->out_sent : 0;
+	s->own_out = malloc(left ? left : 1);
+	if (!s->own_out)
+		return -1;
+	if (left)
+		memcpy(s->own_out, w_buf(w, s->out_bid) + s->out_sent, left);
+	if (s->out_bid != NO_BID)
+		w_buf_return(w, s->out_bid);
+	s->out_bid = NO_BID;
+	s->out_len = left;
+	s->out_sent = 0;
+	s->since = w->now;
+	/* the half's plaintext, encrypted behind it: its buffers go back too */
+	s->flags |= TS_HOLD | TS_GROW;
+	r = tls_encrypt(w, c, side ^ 1);
+	s->flags &= (uint8_t)~TS_GROW;
+	if (r == TLS_ERR)
+		return -1;
+	if (!s->out_len) {
+		/* nothing was left after all */
+		free(s->own_out);
+		s->own_out = NULL;
+		s->flags &= (uint8_t)~TS_HOLD;
+	}
+	return 0;
+}
+
+uint64_t tls_stall_since(struct worker *w, const struct conn *c, unsigned side)
+{
+	struct tls_side *s = side_of(w, c, side);
+
+	return s && (s->flags & TS_HOLD) ? s->since : 0;
 }
 
 /* ---- state ------------------------------------------------------------------------------ */

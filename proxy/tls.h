@@ -58,8 +58,24 @@ int tls_pending_input(struct worker *w, struct conn *c, unsigned side);
 enum tls_res tls_encrypt(struct worker *w, struct conn *c, unsigned h);
 /* Bytes of SIDE's out buffer waiting to be sent: *P and the count (0: none). */
 uint32_t tls_out(struct worker *w, struct conn *c, unsigned side, const char **p);
-/* N bytes of SIDE's out buffer were sent; the buffer goes back once empty. */
-void tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n);
+/* A send of N bytes of SIDE's out buffer is submitted. */
+void tls_out_sending(struct worker *w, struct conn *c, unsigned side, uint32_t n);
+/*
+ * N bytes of SIDE's out buffer were sent; the buffer goes back once empty.
+ * 1 when that was less than the send asked for (the sink's buffer is full).
+ */
+int tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n);
+/*
+ * SIDE's sink did not take its ciphertext at once: what is left, and half
+ * SIDE^1's queued plaintext encrypted behind it, move into memory of the
+ * connection's own (the pool buffers go back); nothing more is encrypted
+ * for SIDE until it is sent (tls_out, tls_out_sent). 0, or -1 on failure.
+ */
+int tls_stall(struct worker *w, struct conn *c, unsigned side);
+/* Since when (ms) SIDE's stalled sink took no byte; 0 when it is not stalled. */
+uint64_t tls_stall_since(struct worker *w, const struct conn *c, unsigned side);
+/* SIDE's half is stalled: its undecrypted ciphertext moves out of the ring buffer. 0 or -1. */
+int tls_park_input(struct worker *w, struct conn *c, unsigned side);
 /* Write SIDE's close_notify once: 1 when written now, 0 if done before. */
 int tls_close_notify(struct worker *w, struct conn *c, unsigned side);
 /* Encrypt sluice's own bytes (an answer, a Close frame) for SIDE. 0 or -1. */

@@ -25,6 +25,8 @@ enum ud_op {
 	UD_POLL,       /* ptr: struct conn; a poll on the client (head data, or departure) */
 	UD_HEAD,       /* ptr: struct conn; a peek at the request head, or reading it out */
 	UD_RESP,       /* ptr: struct conn; the send of sluice's own answer (400, 503, Close) */
+	UD_HUP,        /* ptr: struct conn; a poll for a reset of the half's source (2 ops) */
+	UD_HUP_1,
 	UD_MSG,        /* ptr: payload of a message from another thread; res: its type */
 	UD_SIGNAL,     /* ptr: main loop; a signalfd read */
 	UD_TICK,       /* ptr: owner of a periodic timeout */
@@ -32,7 +34,7 @@ enum ud_op {
 };
 
 #define UD_CONN_FIRST UD_CONNECT
-#define UD_CONN_LAST UD_RESP
+#define UD_CONN_LAST UD_HUP_1
 
 #define UD_OP_BITS 4
 #define UD_OP_MASK ((uint64_t)((1u << UD_OP_BITS) - 1))

@@ -9,11 +9,16 @@
  * a receive armed but holds no buffer. A received buffer belongs to its half
  * until the send of its last byte completes; then it goes back to the ring.
  *
- * Backpressure. A half keeps at most HALF_QMAX received buffers queued for
- * its sink. Each receive is single-shot and re-armed only while the queue has
- * room, so a sink that does not read stops its source from being read, and
- * the data waits in the kernel's socket buffers (where TCP flow control
- * pushes back on the sender) rather than in ours.
+ * Backpressure. A plain half receives one buffer, sends it and receives
+ * again only once the send is done; every send is first tried without
+ * waiting (MSG_DONTWAIT). What the sink does not take at once is moved out
+ * of the shared buffer into the connection's own spill (at most one
+ * receive's worth), the buffer goes back to the ring, and the rest is sent
+ * from the spill, waiting, while the half receives nothing: the data waits
+ * in the kernel's socket buffers, where TCP flow control pushes back on the
+ * sender, and a peer that stops reading holds no buffer anyone else needs.
+ * While a half's sink is stalled a poll watches its source for a reset, and
+ * a sink that takes no byte for timeouts.send_stall_ms ends the connection.
  *
  * Half-close. EOF on a half's source, once its queue is sent, becomes
  * shutdown(SHUT_WR) on its sink; the connection is freed when both halves
@@ -43,6 +48,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -245,7 +251,7 @@ static const char *end_name(const struct conn *c)
 	};
 	static const char *const ends[] = {
 		"unknown", "ok", "reset", "idle_timeout", "drained", "grace", "bad_head",
-		"head_timeout",
+		"head_timeout", "send_stall",
 	};
 
 	if (c->refusal < REFUSE_COUNT)
@@ -292,6 +298,25 @@ static void access_line(struct worker *w, const struct conn *c)
 		   c->waited_ms, end_name(c));
 }
 
+/* Half H's spill, if it has one (HALF_SPILL). */
+static struct spill *half_spill_of(const struct worker *w, const struct conn *c, unsigned h)
+{
+	return c->slot < w->nspills / 2 ? w->spills[c->slot * 2 + h] : NULL;
+}
+
+/*
+ * What half H owed its stalled sink is sent (a plain sink's spill, or a TLS
+ * sink's ciphertext, tls_stall): the half goes back to the shared buffers.
+ */
+static void half_unspill(struct worker *w, struct conn *c, unsigned h)
+{
+	if (c->slot < w->nspills / 2) {
+		free(w->spills[c->slot * 2 + h]);
+		w->spills[c->slot * 2 + h] = NULL;
+	}
+	c->half[h].flags &= (uint8_t)~HALF_SPILL;
+}
+
 static void conn_free(struct worker *w, struct conn *c)
 {
 	/* never answered: wasted if the client had finished (it left), else no verdict */
@@ -306,6 +331,8 @@ static void conn_free(struct worker *w, struct conn *c)
 
 		for (; hf->count; hf->count--, hf->head = (hf->head + 1) % HALF_QMAX)
 			w_buf_return(w, hf->bid[hf->head]);
+		if (hf->flags & HALF_SPILL)
+			half_unspill(w, c, (unsigned)h);
 	}
 	for (int i = 0; i < 2; i++) {
 		if (c->fd[i] >= 0) {
@@ -375,25 +402,46 @@ void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask)
 
 /* ---- timers ---------------------------------------------------------------- */
 
-static uint64_t conn_deadline(const struct conn *c)
+/* When half H's sink will have taken nothing for send_stall_ms (UINT64_MAX: not stalled). */
+static uint64_t half_stall_deadline(const struct worker *w, const struct conn *c, unsigned h)
 {
-	uint64_t idle;
+	uint64_t since;
+
+	if (!(c->half[h].flags & HALF_SPILL))
+		return UINT64_MAX;
+	since = c->flags2 & CF2_TLS(h ^ 1) ? tls_stall_since((struct worker *)w, c, h ^ 1)
+					   : half_spill_of(w, c, h)->since;
+	return since + c->gen->snap->cfg->timeouts.send_stall_ms;
+}
+
+static uint64_t conn_deadline(const struct worker *w, const struct conn *c)
+{
+	uint64_t idle, stall;
 
 	if (c->state != CONN_OPEN)
 		return admit_deadline(c);
 	idle = c->active_ms + (uint64_t)c->gen->snap->cfg->timeouts.idle_s * 1000;
 	if ((c->flags & CF_DRAIN) && c->attempt_ms + DRAIN_WS_MS < idle)
-		return c->attempt_ms + DRAIN_WS_MS; /* no boundary came in time */
+		idle = c->attempt_ms + DRAIN_WS_MS; /* no boundary came in time */
+	for (unsigned h = 0; h < 2; h++)
+		if ((stall = half_stall_deadline(w, c, h)) < idle)
+			idle = stall;
 	return idle;
 }
 
 void worker_conn_timer_arm(struct worker *w, struct conn *c)
 {
-	if (timer_set(&w->timers, &c->timer, conn_deadline(c)))
+	if (timer_set(&w->timers, &c->timer, conn_deadline(w, c)))
 		worker_conn_abort(w, c, 0);
 }
 
 /* ---- forwarding ------------------------------------------------------------ */
+
+static int conn_gone(const struct conn *c)
+{
+	return c->state == CONN_CLOSING || c->state == CONN_FREE;
+}
+
 
 static void half_recv(struct worker *w, struct conn *c, unsigned h)
 {
@@ -406,16 +454,126 @@ static void half_recv(struct worker *w, struct conn *c, unsigned h)
 	c->half[h].flags |= HALF_RECV;
 }
 
+/*
+ * Send half H's next bytes: from its spill, waiting for the sink to take
+ * them; else from the head buffer, without waiting, so a sink that cannot
+ * take them now says so at once (-EAGAIN, or a short count).
+ */
 static void half_send(struct worker *w, struct conn *c, unsigned h)
 {
 	struct half *hf = &c->half[h];
 	struct io_uring_sqe *sqe = w_sqe(w);
-	const char *buf = w_buf(w, hf->bid[hf->head]);
 
-	io_uring_prep_send(sqe, c->fd[h ^ 1], buf + hf->sent, hf->len[hf->head] - hf->sent,
-			   MSG_NOSIGNAL);
+	if (hf->flags & HALF_SPILL) {
+		struct spill *sp = half_spill_of(w, c, h);
+
+		io_uring_prep_send(sqe, c->fd[h ^ 1], sp->data + sp->off, sp->len - sp->off,
+				   MSG_NOSIGNAL);
+	} else {
+		io_uring_prep_send(sqe, c->fd[h ^ 1], w_buf(w, hf->bid[hf->head]) + hf->sent,
+				   hf->len[hf->head] - hf->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
 	conn_op(c, sqe, UD_SEND + h);
 	hf->flags |= HALF_SEND;
+}
+
+/*
+ * Half H's sink is stalled, what it owes the sink is out of the shared
+ * buffers: receive no more on H (HALF_SPILL), move a TLS source's
+ * undecrypted bytes out of the ring too, time the stall, and watch the
+ * source for a reset. 0, or -1 (the connection is aborted).
+ */
+static int half_stalled(struct worker *w, struct conn *c, unsigned h)
+{
+	struct half *hf = &c->half[h];
+	struct io_uring_sqe *sqe;
+
+	if ((c->flags2 & CF2_TLS(h)) && tls_park_input(w, c, h)) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send",
+				w->id);
+		worker_conn_abort(w, c, 3);
+		return -1;
+	}
+	if (!(hf->flags & HALF_SPILL)) {
+		hf->flags |= HALF_SPILL;
+		stat_inc(&w->stats.spills);
+		worker_conn_timer_arm(w, c); /* the send stall's deadline */
+	}
+	if (!(c->ops & (1u << (UD_HUP + h)))) {
+		/* no mask: a poll always reports errors and hang-ups */
+		sqe = w_sqe(w);
+		io_uring_prep_poll_add(sqe, c->fd[h], 0);
+		conn_op(c, sqe, UD_HUP + h);
+	}
+	return 0;
+}
+
+/*
+ * Half H's sink did not take all it was given: move every unsent byte of
+ * the half's queue (and EXTRA, LEN bytes just received, if any) into a
+ * spill of the connection's own, give the buffers back, and watch the
+ * source for a reset while the sink catches up. 0, or -1 without memory
+ * (the connection is aborted).
+ */
+static int half_spill(struct worker *w, struct conn *c, unsigned h, const char *extra,
+		      uint32_t len)
+{
+	struct half *hf = &c->half[h];
+	struct spill *sp = half_spill_of(w, c, h), *n;
+	uint32_t have = sp ? sp->len - sp->off : 0, total = have + len;
+
+	for (unsigned i = 0; i < hf->count; i++) {
+		unsigned k = (hf->head + i) % HALF_QMAX;
+
+		total += hf->len[k] - (i ? 0 : hf->sent);
+	}
+	if (c->slot >= w->nspills / 2) {
+		struct spill **v = realloc(w->spills, (size_t)w->nslots * 2 * sizeof(*v));
+
+		if (!v)
+			goto nomem;
+		memset(v + w->nspills, 0, ((size_t)w->nslots * 2 - w->nspills) * sizeof(*v));
+		w->spills = v;
+		w->nspills = w->nslots * 2;
+	}
+	n = malloc(sizeof(*n) + total);
+	if (!n)
+		goto nomem;
+	n->len = 0;
+	n->off = 0;
+	if (have)
+		memcpy(n->data, sp->data + sp->off, have), n->len = have;
+	for (; hf->count; hf->count--, hf->head = (hf->head + 1) % HALF_QMAX, hf->sent = 0) {
+		uint32_t m = hf->len[hf->head] - hf->sent;
+
+		memcpy(n->data + n->len, w_buf(w, hf->bid[hf->head]) + hf->sent, m);
+		n->len += m;
+		w_buf_return(w, hf->bid[hf->head]);
+	}
+	if (len)
+		memcpy(n->data + n->len, extra, len), n->len += len;
+	n->since = sp ? sp->since : w->now;
+	free(sp);
+	w->spills[c->slot * 2 + h] = n;
+	hf->head = 0;
+	hf->sent = 0;
+	return half_stalled(w, c, h);
+nomem:
+	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send", w->id);
+	worker_conn_abort(w, c, 3);
+	return -1;
+}
+
+/* A poll on half H's source while its sink was stalled: a reset ends the connection. */
+static void on_hup(struct worker *w, struct conn *c, unsigned h, int res)
+{
+	if (conn_gone(c)) {
+		conn_maybe_free(w, c);
+		return;
+	}
+	/* a FIN alone is not the end: what the source sent is still owed to the sink */
+	if (res > 0 && (res & (POLLERR | POLLHUP)))
+		worker_conn_abort(w, c, 1u << (h ^ 1));
 }
 
 /* Both directions ended with a FIN: close both sockets. */
@@ -460,8 +618,12 @@ static void half_resume(struct worker *w, struct conn *c, unsigned h)
 {
 	struct half *hf = &c->half[h];
 
-	if (hf->flags & (HALF_RECV | HALF_EOF | HALF_STARVED) || hf->count >= HALF_QMAX ||
+	if (hf->flags & (HALF_RECV | HALF_EOF | HALF_STARVED | HALF_SPILL) || hf->count ||
 	    !half_may_recv(c, h))
+		return;
+	/* a TLS sink still in its handshake takes no plaintext: the source waits in the kernel */
+	if (c->state == CONN_OPEN && (c->flags2 & CF2_TLS(h ^ 1)) &&
+	    !tls_handshake_done(w, c, h ^ 1, NULL))
 		return;
 	/* ciphertext not decrypted yet (its plaintext had no room) comes first */
 	if ((c->flags2 & CF2_TLS(h)) && tls_pending_input(w, c, h))
@@ -536,7 +698,8 @@ static int ws_ready(struct worker *w, struct conn *c)
 {
 	const char *p;
 
-	return (c->flags & CF_WS) && !c->half[1].count && !(c->half[1].flags & HALF_SEND) &&
+	return (c->flags & CF_WS) && !c->half[1].count &&
+	       !(c->half[1].flags & (HALF_SEND | HALF_SPILL)) &&
 	       !((c->flags2 & CF2_TLS0) && tls_out(w, c, 0, &p)) && wsframe_at_boundary(&c->ws);
 }
 
@@ -584,11 +747,6 @@ static void ws_close(struct worker *w, struct conn *c)
 
 /* ---- TLS on either side ------------------------------------------------------ */
 
-static int conn_gone(const struct conn *c)
-{
-	return c->state == CONN_CLOSING || c->state == CONN_FREE;
-}
-
 /* Send what TLS side SIDE has ready, unless a send on it is in flight. */
 static void tls_flush(struct worker *w, struct conn *c, unsigned side)
 {
@@ -600,7 +758,12 @@ static void tls_flush(struct worker *w, struct conn *c, unsigned side)
 	if (hf->flags & HALF_SEND || c->fd[side] < 0 || !(n = tls_out(w, c, side, &p)))
 		return;
 	sqe = w_sqe(w);
-	io_uring_prep_send(sqe, c->fd[side], p, n, MSG_NOSIGNAL);
+	/* forwarding: tried without waiting, as a plain half's (see half_send) */
+	io_uring_prep_send(sqe, c->fd[side], p, n,
+			   c->state == CONN_OPEN && !(hf->flags & HALF_SPILL)
+				   ? MSG_NOSIGNAL | MSG_DONTWAIT
+				   : MSG_NOSIGNAL);
+	tls_out_sending(w, c, side, n);
 	conn_op(c, sqe, UD_SEND + (side ^ 1));
 	hf->flags |= HALF_SEND;
 }
@@ -782,6 +945,13 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 		if (h == 1 && (c->flags & CF_WS) &&
 		    wsframe_feed(&c->ws, (const uint8_t *)w_buf(w, bid), (size_t)res))
 			c->flags &= ~CF_WS;
+		c->active_ms = w->now;
+		if (hf->flags & HALF_SPILL) {
+			/* received before the stall showed: it joins the spill */
+			half_spill(w, c, h, w_buf(w, bid), (uint32_t)res);
+			w_buf_return(w, bid);
+			return;
+		}
 		hf->bid[tail] = bid;
 		hf->len[tail] = (uint32_t)res;
 		hf->count++;
@@ -812,11 +982,39 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 	worker_conn_abort(w, c, 1u << (h ^ 1));
 }
 
+/*
+ * Half H's TLS sink (side H^1) did not take its ciphertext at once: hold
+ * the rest in the connection's own memory (tls_stall) and wait for the
+ * sink there.
+ */
+static void tls_stall_half(struct worker *w, struct conn *c, unsigned h)
+{
+	if (tls_stall(w, c, h ^ 1)) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send",
+				w->id);
+		worker_conn_abort(w, c, 3);
+		return;
+	}
+	if (!tls_stall_since(w, c, h ^ 1)) {
+		tls_progress(w, c); /* it was all sent after all */
+		return;
+	}
+	if (half_stalled(w, c, h))
+		return;
+	tls_flush(w, c, h ^ 1);
+}
+
 /* A send of TLS side H^1's ciphertext completed. */
 static void on_send_tls(struct worker *w, struct conn *c, unsigned h, int res)
 {
+	struct half *hf = &c->half[h];
 	const char *p;
+	int short_send;
 
+	if (res == -EAGAIN && c->state == CONN_OPEN && !(hf->flags & HALF_SPILL)) {
+		tls_stall_half(w, c, h);
+		return;
+	}
 	if (res <= 0) {
 		if (c->state != CONN_OPEN)
 			admit_tls_failed(w, c, HSF_CLOSED);
@@ -824,7 +1022,16 @@ static void on_send_tls(struct worker *w, struct conn *c, unsigned h, int res)
 		return;
 	}
 	c->active_ms = w->now;
-	tls_out_sent(w, c, h ^ 1, (uint32_t)res);
+	short_send = tls_out_sent(w, c, h ^ 1, (uint32_t)res);
+	if (c->state == CONN_OPEN) {
+		if (!(hf->flags & HALF_SPILL) && short_send) {
+			/* a short send: the sink's buffer filled up */
+			tls_stall_half(w, c, h);
+			return;
+		}
+		if ((hf->flags & HALF_SPILL) && !tls_stall_since(w, c, h ^ 1))
+			half_unspill(w, c, h);
+	}
 	if (c->state == CONN_RESPONDING && !tls_out(w, c, h ^ 1, &p)) {
 		/* sluice's answer is out: close (a FIN) */
 		worker_conn_abort(w, c, 0);
@@ -854,6 +1061,12 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 		on_send_tls(w, c, h, res);
 		return;
 	}
+	if (res == -EAGAIN && !(hf->flags & HALF_SPILL)) {
+		/* the sink's buffer is full: keep the bytes aside, wait for it there */
+		if (!half_spill(w, c, h, NULL, 0))
+			half_send(w, c, h);
+		return;
+	}
 	if (res <= 0) {
 		/* the sink is gone: reset the source as well */
 		worker_conn_abort(w, c, 1u << h);
@@ -863,8 +1076,24 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	stat_add(h == 0 ? &bs->bytes_out : &bs->bytes_in, (uint64_t)res);
 	c->bytes[h] += (uint64_t)res;
 	c->active_ms = w->now;
-	hf->sent += (uint32_t)res;
-	if (hf->sent == hf->len[hf->head]) {
+	if (hf->flags & HALF_SPILL) {
+		struct spill *sp = half_spill_of(w, c, h);
+
+		sp->off += (uint32_t)res;
+		sp->since = w->now;
+		if (sp->off < sp->len) {
+			half_send(w, c, h);
+			return;
+		}
+		half_unspill(w, c, h);
+	} else {
+		hf->sent += (uint32_t)res;
+		if (hf->sent < hf->len[hf->head]) {
+			/* a short send: the sink's buffer filled up */
+			if (!half_spill(w, c, h, NULL, 0))
+				half_send(w, c, h);
+			return;
+		}
 		w_buf_return(w, hf->bid[hf->head]);
 		hf->head = (hf->head + 1) % HALF_QMAX;
 		hf->count--;
@@ -922,7 +1151,7 @@ void worker_conn_open(struct worker *w, struct conn *c)
 
 static void on_conn_timer(struct worker *w, struct conn *c)
 {
-	uint64_t deadline = conn_deadline(c);
+	uint64_t deadline = conn_deadline(w, c);
 
 	if (deadline > w->now) {
 		/* activity moved it: lazy deadlines are checked only when due */
@@ -930,6 +1159,15 @@ static void on_conn_timer(struct worker *w, struct conn *c)
 		return;
 	}
 	if (c->state == CONN_OPEN) {
+		for (unsigned h = 0; h < 2; h++) {
+			if (half_stall_deadline(w, c, h) <= w->now) {
+				/* a reset, so the kernel frees what the sink never took */
+				stat_inc(&w->stats.send_stalls);
+				c->refusal = END_SEND_STALL;
+				worker_conn_abort(w, c, 1u << (h ^ 1));
+				return;
+			}
+		}
 		if (!(c->flags & CF_DRAIN)) {
 			stat_inc(&w->stats.idle_timeouts);
 			c->refusal = END_IDLE;
@@ -1354,6 +1592,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case UD_SEND_1:
 		on_send(w, ptr, ud_half(op, UD_SEND), cqe->res);
 		break;
+	case UD_HUP:
+	case UD_HUP_1:
+		on_hup(w, ptr, ud_half(op, UD_HUP), cqe->res);
+		break;
 	case UD_MSG:
 		on_msg(w, ptr, cqe->res);
 		break;
@@ -1425,6 +1667,8 @@ static void worker_loop(struct worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		run_timers(w);
 		starved_run(w);
+		atomic_store_explicit(&w->stats.bufs_ring, w->bufs_out, memory_order_relaxed);
+		atomic_store_explicit(&w->stats.bufs_user, w->nx - w->nxfree, memory_order_relaxed);
 	}
 }
 
@@ -1454,6 +1698,9 @@ static void worker_teardown(struct worker *w)
 		free(g);
 	}
 	tls_worker_free(w);
+	for (uint32_t i = 0; i < w->nspills; i++)
+		free(w->spills[i]);
+	free(w->spills);
 	timer_heap_free(&w->timers);
 	io_uring_queue_exit(&w->ring);
 	if (w->br && w->br != MAP_FAILED)

@@ -46,9 +46,13 @@ struct worker_stats {
 	_Atomic uint64_t resets;        /* connections ended by a reset on either side */
 	_Atomic uint64_t accept_errors; /* accept failures (EMFILE, ENOBUFS, ...) */
 	_Atomic uint64_t nobufs;        /* receives that found the buffer ring empty */
+	_Atomic uint64_t send_stalls;   /* connections closed by timeouts.send_stall_ms */
+	_Atomic uint64_t spills;        /* sends a sink did not take at once: kept aside */
 	_Atomic uint64_t grace_closed;  /* connections closed when drain.grace_s ran out */
 	_Atomic uint64_t drained;       /* connections closed by a paced drain */
 	_Atomic uint64_t ws_closes;     /* ... of those, WebSockets told Close 1012 */
+	_Atomic uint32_t bufs_ring;     /* ring buffers held by connections now */
+	_Atomic uint32_t bufs_user;     /* userspace-pool buffers (TLS) held now */
 } __attribute__((aligned(64)));
 
 struct worker;

@@ -31,6 +31,21 @@ enum half_flags {
 	HALF_EOF = 1 << 2,     /* the source sent FIN */
 	HALF_DONE = 1 << 3,    /* FIN forwarded: nothing more goes this way */
 	HALF_STARVED = 1 << 4, /* data waits but the buffer ring was empty */
+	HALF_SPILL = 1 << 5,   /* the sink did not take it all: the rest is in a spill */
+};
+
+/*
+ * What a half's sink did not take at once: its unsent bytes, moved out of
+ * the worker's shared buffers into memory of the connection's own, so a
+ * peer that stops reading holds no buffer another connection needs. The
+ * half receives nothing more until the spill is sent: the kernel's socket
+ * buffers and TCP's flow control hold the rest. At most one receive's
+ * worth (buffers.size) per direction.
+ */
+struct spill {
+	uint64_t since; /* ms: the sink's last progress, or the stall's start */
+	uint32_t len, off;
+	char data[];
 };
 
 struct half {
@@ -89,6 +104,7 @@ enum conn_end {
 	END_GRACE,    /* drain.grace_s ran out */
 	END_BAD_HEAD, /* answered 400 */
 	END_HEAD_TIMEOUT,
+	END_SEND_STALL, /* timeouts.send_stall_ms */
 };
 
 struct wgen;
@@ -196,6 +212,8 @@ struct worker {
 	uint32_t nx, nxfree;
 	struct tls_conn **tlsv; /* per slot: TLS state of connections with CF2_TLS* */
 	uint32_t ntlsv;
+	struct spill **spills; /* per slot and half (slot * 2 + h): HALF_SPILL's bytes */
+	uint32_t nspills;
 
 	struct timer_heap timers;
 	struct timer_node grace;

@@ -1445,6 +1445,7 @@ static const struct cfg_key timeouts_keys[] = {
 	KEY_U32("backend_wait_ms", struct sl_config, timeouts.backend_wait_ms, 1, 3600000),
 	KEY_U32("head_ms", struct sl_config, timeouts.head_ms, 1, 600000),
 	KEY_U32("handshake_ms", struct sl_config, timeouts.handshake_ms, 1, 600000),
+	KEY_U32("send_stall_ms", struct sl_config, timeouts.send_stall_ms, 1, 3600000),
 	KEY_END
 };
 
@@ -1516,6 +1517,7 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->timeouts.backend_wait_ms = 10000;
 	cfg->timeouts.head_ms = 5000;
 	cfg->timeouts.handshake_ms = 10000;
+	cfg->timeouts.send_stall_ms = 60000; /* NGINX's send_timeout */
 	cfg->drain.period_s = 30;
 	cfg->drain.grace_s = 60;
 	cfg->buffers.count = 512;

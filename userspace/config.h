@@ -212,6 +212,7 @@ struct sl_config {
 		uint32_t backend_wait_ms; /* hard cap: accept until backend connected */
 		uint32_t head_ms;         /* mode http: the request head must arrive within this */
 		uint32_t handshake_ms;    /* TLS: accept until the handshake is done, queue included */
+		uint32_t send_stall_ms;   /* a sink that takes no byte for this long: closed */
 	} timeouts;
 	struct {
 		uint32_t period_s;

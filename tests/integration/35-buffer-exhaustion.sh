@@ -9,8 +9,7 @@
 # every request answered. And no herd: only as many starved receives are
 # re-armed as there are buffers free, so failed receives stay within twice
 # the buffers' worth of data moved (re-arming every starved one made it 3.5x).
-# (A limit, not tested: a direction whose sink stops reading keeps up to 4
-# buffers; a pool smaller than 4 x such connections can starve the others.)
+# (A sink that stops reading keeps no buffer at all: 54-stalled-peers.)
 # timeout: 60
 . "$(dirname "$0")/lib.sh"
 netns_setup

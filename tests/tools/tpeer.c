@@ -124,13 +124,15 @@ static const char usage_text[] =
 	"    wait until our FIN is acked, expect EOF and no reset.\n"
 	"    -> ok= received= sent=\n"
 	"  tpeer chatter -c ADDR -n N --duration-ms D [--interval-ms I] [--size B]\n"
-	"              [--banner] [--proxy-line] [-p P]\n"
-	"    open N connections (P connecting at once, default 200), then for D ms each\n"
+	"              [--banner] [--proxy-line] [-p P] [--rounds R]\n"
+	"    open N connections (P connecting at once, default 200; each does R\n"
+	"    untimed echo rounds first, default 0), then for D ms each\n"
 	"    sends B (default 32) bytes every I (default 100) ms, start jittered, and\n"
 	"    wants the echo within --io-timeout-ms (default 5000); then each does\n"
 	"    shutdown(SHUT_WR) and waits for EOF. Any close, reset, timeout or\n"
 	"    mismatch is a failure.\n"
-	"    -> conns= msgs= failures= connect_failures= backend.NAME=count...\n"
+	"    -> conns= msgs= failures= connect_failures= p50_us= p99_us= max_us=\n"
+	"       backend.NAME=count... (round trips of the echoes)\n"
 	"  tpeer hold -c ADDR -n N [--banner] [--proxy-line] [--wait-close-ms W] [-p P]\n"
 	"    open N connections (P at once, default 200), one 16-byte echo round each,\n"
 	"    print \"ready\" once all are open, then wait up to W ms (default 0) for\n"
@@ -145,7 +147,8 @@ static const char usage_text[] =
 	"    open, then stream on all of them at once. Echo (default): each keeps up\n"
 	"    to WIN (default 64k) stream bytes unanswered, checks every byte echoed;\n"
 	"    one with bytes unanswered and no progress for --io-timeout-ms is\n"
-	"    \"stuck\". --push: only send (never read), at most B bytes each (default\n"
+	"    \"stuck\". --push: only send (never read, not even what a server sends\n"
+	"    first), at most B bytes each (default\n"
 	"    no limit). After D ms (0: never) the ones still open finish: echo does\n"
 	"    shutdown(SHUT_WR) and wants the rest echoed and EOF (\"clean\"); push\n"
 	"    closes (with an RST if --reset). With --wait-close-ms the run also ends\n"
@@ -1488,6 +1491,8 @@ struct eng {
 	uint64_t io_ns;
 	uint64_t ivl_ns;	/* chatter */
 	uint64_t msgs;		/* chatter */
+	uint32_t *lat_us;	/* chatter: each echo's round trip, µs (nlat of them) */
+	uint64_t nlat, caplat;
 	uint8_t *sbuf, *rbuf;
 	struct tally_ent *tally;
 	size_t ntally;
@@ -1610,7 +1615,8 @@ static void cl_finish(struct eng *e, struct cl *c)
 		return;
 	}
 	c->state = CL_OPEN;
-	cl_set_ev(e, c, EPOLLIN);
+	/* stream --push never reads: what arrives stays in the socket */
+	cl_set_ev(e, c, opt.push ? EPOLLRDHUP : EPOLLIN);
 }
 
 /* Send the rest of the current round/message; -1 when the connection failed. */
@@ -1882,7 +1888,10 @@ static void eng_event(struct eng *e, struct cl *c, uint32_t events)
 		cl_recv(e, c);
 		return;
 	case CL_OPEN:
-		cl_idle_read(e, c);
+		if (opt.push)
+			cl_fail(e, c, "closed by peer while held open");
+		else
+			cl_idle_read(e, c);
 		return;
 	default:
 		return;
@@ -2080,6 +2089,13 @@ out:
 
 /* ---- chatter ----------------------------------------------------------------- */
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void chat_start(struct eng *e, struct cl *c, uint64_t now)
 {
 	c->busy = true;
@@ -2140,6 +2156,19 @@ static void chat_event(struct eng *e, struct cl *c, uint32_t events)
 		}
 		c->rcvd += (uint64_t)r;
 		if (c->rcvd == e->size) {
+			uint64_t rtt = (now - (c->deadline - e->io_ns)) / 1000;
+
+			if (e->nlat == e->caplat) {
+				uint64_t cap = e->caplat ? 2 * e->caplat : 4096;
+				uint32_t *v = realloc(e->lat_us, cap * sizeof(*v));
+
+				if (v) {
+					e->lat_us = v;
+					e->caplat = cap;
+				}
+			}
+			if (e->nlat < e->caplat)
+				e->lat_us[e->nlat++] = rtt > UINT32_MAX ? UINT32_MAX : (uint32_t)rtt;
 			e->msgs++;
 			c->busy = false;
 			c->round++;
@@ -2235,13 +2264,20 @@ static int run_chatter(void)
 	if (!(opt.seen & OB(X_IOTMO)))
 		opt.io_tmo_ms = 5000;
 	check_fds(opt.n);
-	if (eng_init(&e, opt.n, opt.parallel, opt.size, 0, true))
+	if (eng_init(&e, opt.n, opt.parallel, opt.size,
+		     opt.seen & OB(X_ROUNDS) ? opt.rounds : 0, true))
 		goto out;
 	eng_run(&e, -1);
 	if (!e.timed_out)
 		chat_run(&e);
 	printf("conns=%" PRIu64 " msgs=%" PRIu64 " failures=%" PRIu64 " connect_failures=%" PRIu64,
 	       e.ok + e.lost, e.msgs, e.lost, e.failed);
+	if (e.nlat) {
+		qsort(e.lat_us, e.nlat, sizeof(*e.lat_us), cmp_u32);
+		printf(" p50_us=%u p99_us=%u max_us=%u", e.lat_us[e.nlat / 2],
+		       e.lat_us[e.nlat * 99 / 100], e.lat_us[e.nlat - 1]);
+	}
+	free(e.lat_us);
 	tally_print(&e);
 	printf("%s\n", e.timed_out ? " timeout=1" : "");
 	rc = !e.lost && !e.failed && !e.timed_out ? 0 : 1;
@@ -2926,7 +2962,7 @@ static const struct cmd cmds[] = {
 	  OB(X_CONNECT) | OB(X_BYTES) | OB(X_SEND) },
 	{ "chatter", run_chatter,
 	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_DURATION) | OB(X_INTERVAL) |
-		  OB(X_SIZE) | OB(X_BANNER) | OB(X_PROXYLINE),
+		  OB(X_SIZE) | OB(X_BANNER) | OB(X_PROXYLINE) | OB(X_ROUNDS),
 	  OB(X_CONNECT) | OB(X_COUNT) | OB(X_DURATION) },
 	{ "hold", run_hold,
 	  CLIENT | OB(X_COUNT) | OB(X_PARALLEL) | OB(X_BANNER) | OB(X_PROXYLINE) |
