@@ -230,7 +230,8 @@ deb:
 		echo "make deb needs dpkg-dev and debhelper: make deps installs them" >&2; exit 1; }
 	$(Q)rm -rf $(B)/deb && mkdir -p $(B)/deb/src
 	$(call msg,COPY,$(B)/deb/src)if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
-		git ls-files -z | tar --null -T - -cf - | tar -xf - -C $(B)/deb/src; \
+		git ls-files -z --cached --others --exclude-standard | \
+			tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C $(B)/deb/src; \
 	else \
 		tar --exclude='./$(B)' --exclude='./$(B).deps.log' --exclude=node_modules -cf - . | \
 			tar -xf - -C $(B)/deb/src; \
@@ -239,7 +240,7 @@ deb:
 		mkdir -p $(B)/deb/src/build && cp -pr $(B)/vmlinux.h $(B)/bpf $(B)/deb/src/build/; fi
 	$(call msg,DPKG,$(DEB_FILE))cd $(B)/deb/src && \
 		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL VERSION=$(VERSION) \
-		dpkg-buildpackage -b -uc -us > ../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
+		dpkg-buildpackage -b -uc -us --no-pre-clean > ../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
 	$(Q)mv $(B)/deb/sluice_$(DEB_VERSION)_$(DEB_ARCH).deb $(DEB_FILE)
 	$(Q)echo "  DEB     $(DEB_FILE)"
 

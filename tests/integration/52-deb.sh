@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# `make deb` builds build/sluice_VERSION_ARCH.deb with dpkg-buildpackage
+# (the unit tests run inside the package build); lintian reports no error
+# and no warning; `dpkg -i` installs it: the sluice system user is made,
+# /etc/sluice/sluice.conf is a conffile, the unit is installed but neither
+# enabled nor started (no sluiced runs from the package), `sluiced -t` passes
+# on the installed configuration, `systemd-analyze verify` on the installed
+# unit, man renders every page; `dpkg -r` then `dpkg -P` remove every file.
+# Whatever the test added (the package, the user) is removed on exit.
+# timeout: 240
+. "$(dirname "$0")/lib.sh"
+[ "$(id -u)" -eq 0 ] || skip "needs root (dpkg -i)"
+for t in dpkg-buildpackage dh lintian man; do
+	command -v $t >/dev/null || fail "$t missing: make deps installs it"
+done
+if dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q 'ok installed'; then
+	fail "a sluice package is installed on this host already; this test would replace it"
+fi
+user_existed=0
+getent passwd sluice >/dev/null && user_existed=1
+
+deb_cleanup() {
+	local rc=$?
+	dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q 'installed\|config-files' &&
+		dpkg -P sluice >/dev/null 2>&1
+	if [ $user_existed -eq 0 ] && getent passwd sluice >/dev/null; then
+		userdel sluice 2>/dev/null
+		getent group sluice >/dev/null && groupdel sluice 2>/dev/null
+	fi
+	(exit $rc)
+	cleanup
+}
+trap deb_cleanup EXIT
+
+# dpkg waits for nobody: retry while another dpkg or apt holds its lock
+dpkg_retry() {
+	local i
+	for i in $(seq 60); do
+		dpkg "$@" >"$T/dpkg.log" 2>&1 && return 0
+		grep -q 'lock' "$T/dpkg.log" || { cat "$T/dpkg.log"; return 1; }
+		sleep 1
+	done
+	cat "$T/dpkg.log"
+	return 1
+}
+
+cd "$SRC" || fail "cd $SRC"
+start=$(date +%s)
+make --no-print-directory deb >"$T/make-deb.log" 2>&1 || { cat "$T/make-deb.log"; fail "make deb"; }
+deb=$(sed -n 's/^  DEB     //p' "$T/make-deb.log")
+version=$(dpkg-parsechangelog -S Version)
+[ "$deb" = "build/sluice_${version}_$(dpkg --print-architecture).deb" ] && [ -s "$deb" ] ||
+	fail "expected build/sluice_${version}_ARCH.deb, got '$deb'"
+grep -q '^[0-9]* passed, 0 failed' "$BUILD/deb/build.log" || fail "the unit tests did not pass in the package build"
+say "make deb: $deb in $(($(date +%s) - start)) s ($(command stat -c %s "$deb") bytes)"
+
+lintian --fail-on error,warning "$deb" >"$T/lintian.log" 2>&1
+rc=$?
+cat "$T/lintian.log"
+[ $rc -eq 0 ] || fail "lintian: errors or warnings"
+! grep -q '^[EW]: ' "$T/lintian.log" || fail "lintian: errors or warnings"
+say "lintian: no error, no warning"
+
+# ---- install
+dpkg_retry -i "$deb" || fail "dpkg -i"
+pw=$(getent passwd sluice) || fail "no sluice user after install"
+IFS=: read -r _ _ uid _ _ home shell <<<"$pw"
+say "user: $pw"
+[ "$uid" -lt 1000 ] || fail "sluice is not a system user (uid $uid)"
+[ "$home" = /nonexistent ] || fail "home $home"
+case $shell in */nologin|*/false) ;; *) fail "login shell $shell" ;; esac
+dpkg-query -W -f='${Conffiles}\n' sluice | grep -q '^ /etc/sluice/sluice.conf ' ||
+	fail "/etc/sluice/sluice.conf is not a conffile"
+[ -x /usr/sbin/sluiced ] && [ -x /usr/bin/sluicectl ] || fail "binaries not installed"
+unit=/lib/systemd/system/sluiced.service
+[ -f "$unit" ] || fail "unit not installed"
+ls /etc/systemd/system/*.wants/sluiced.service 2>/dev/null && fail "the package enabled sluiced"
+for p in /proc/[0-9]*; do
+	[ "$(readlink "$p/exe" 2>/dev/null)" = /usr/sbin/sluiced ] && fail "the package started sluiced (pid ${p#/proc/})"
+done
+say "installed; the unit is neither enabled nor started"
+
+/usr/sbin/sluiced -t -c /etc/sluice/sluice.conf || fail "sluiced -t on the installed configuration"
+/usr/bin/sluicectl check /etc/sluice/sluice.conf >/dev/null || fail "sluicectl check"
+/usr/sbin/sluiced -V | grep -q '^sluiced ' || fail "sluiced -V"
+systemd-analyze verify "$unit" >"$T/verify.log" 2>&1
+rc=$?
+cat "$T/verify.log"
+[ $rc -eq 0 ] && [ ! -s "$T/verify.log" ] || fail "systemd-analyze verify $unit"
+for page in sluiced.8 sluicectl.8 sluice.conf.5; do
+	f=$(man -w "${page%.*}" 2>/dev/null | tr ':' '\n' | grep "/usr/share/man/man${page##*.}/$page.gz")
+	[ -n "$f" ] || fail "man -w finds no installed $page"
+	MANWIDTH=80 man --warnings -l "$f" >"$T/page.txt" 2>"$T/warn.log" || fail "man -l $f"
+	[ ! -s "$T/warn.log" ] && [ "$(wc -l <"$T/page.txt")" -gt 40 ] || { cat "$T/warn.log"; fail "man -l $f"; }
+done
+say "sluiced -t, systemd-analyze verify and man -l pass on the installed files"
+for f in /usr/share/sluice/alerts.yml /usr/share/sluice/grafana/sluice.json /usr/share/sluice/sluice-full.conf; do
+	[ -s "$f" ] || fail "$f missing"
+done
+
+# ---- remove, then purge
+dpkg -L sluice | while read -r f; do [ -f "$f" ] && echo "$f"; done >"$T/files.txt"
+dpkg_retry -r sluice || fail "dpkg -r"
+left=$(grep -v '^/etc/' "$T/files.txt" | while read -r f; do [ -e "$f" ] && echo "$f"; done)
+[ -z "$left" ] || fail "dpkg -r left: $left"
+[ -f /etc/sluice/sluice.conf ] || fail "dpkg -r removed the conffile (only a purge should)"
+dpkg_retry -P sluice || fail "dpkg -P"
+[ ! -e /etc/sluice ] || fail "dpkg -P left /etc/sluice"
+say "dpkg -r removed $(wc -l <"$T/files.txt") files, dpkg -P the configuration"
+say "ok"
