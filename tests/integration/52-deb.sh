@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make deb` builds build/sluice_VERSION_ARCH.deb with dpkg-buildpackage
 # (the unit tests run inside the package build); lintian reports no error
-# and no warning; `dpkg -i` installs it: the sluice system user is made,
+# and no warning; the maintainer scripts stop sluiced on removal only (not
+# on upgrade); `dpkg -i` installs it: the sluice system user is made,
 # /etc/sluice/sluice.conf is a conffile, the unit is installed but neither
 # enabled nor started (no sluiced runs from the package), `sluiced -t` passes
 # on the installed configuration, `systemd-analyze verify` on the installed
@@ -60,6 +61,14 @@ cat "$T/lintian.log"
 [ $rc -eq 0 ] || fail "lintian: errors or warnings"
 ! grep -q '^[EW]: ' "$T/lintian.log" || fail "lintian: errors or warnings"
 say "lintian: no error, no warning"
+
+# an upgrade neither stops nor restarts a running sluiced (closing every
+# connection is the operator's call); removal stops it
+dpkg-deb -e "$deb" "$T/control" || fail "dpkg-deb -e"
+! grep -qs 'stop\|restart' "$T/control/preinst" "$T/control/postinst" ||
+	fail "the package stops or restarts sluiced on install or upgrade"
+grep -q '"$1" = "remove" ] && .*' "$T/control/prerm" && grep -q "deb-systemd-invoke stop 'sluiced.service'" "$T/control/prerm" ||
+	fail "the package does not stop sluiced on removal"
 
 # ---- install
 dpkg_retry -i "$deb" || fail "dpkg -i"
