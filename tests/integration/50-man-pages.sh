@@ -4,7 +4,9 @@
 # complaint; sluice.conf(5) has an entry for every setting the parser knows
 # (userspace/config.c's key tables), with the parser's range for every
 # integer setting; examples/sluice-full.conf sets every one of them; and
-# every configuration in the man pages' examples passes `sluiced -t`.
+# every configuration in the man pages' examples passes `sluiced -t`; every
+# link between the README, docs/ and the alert rules' runbooks leads to a file
+# and a heading that exist.
 # timeout: 60
 . "$(dirname "$0")/lib.sh"
 for t in mandoc man python3; do
@@ -96,4 +98,34 @@ for f in "$T"/example*.conf; do
 	say "$(basename "$f"): $(cat "$T/t.log")"
 done
 [ $n -ge 3 ] || fail "expected at least 3 configurations in the man pages, found $n"
+
+# links: [text](file#anchor) in README.md and docs/*.md, runbook: in alerts.yml
+python3 - "$SRC" <<'PY' || fail "broken links in the documentation"
+import glob, os, re, sys
+root = sys.argv[1]
+def slug(h):
+    h = re.sub(r"[^\w\- ]", "", h.strip().lower())
+    return h.replace(" ", "-")
+def anchors(path):
+    text = open(path).read()
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+links = []
+for md in [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md"))):
+    for target in re.findall(r"\]\(([^)\s]+)\)", open(md).read()):
+        if "://" not in target:
+            links.append((md, target))
+for target in re.findall(r'runbook: "([^"]+)"', open(os.path.join(root, "examples", "alerts.yml")).read()):
+    links.append((os.path.join(root, "README.md"), target))
+bad = 0
+for md, target in links:
+    path, _, anchor = target.partition("#")
+    f = os.path.normpath(os.path.join(os.path.dirname(md), path)) if path else md
+    if not os.path.exists(f):
+        print(f"{os.path.relpath(md, root)}: {target}: no such file"); bad = 1
+    elif anchor and f.endswith(".md") and anchor not in anchors(f):
+        print(f"{os.path.relpath(md, root)}: {target}: no such heading"); bad = 1
+print(f"{len(links)} links checked")
+sys.exit(bad)
+PY
 say "ok"
