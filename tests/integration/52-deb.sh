@@ -23,7 +23,17 @@ user_existed=0
 getent passwd sluice >/dev/null && user_existed=1
 
 deb_cleanup() {
-	local rc=$?
+	local rc=$? pid n alive
+	# the processes first: userdel refuses a user who still runs one
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for n in $(seq 30); do
+		alive=0
+		for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+	wait 2>/dev/null
 	dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q 'installed\|config-files' &&
 		dpkg -P sluice >/dev/null 2>&1
 	if [ $user_existed -eq 0 ] && getent passwd sluice >/dev/null; then
