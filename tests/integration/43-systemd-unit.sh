@@ -24,7 +24,10 @@ if command -v systemd-analyze >/dev/null; then
 	sed -e "s#/usr/local/sbin/sluiced#$SLUICED#g" -e "s#/etc/sluice/sluice.conf#$T/s.conf#g" \
 		"$UNIT" >"$T/unit/sluiced.service"
 	: >"$T/s.conf"
-	systemd-analyze verify "$T/unit/sluiced.service" >"$T/verify.log" 2>&1
+	# and that its Documentation= man pages are there: the tree's, as installed
+	mkdir -p "$T/man/man5" "$T/man/man8"
+	cp "$SRC"/man/*.5 "$T/man/man5/"; cp "$SRC"/man/*.8 "$T/man/man8/"
+	MANPATH=$T/man systemd-analyze verify "$T/unit/sluiced.service" >"$T/verify.log" 2>&1
 	rc=$?
 	cat "$T/verify.log"
 	# it exits 0 on unknown keys and bad values too: any output is a finding

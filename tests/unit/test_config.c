@@ -740,36 +740,54 @@ static void test_read_errors(void)
 	unlink(path);
 }
 
-/* The README's full example is a config that loads, with every group in it. */
-static void test_readme(void)
+/*
+ * examples/sluice-full.conf, the example with every setting, loads and keeps
+ * every group; examples/sluice.conf, what `make install` and the package put
+ * in /etc/sluice, loads too. (Neither names a file sluiced reads at start
+ * here: TLS files are loaded by tlsctx, not by config_load.)
+ */
+static void test_examples(void)
 {
-	char path[PATH_MAX + 16], *text, *start, *end, *errs = NULL;
+	char path[PATH_MAX + 32], *errs = NULL;
 	struct sl_config *cfg;
-	size_t len;
 
-	snprintf(path, sizeof(path), "%s/README.md", root);
-	text = slurp(path, &len);
-	CHECK(text != NULL, "%s: %s", path, strerror(errno));
-	if (!text)
-		return;
-	start = strstr(text, "A full example");
-	start = start ? strstr(start, "\n```\n") : NULL;
-	end = start ? strstr(start + 5, "\n```\n") : NULL;
-	CHECK(start && end, "README.md: no full example in a ``` block");
-	if (start && end) {
-		*end = 0;
-		cfg = config_load_string(start + 5, "README.md", &errs);
-		CHECK(cfg != NULL, "README.md's example: %s", errs ? errs : "");
-		if (cfg) {
-			CHECK(cfg->log.level == 1 && cfg->npools == 1 &&
-				      cfg->pools[0].synthetic.enabled && cfg->pools[0].health.enabled &&
-				      cfg->listeners[0].syn_gate.enabled,
-			      "README.md's example lost a group");
-			config_free(cfg);
-		}
-		free(errs);
+	snprintf(path, sizeof(path), "%s/examples/sluice-full.conf", root);
+	cfg = config_load(path, &errs);
+	CHECK(cfg != NULL, "%s: %s", path, errs ? errs : strerror(errno));
+	if (cfg) {
+		const struct cfg_pool *p = &cfg->pools[0];
+		const struct cfg_listener *tl = &cfg->listeners[1];
+
+		CHECK(cfg->workers == 2 && cfg->user[0] && cfg->group[0] && cfg->log.level == 1 &&
+			      cfg->admin.token_file[0] && cfg->npools == 1 && cfg->nlisteners == 2,
+		      "sluice-full.conf: top-level settings lost");
+		CHECK(cfg->listeners[0].syn_gate.enabled && cfg->listeners[0].syn_gate.source_rate &&
+			      tl->tls.enabled && tl->tls.ncerts == 2 && tl->tls.certs[1].ocsp[0] &&
+			      tl->tls.ticket_keys[0] && tl->tls.queue_max,
+		      "sluice-full.conf: listener groups lost");
+		CHECK(p->synthetic.enabled && p->health.enabled && p->tls.enabled &&
+			      p->proxy_protocol == CFG_PP_OFF && p->queue.timeout_auto &&
+			      p->slow_start_s == 30 && p->starved_after_s == 60,
+		      "sluice-full.conf: pool groups lost");
+		CHECK(p->nservers == 2 && p->servers[0].agent.enabled && p->servers[0].rate == 300 &&
+			      !p->servers[0].rate_auto && p->servers[1].rate_auto &&
+			      p->servers[1].rate_min == 10 && p->servers[1].rate_max == 5000,
+		      "sluice-full.conf: servers lost");
+		config_free(cfg);
 	}
-	free(text);
+	free(errs);
+	errs = NULL;
+
+	snprintf(path, sizeof(path), "%s/examples/sluice.conf", root);
+	cfg = config_load(path, &errs);
+	CHECK(cfg != NULL, "%s: %s", path, errs ? errs : strerror(errno));
+	if (cfg) {
+		CHECK(strcmp(cfg->user, "sluice") == 0 && cfg->bpf.enabled &&
+			      cfg->pools[0].servers[0].rate_auto,
+		      "sluice.conf: not the packaged starting point");
+		config_free(cfg);
+	}
+	free(errs);
 }
 
 int main(void)
@@ -793,7 +811,7 @@ int main(void)
 	test_edges();
 	test_full();
 	test_samples();
-	test_readme();
+	test_examples();
 	ngood = test_good_dir();
 	nbad = test_bad_dir();
 	test_read_errors();
