@@ -571,8 +571,12 @@ static void on_hup(struct worker *w, struct conn *c, unsigned h, int res)
 		conn_maybe_free(w, c);
 		return;
 	}
-	/* a FIN alone is not the end: what the source sent is still owed to the sink */
-	if (res > 0 && (res & (POLLERR | POLLHUP)))
+	/*
+	 * A reset sets the socket's error. A hang-up without one is a FIN met
+	 * by sluice's own shutdown (both ways done), and a FIN alone is not
+	 * the end either: what the source sent is still owed to the sink.
+	 */
+	if (res > 0 && (res & POLLERR))
 		worker_conn_abort(w, c, 1u << (h ^ 1));
 }
 

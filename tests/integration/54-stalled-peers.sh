@@ -96,7 +96,7 @@ rss1=$(rss_kb "$SLUICED_PID")
 cat "$T/chatter.log"
 p99=$(kv p99_us "$T/chatter.log")
 msgs=$(kv msgs "$T/chatter.log")
-say "fresh clients: $msgs echoes, p99 $((p99 / 1000)) ms; RSS $rss0 -> $rss1 KiB;" \
+say "fresh clients: $msgs echoes, p99 $p99 us; RSS $rss0 -> $rss1 KiB;" \
 	"receives that found no buffer meanwhile: $(($(metric sluice_buffer_exhausted_total) - nobufs0))"
 [ "$msgs" -ge $((FRESH * 90)) ] || fail "fresh clients were served only $msgs echoes"
 san_build || [ "$p99" -lt 50000 ] || fail "p99 $p99 us beside stalled peers"
