@@ -63,15 +63,18 @@ sluiced_start "$T/s.conf"
 # with TLS each client is two connections of sluiced's (a TLS server and a
 # TLS client): 500 of each kind make 2000 stalled TLS connections
 N=${STALL_N:-$((TLS ? 500 : 1000))} FRESH=100
-san_build && N=300 FRESH=30
+SECS=10
+# under ASan (whose quarantine and redzones make RSS meaningless) the test
+# checks behaviour, not speed or memory, with fewer peers
+san_build && N=200 FRESH=30 SECS=5
 LAYERS=$((TLS + 1)) # sluiced's connections per client
 rss0=$(rss_kb "$SLUICED_PID")
 
 bg readers "$LB" "$TPEER" stream -c 10.77.0.1:8080 -n "$N" --push --bytes 16 \
-	--duration-ms 16000 --timeout-ms 60000
+	--duration-ms $(((SECS + 10) * 1000)) --timeout-ms 60000
 READERS=$LAST_PID
 bg pushers "$LB" "$TPEER" stream -c 10.77.0.1:8081 -n "$N" --push --reset \
-	--duration-ms 16000 --timeout-ms 60000
+	--duration-ms $(((SECS + 10) * 1000)) --timeout-ms 60000
 PUSHERS=$LAST_PID
 wait_for 30 grep -q ready "$T/readers.log" || fail "readers not up: $(cat "$T/readers.log")"
 wait_for 30 grep -q ready "$T/pushers.log" || fail "pushers not up: $(cat "$T/pushers.log")"
@@ -89,7 +92,7 @@ nobufs0=$(metric sluice_buffer_exhausted_total)
 say "$((2 * N)) stalled connections ($spills spills); sluiced's CPU over 2 s with only them: $cpu ms"
 [ "$cpu" -le 300 ] || fail "sluiced busy with stalled peers only: $cpu ms of CPU in 2 s"
 
-in_lb "$TPEER" chatter -c 10.77.0.1:8082 -n "$FRESH" --rounds 1 --duration-ms 10000 --interval-ms 100 \
+in_lb "$TPEER" chatter -c 10.77.0.1:8082 -n "$FRESH" --rounds 1 --duration-ms $((SECS * 1000)) --interval-ms 100 \
 	--io-timeout-ms 2000 --timeout-ms 30000 >"$T/chatter.log" 2>"$T/chatter.err" ||
 	{ cat "$T/chatter.log" "$T/chatter.err"; fail "fresh clients not all served"; }
 rss1=$(rss_kb "$SLUICED_PID")
@@ -98,12 +101,12 @@ p99=$(kv p99_us "$T/chatter.log")
 msgs=$(kv msgs "$T/chatter.log")
 say "fresh clients: $msgs echoes, p99 $p99 us; RSS $rss0 -> $rss1 KiB;" \
 	"receives that found no buffer meanwhile: $(($(metric sluice_buffer_exhausted_total) - nobufs0))"
-[ "$msgs" -ge $((FRESH * 90)) ] || fail "fresh clients were served only $msgs echoes"
+[ "$msgs" -ge $((FRESH * SECS * 9)) ] || fail "fresh clients were served only $msgs echoes"
 san_build || [ "$p99" -lt 50000 ] || fail "p99 $p99 us beside stalled peers"
 # a spill's cap per stalled direction (a TLS sink's: its ciphertext and one
 # buffer of plaintext encrypted behind it), and a TLS connection's own state
 limit=$(((2 * N) * (TLS ? 2 * (2 * 64 + 32) : 64) + 32768))
-[ $((rss1 - rss0)) -le "$limit" ] || fail "RSS grew $((rss1 - rss0)) KiB (limit $limit)"
+san_build || [ $((rss1 - rss0)) -le "$limit" ] || fail "RSS grew $((rss1 - rss0)) KiB (limit $limit)"
 [ "$(metric 'sluice_connections_active')" = $((2 * N * LAYERS)) ] ||
 	fail "stalled connections lost: $(metric sluice_connections_active) open"
 
