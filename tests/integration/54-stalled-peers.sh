@@ -61,8 +61,8 @@ CONF
 conf "" >"$T/s.conf"
 sluiced_start "$T/s.conf"
 # with TLS each client is two connections of sluiced's (a TLS server and a
-# TLS client): 500 of each kind make 2000 stalled TLS connections
-N=${STALL_N:-$((TLS ? 500 : 1000))} FRESH=100
+# TLS client): 4000 stalled TLS connections
+N=${STALL_N:-1000} FRESH=100
 SECS=10
 # under ASan (whose quarantine and redzones make RSS meaningless) the test
 # checks behaviour, not speed or memory, with fewer peers
@@ -71,10 +71,10 @@ LAYERS=$((TLS + 1)) # sluiced's connections per client
 rss0=$(rss_kb "$SLUICED_PID")
 
 bg readers "$LB" "$TPEER" stream -c 10.77.0.1:8080 -n "$N" --push --bytes 16 \
-	--duration-ms $(((SECS + 10) * 1000)) --timeout-ms 60000
+	--duration-ms 120000 --timeout-ms 150000
 READERS=$LAST_PID
 bg pushers "$LB" "$TPEER" stream -c 10.77.0.1:8081 -n "$N" --push --reset \
-	--duration-ms $(((SECS + 10) * 1000)) --timeout-ms 60000
+	--duration-ms 120000 --timeout-ms 150000
 PUSHERS=$LAST_PID
 wait_for 30 grep -q ready "$T/readers.log" || fail "readers not up: $(cat "$T/readers.log")"
 wait_for 30 grep -q ready "$T/pushers.log" || fail "pushers not up: $(cat "$T/pushers.log")"
@@ -111,6 +111,7 @@ san_build || [ $((rss1 - rss0)) -le "$limit" ] || fail "RSS grew $((rss1 - rss0)
 	fail "stalled connections lost: $(metric sluice_connections_active) open"
 
 # the stalled clients go (the pushers with a reset): nothing may hold them
+kill -USR1 "$READERS" "$PUSHERS"
 wait_exit "$READERS" 40 || fail "readers did not finish"
 wait_exit "$PUSHERS" 40 || fail "pushers did not finish"
 t_end=$(date +%s%3N)

@@ -152,7 +152,8 @@ static const char usage_text[] =
 	"    no limit). After D ms (0: never) the ones still open finish: echo does\n"
 	"    shutdown(SHUT_WR) and wants the rest echoed and EOF (\"clean\"); push\n"
 	"    closes (with an RST if --reset). With --wait-close-ms the run also ends\n"
-	"    that long after \"ready\". A close by the peer is counted, not a failure.\n"
+	"    that long after \"ready\"; SIGUSR1 brings the end of D at once. A close by\n"
+	"    the peer is counted, not a failure.\n"
 	"    -> open= failed= sent= received= min_received= closed_by_peer= resets=\n"
 	"       clean= stuck= mismatches= first_close_ms= last_close_ms=\n"
 	"       last_close_epoch_ms= (close times from \"ready\"; epoch: CLOCK_REALTIME)\n"
@@ -2567,6 +2568,9 @@ static int run_stream(void)
 	struct epoll_event evs[256];
 	uint64_t t0, now, end = 0, wait_end = 0, min_rcvd = UINT64_MAX, next_scan = 0;
 	bool finishing = false;
+	struct signalfd_siginfo si;
+	sigset_t usr1;
+	int sigfd = -1;
 	struct eng e;
 	int rc = 1;
 
@@ -2581,6 +2585,11 @@ static int run_stream(void)
 		       e.timed_out ? " timeout=1" : "");
 		goto out;
 	}
+	/* SIGUSR1: the end comes now, as --duration-ms would bring it */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	sigfd = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
 	printf("ready\n");
 	fflush(stdout);
 	t0 = now_ns();
@@ -2604,6 +2613,8 @@ static int run_stream(void)
 		}
 		if (wait_end && now >= wait_end)
 			break;
+		if (sigfd >= 0 && read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			end = now;
 		if (end && now >= end && !finishing) {
 			finishing = true;
 			for (uint64_t i = 0; i < e.n; i++)
@@ -2649,6 +2660,8 @@ static int run_stream(void)
 	       e.timed_out ? " timeout=1" : "");
 	rc = !s.stuck && !s.mismatches && !e.timed_out ? 0 : 1;
 out:
+	if (sigfd >= 0)
+		close(sigfd);
 	eng_free(&e);
 	return rc;
 }
