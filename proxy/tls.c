@@ -36,6 +36,9 @@
 #include "proxy/worker_int.h"
 #include "userspace/tlsctx.h"
 
+/* Record overhead of a receive's worth of plaintext, and then some. */
+#define TLS_OWN_SLACK 1024
+
 enum side_flags {
 	TS_STARVED = 1 << 0, /* the BIO wanted an out buffer and none was free */
 	TS_NOTIFY = 1 << 1,  /* close_notify written (or given up on) */
@@ -54,6 +57,7 @@ struct tls_side {
 	uint8_t flags;
 	char *own_in;  /* received ciphertext moved out of the ring: its half is stalled */
 	char *own_out; /* TS_HOLD: ciphertext its sink did not take, out of the pool */
+	uint32_t own_cap; /* own_out's size: room for one more receive's worth behind */
 	uint64_t since; /* TS_HOLD: the sink's last progress, ms */
 };
 
@@ -108,11 +112,19 @@ static int bio_write(BIO *b, const char *in, int len)
 			BIO_set_retry_write(b);
 			return -1;
 		}
-		p = realloc(s->own_out, (size_t)s->out_len + (size_t)len);
-		if (!p)
-			return -1;
-		memcpy(p + s->out_len, in, (size_t)len);
-		s->own_out = p;
+		if (s->out_len + (uint32_t)len > s->own_cap) {
+			/* never move the buffer under a send in flight */
+			if (s->out_flight) {
+				BIO_set_retry_write(b);
+				return -1;
+			}
+			p = realloc(s->own_out, (size_t)s->out_len + (size_t)len);
+			if (!p)
+				return -1;
+			s->own_out = p;
+			s->own_cap = s->out_len + (uint32_t)len;
+		}
+		memcpy(s->own_out + s->out_len, in, (size_t)len);
 		s->out_len += (uint32_t)len;
 		return len;
 	}
@@ -182,15 +194,9 @@ static struct tls_conn *tls_get(struct worker *w, struct conn *c)
 {
 	struct tls_conn *t;
 
-	if (c->slot >= w->ntlsv) {
-		struct tls_conn **v = realloc(w->tlsv, w->nslots * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		memset(v + w->ntlsv, 0, (w->nslots - w->ntlsv) * sizeof(*v));
-		w->tlsv = v;
-		w->ntlsv = w->nslots;
-	}
+	if (c->slot >= w->ntlsv &&
+	    slot_table_fit((void **)&w->tlsv, &w->ntlsv, w->nslots, sizeof(*w->tlsv)))
+		return NULL;
 	t = w->tlsv[c->slot];
 	if (!t) {
 		t = calloc(1, sizeof(*t));
@@ -502,6 +508,14 @@ uint32_t tls_out(struct worker *w, struct conn *c, unsigned side, const char **p
 	return s->out_len - s->out_sent;
 }
 
+/* A stalled sink's ciphertext is all sent: the side goes back to pool buffers. */
+static void own_out_done(struct tls_side *s)
+{
+	free(s->own_out);
+	s->own_out = NULL;
+	s->flags &= (uint8_t)~TS_HOLD;
+}
+
 void tls_out_sending(struct worker *w, struct conn *c, unsigned side, uint32_t n)
 {
 	struct tls_side *s = side_of(w, c, side);
@@ -524,9 +538,7 @@ int tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n)
 		s->since = w->now;
 	if (s->out_sent >= s->out_len) {
 		if (s->own_out) {
-			free(s->own_out);
-			s->own_out = NULL;
-			s->flags &= (uint8_t)~TS_HOLD;
+			own_out_done(s);
 		} else {
 			w_buf_return(w, s->out_bid);
 			s->out_bid = NO_BID;
@@ -545,11 +557,20 @@ int tls_stall(struct worker *w, struct conn *c, unsigned side)
 	if (!s)
 		return -1;
 	if (s->flags & TS_HOLD)
-		return 0;
+		goto behind; /* stalled already: more plaintext came */
 	left = s->out_bid != NO_BID ? s->out_len - s->out_sent : 0;
-	s->own_out = malloc(left ? left : 1);
+	/*
+	 * Room for the half's queued plaintext and one receive more (what a
+	 * receive already out may bring), encrypted: the buffer then need not
+	 * move while its send is in flight.
+	 */
+	s->own_cap = left + w->bufsize + TLS_OWN_SLACK;
+	for (unsigned i = 0; i < c->half[side ^ 1].count; i++)
+		s->own_cap += w->bufsize;
+	s->own_out = malloc(s->own_cap);
 	if (!s->own_out)
 		return -1;
+	s->out_flight = 0; /* no send is out: this is called from its completion */
 	if (left)
 		memcpy(s->own_out, w_buf(w, s->out_bid) + s->out_sent, left);
 	if (s->out_bid != NO_BID)
@@ -558,18 +579,16 @@ int tls_stall(struct worker *w, struct conn *c, unsigned side)
 	s->out_len = left;
 	s->out_sent = 0;
 	s->since = w->now;
+	s->flags |= TS_HOLD;
+behind:
 	/* the half's plaintext, encrypted behind it: its buffers go back too */
-	s->flags |= TS_HOLD | TS_GROW;
+	s->flags |= TS_GROW;
 	r = tls_encrypt(w, c, side ^ 1);
 	s->flags &= (uint8_t)~TS_GROW;
 	if (r == TLS_ERR)
 		return -1;
-	if (!s->out_len) {
-		/* nothing was left after all */
-		free(s->own_out);
-		s->own_out = NULL;
-		s->flags &= (uint8_t)~TS_HOLD;
-	}
+	if (!s->out_len)
+		own_out_done(s); /* nothing was left after all */
 	return 0;
 }
 

@@ -69,7 +69,8 @@ int tls_out_sent(struct worker *w, struct conn *c, unsigned side, uint32_t n);
  * SIDE's sink did not take its ciphertext at once: what is left, and half
  * SIDE^1's queued plaintext encrypted behind it, move into memory of the
  * connection's own (the pool buffers go back); nothing more is encrypted
- * for SIDE until it is sent (tls_out, tls_out_sent). 0, or -1 on failure.
+ * for SIDE until it is sent (tls_out, tls_out_sent), except by calling this
+ * again for plaintext that arrives meanwhile. 0, or -1 on failure.
  */
 int tls_stall(struct worker *w, struct conn *c, unsigned side);
 /* Since when (ms) SIDE's stalled sink took no byte; 0 when it is not stalled. */

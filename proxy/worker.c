@@ -477,6 +477,14 @@ static void half_send(struct worker *w, struct conn *c, unsigned h)
 	hf->flags |= HALF_SEND;
 }
 
+/* No memory to keep what a stalled sink owes: the connection ends. Returns -1. */
+static int stall_nomem(struct worker *w, struct conn *c)
+{
+	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send", w->id);
+	worker_conn_abort(w, c, 3);
+	return -1;
+}
+
 /*
  * Half H's sink is stalled, what it owes the sink is out of the shared
  * buffers: receive no more on H (HALF_SPILL), move a TLS source's
@@ -488,12 +496,8 @@ static int half_stalled(struct worker *w, struct conn *c, unsigned h)
 	struct half *hf = &c->half[h];
 	struct io_uring_sqe *sqe;
 
-	if ((c->flags2 & CF2_TLS(h)) && tls_park_input(w, c, h)) {
-		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send",
-				w->id);
-		worker_conn_abort(w, c, 3);
-		return -1;
-	}
+	if ((c->flags2 & CF2_TLS(h)) && tls_park_input(w, c, h))
+		return stall_nomem(w, c);
 	if (!(hf->flags & HALF_SPILL)) {
 		hf->flags |= HALF_SPILL;
 		stat_inc(&w->stats.spills);
@@ -510,39 +514,29 @@ static int half_stalled(struct worker *w, struct conn *c, unsigned h)
 
 /*
  * Half H's sink did not take all it was given: move every unsent byte of
- * the half's queue (and EXTRA, LEN bytes just received, if any) into a
- * spill of the connection's own, give the buffers back, and watch the
- * source for a reset while the sink catches up. 0, or -1 without memory
- * (the connection is aborted).
+ * the half's queue into a spill of the connection's own, give the buffers
+ * back, and watch the source for a reset while the sink catches up. (A
+ * half receives only once its send is done, so nothing arrives for it
+ * while it is spilled.) 0, or -1 without memory (the connection is aborted).
  */
-static int half_spill(struct worker *w, struct conn *c, unsigned h, const char *extra,
-		      uint32_t len)
+static int half_spill(struct worker *w, struct conn *c, unsigned h)
 {
 	struct half *hf = &c->half[h];
-	struct spill *sp = half_spill_of(w, c, h), *n;
-	uint32_t have = sp ? sp->len - sp->off : 0, total = have + len;
+	struct spill *n;
+	uint32_t total = 0;
 
 	for (unsigned i = 0; i < hf->count; i++) {
 		unsigned k = (hf->head + i) % HALF_QMAX;
 
 		total += hf->len[k] - (i ? 0 : hf->sent);
 	}
-	if (c->slot >= w->nspills / 2) {
-		struct spill **v = realloc(w->spills, (size_t)w->nslots * 2 * sizeof(*v));
-
-		if (!v)
-			goto nomem;
-		memset(v + w->nspills, 0, ((size_t)w->nslots * 2 - w->nspills) * sizeof(*v));
-		w->spills = v;
-		w->nspills = w->nslots * 2;
-	}
+	if (slot_table_fit((void **)&w->spills, &w->nspills, w->nslots * 2, sizeof(*w->spills)))
+		return stall_nomem(w, c);
 	n = malloc(sizeof(*n) + total);
 	if (!n)
-		goto nomem;
+		return stall_nomem(w, c);
 	n->len = 0;
 	n->off = 0;
-	if (have)
-		memcpy(n->data, sp->data + sp->off, have), n->len = have;
 	for (; hf->count; hf->count--, hf->head = (hf->head + 1) % HALF_QMAX, hf->sent = 0) {
 		uint32_t m = hf->len[hf->head] - hf->sent;
 
@@ -550,18 +544,11 @@ static int half_spill(struct worker *w, struct conn *c, unsigned h, const char *
 		n->len += m;
 		w_buf_return(w, hf->bid[hf->head]);
 	}
-	if (len)
-		memcpy(n->data + n->len, extra, len), n->len += len;
-	n->since = sp ? sp->since : w->now;
-	free(sp);
+	n->since = w->now;
 	w->spills[c->slot * 2 + h] = n;
 	hf->head = 0;
 	hf->sent = 0;
 	return half_stalled(w, c, h);
-nomem:
-	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send", w->id);
-	worker_conn_abort(w, c, 3);
-	return -1;
 }
 
 /* A poll on half H's source while its sink was stalled: a reset ends the connection. */
@@ -949,17 +936,19 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 		if (h == 1 && (c->flags & CF_WS) &&
 		    wsframe_feed(&c->ws, (const uint8_t *)w_buf(w, bid), (size_t)res))
 			c->flags &= ~CF_WS;
-		c->active_ms = w->now;
-		if (hf->flags & HALF_SPILL) {
-			/* received before the stall showed: it joins the spill */
-			half_spill(w, c, h, w_buf(w, bid), (uint32_t)res);
-			w_buf_return(w, bid);
-			return;
-		}
 		hf->bid[tail] = bid;
 		hf->len[tail] = (uint32_t)res;
 		hf->count++;
 		c->active_ms = w->now;
+		if ((hf->flags & HALF_SPILL) && (c->flags2 & CF2_TLS(h ^ 1))) {
+			/*
+			 * received while the TLS sink's send was out (a TLS sink's
+			 * half may): encrypted behind what the stalled sink owes
+			 */
+			if (tls_stall(w, c, h ^ 1))
+				stall_nomem(w, c);
+			return;
+		}
 		if (tls) {
 			/* plaintext for a TLS sink */
 			tls_progress(w, c);
@@ -994,9 +983,7 @@ static void on_recv(struct worker *w, struct conn *c, unsigned h, struct io_urin
 static void tls_stall_half(struct worker *w, struct conn *c, unsigned h)
 {
 	if (tls_stall(w, c, h ^ 1)) {
-		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: no memory to hold a stalled send",
-				w->id);
-		worker_conn_abort(w, c, 3);
+		stall_nomem(w, c);
 		return;
 	}
 	if (!tls_stall_since(w, c, h ^ 1)) {
@@ -1067,7 +1054,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 	}
 	if (res == -EAGAIN && !(hf->flags & HALF_SPILL)) {
 		/* the sink's buffer is full: keep the bytes aside, wait for it there */
-		if (!half_spill(w, c, h, NULL, 0))
+		if (!half_spill(w, c, h))
 			half_send(w, c, h);
 		return;
 	}
@@ -1094,7 +1081,7 @@ static void on_send(struct worker *w, struct conn *c, unsigned h, int res)
 		hf->sent += (uint32_t)res;
 		if (hf->sent < hf->len[hf->head]) {
 			/* a short send: the sink's buffer filled up */
-			if (!half_spill(w, c, h, NULL, 0))
+			if (!half_spill(w, c, h))
 				half_send(w, c, h);
 			return;
 		}

@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <semaphore.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "proxy/snapshot.h"
 #include "proxy/timer.h"
@@ -356,6 +358,25 @@ static inline void conn_cancel_all(struct worker *w, struct conn *c)
 {
 	for (unsigned op = UD_CONN_FIRST; op <= UD_CONN_LAST; op++)
 		conn_cancel(w, c, (enum ud_op)op);
+}
+
+/*
+ * A table of per-slot pointers (*V, *N entries) made to hold NEED: grown,
+ * the new entries NULL. 0, or -1 without memory (the table is unchanged).
+ */
+static inline int slot_table_fit(void **v, uint32_t *n, uint32_t need, size_t elem)
+{
+	char *p;
+
+	if (need <= *n)
+		return 0;
+	p = realloc(*v, (size_t)need * elem);
+	if (!p)
+		return -1;
+	memset(p + (size_t)*n * elem, 0, (size_t)(need - *n) * elem);
+	*v = p;
+	*n = need;
+	return 0;
 }
 
 /* Where buffer BID's bytes are. */
