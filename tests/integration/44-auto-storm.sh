@@ -58,17 +58,7 @@ say "capacity: $N patient clients served in $t100 ms: $cap new connections/s"
 conf() { # FILE RATE (auto or a number)
 	local q=$([ "$2" = auto ] && echo '"auto"' || echo 60000)
 	local r=$([ "$2" = auto ] && echo '"auto"' || echo "$2")
-	cat >"$1" <<CONF
-workers = 2;
-admin = { address = "$ADMIN"; };
-$BPF_CONF
-timeouts = { backend_wait_ms = 60000; };
-drain = { period_s = 0; grace_s = 1; };
-listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
-pools = ( { name = "app"; queue = { max = 10000; timeout_ms = $q; };
-    servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = $r; },
-                { name = "b2"; address = "$(be_addr 2):9000"; rate = $r; } ); } );
-CONF
+	storm_conf "$1" "queue = { max = 10000; timeout_ms = $q; };" "rate = $r;"
 }
 
 # 2. auto

@@ -20,17 +20,7 @@ san_build && N=3000 DOWN=3 UP=7 COST=4000 SANB=1
 t_start=$(date +%s%N)
 # the schedule counts from the backends' start: the storm starts about a second later
 cost_backends "" "$COST" --cost-schedule "$((DOWN + 1)):$((2 * COST)),$((UP + 1)):$COST"
-cat >"$T/s.conf" <<CONF
-workers = 2;
-admin = { address = "$ADMIN"; };
-$BPF_CONF
-timeouts = { backend_wait_ms = 60000; };
-drain = { period_s = 0; grace_s = 1; };
-listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
-pools = ( { name = "app"; queue = { max = 20000; timeout_ms = "auto"; };
-    servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = "auto"; },
-                { name = "b2"; address = "$(be_addr 2):9000"; rate = "auto"; } ); } );
-CONF
+storm_conf "$T/s.conf" 'queue = { max = 20000; timeout_ms = "auto"; };' 'rate = "auto";'
 sluiced_start "$T/s.conf"
 # wait so that the storm starts 1 s after the backends did
 while [ $(($(date +%s%N) - t_start)) -lt 1000000000 ]; do sleep 0.02; done

@@ -25,17 +25,7 @@ for patience in 1000 2000 5000; do
 		eval "PID_b$i=$LAST_PID"
 		wait_for 5 test -e "$T/b$i-$patience.ready" || fail "backend $i did not start"
 	done
-	cat >"$T/s.conf" <<CONF
-workers = 2;
-admin = { address = "$ADMIN"; };
-$BPF_CONF
-timeouts = { backend_wait_ms = 60000; };
-drain = { period_s = 0; grace_s = 1; };
-listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
-pools = ( { name = "app"; queue = { max = 10000; timeout_ms = "auto"; };
-    servers = ( { name = "b1"; address = "$(be_addr 1):9000"; rate = "auto"; },
-                { name = "b2"; address = "$(be_addr 2):9000"; rate = "auto"; } ); } );
-CONF
+	storm_conf "$T/s.conf" 'queue = { max = 10000; timeout_ms = "auto"; };' 'rate = "auto";'
 	rm -rf "$PIN"
 	sluiced_start "$T/s.conf"
 	pids=()

@@ -7,16 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 netns_setup
 cost_backends "" 1000
-cat >"$T/s.conf" <<CONF
-workers = 2;
-admin = { address = "$ADMIN"; };
-$BPF_CONF
-timeouts = { backend_wait_ms = 60000; };
-drain = { period_s = 0; grace_s = 1; };
-listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
-pools = ( { name = "app"; servers = ( { name = "b1"; address = "$(be_addr 1):9000"; },
-                                      { name = "b2"; address = "$(be_addr 2):9000"; } ); } );
-CONF
+storm_conf "$T/s.conf"
 rates() { echo "$(backend_metric sluice_backend_rate app 1) $(backend_metric sluice_backend_rate app 2)"; }
 sluiced_start "$T/s.conf"
 read -r s1 s2 <<<"$(rates)"

@@ -282,6 +282,25 @@ pools = ( { name = "app"; balance = "$balance"; servers = ( $servers ); } );
 CONF
 }
 
+# storm_conf FILE [POOL_OPTS] [SERVER_OPTS]: the storm tests' daemon: 2 workers,
+# listener "front" (10.77.0.1:8080, backlog 8192) to pool "app" with POOL_OPTS
+# and servers b1, b2 (be_addr 1 and 2) with SERVER_OPTS; backend_wait_ms 60 s,
+# drain with no period and 1 s of grace.
+storm_conf() {
+	local f=$1 pool=${2:-} srv=${3:-}
+	cat >"$f" <<CONF
+workers = 2;
+admin = { address = "$ADMIN"; };
+$BPF_CONF
+timeouts = { backend_wait_ms = 60000; };
+drain = { period_s = 0; grace_s = 1; };
+listeners = ( { name = "front"; address = "10.77.0.1:8080"; pool = "app"; backlog = 8192; } );
+pools = ( { name = "app"; $pool
+    servers = ( { name = "b1"; address = "$(be_addr 1):9000"; $srv },
+                { name = "b2"; address = "$(be_addr 2):9000"; $srv } ); } );
+CONF
+}
+
 # Is this an ASan/UBSan build (make SAN=1)? Several times slower: scenarios
 # that measure capacity scale their load down under it.
 san_build() { ldd "$SLUICED" 2>/dev/null | grep -q libasan; }
