@@ -28,7 +28,8 @@ SL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-pr
 SL_LDFLAGS := -pthread
 LDLIBS   := -luring -lconfig -lbpf -lelf -lz -lssl -lcrypto -lm
 ifeq ($(SAN),1)
-SL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	      -DSLUICE_CHECKED
 SL_LDFLAGS += -fsanitize=address,undefined
 endif
 ifeq ($(WERROR),1)

@@ -47,20 +47,23 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "proxy/worker_int.h"
+#include "proxy/admit.h"
+
 #include "proxy/balance.h"
 #include "proxy/clienthello.h"
 #include "proxy/httphead.h"
 #include "proxy/patience.h"
+#include "proxy/conn.h"
 #include "proxy/proxyproto.h"
-#include "proxy/tls.h"
+#include "proxy/tlsrec.h"
+#include "proxy/wake.h"
 
 #define HEAD_MAX 8192
 #define HEAD_MAX_HEADERS 100
 #define FAIR_SLACK 8
 #define RESPOND_MS 2000
 
-static void conn_connect(struct worker *w, struct conn *c);
+static int connect_next(struct worker *w, struct conn *c);
 
 /* ---- budgets -------------------------------------------------------------- */
 
@@ -84,7 +87,7 @@ static uint64_t backend_budget(struct worker *w, struct conn *c, unsigned *why)
 	return wait;
 }
 
-/* Descriptors ran out a moment ago (worker_nofd): wait before trying again. */
+/* Descriptors ran out a moment ago (w_nofd): wait before trying again. */
 static uint64_t fd_budget(struct worker *w, struct conn *c, unsigned *why)
 {
 	return w->nofd_until > w->now ? (w->nofd_until - w->now) * 1000000 : 0;
@@ -192,13 +195,25 @@ static void wait_histogram(struct pool_stats *ps, uint64_t waited_ms)
 
 /* ---- polls on the client -------------------------------------------------------- */
 
-static void poll_arm(struct worker *w, struct conn *c, unsigned events)
+/* Wake when more of the client's first bytes came (SO_RCVLOWAT says how many), or it left. */
+static void poll_more(struct worker *w, struct conn *c)
 {
 	struct io_uring_sqe *sqe = w_sqe(w);
 
-	io_uring_prep_poll_add(sqe, c->fd[0], events);
-	conn_op(c, sqe, UD_POLL);
-	c->flags |= CF_POLL;
+	io_uring_prep_poll_add(sqe, c->fd[0], POLLIN | POLLRDHUP | POLLHUP | POLLERR);
+	conn_op(c, sqe, UD_MORE);
+}
+
+/* Watch a client that waits (its bytes stay in the socket) for its departure. */
+static void poll_gone(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->ops & (ud_conn_bit(UD_MORE) | ud_conn_bit(UD_GONE)))
+		return; /* a poll in flight sees a departure too */
+	sqe = w_sqe(w);
+	io_uring_prep_poll_add(sqe, c->fd[0], POLLRDHUP | POLLHUP | POLLERR);
+	conn_op(c, sqe, UD_GONE);
 }
 
 
@@ -338,7 +353,7 @@ static void resp_consume(struct worker *w, struct conn *c)
 			   0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	conn_op(c, sqe, UD_HEAD);
+	conn_op(c, sqe, UD_CONSUME);
 }
 
 /*
@@ -346,7 +361,7 @@ static void resp_consume(struct worker *w, struct conn *c)
  * with unread data sends a reset, which could destroy the answer before the
  * client reads it.
  */
-static void respond(struct worker *w, struct conn *c, int status, unsigned retry_after)
+static int respond(struct worker *w, struct conn *c, int status, unsigned retry_after)
 {
 	static const char body503[] = "sluice: the service is busy; retry after the time given\n";
 	static const char body400[] = "sluice: bad request head\n";
@@ -366,58 +381,38 @@ static void respond(struct worker *w, struct conn *c, int status, unsigned retry
 			     sizeof(body400) - 1, body400);
 	if (c->flags2 & CF2_TLS0) {
 		/* encrypted into the out buffer, then close_notify; closed once sent */
-		if (tls_write(w, c, 0, buf, (size_t)n)) {
-			worker_conn_abort(w, c, 0);
-			return;
-		}
+		if (tls_write(w, c, 0, buf, (size_t)n))
+			return step_abort(0);
 		tls_close_notify(w, c, 0);
-		c->state = CONN_RESPONDING;
+		conn_to(c, CONN_RESPONDING);
 		c->attempt_ms = w->now;
-		worker_conn_timer_arm(w, c);
-		worker_tls_kick(w, c);
-		return;
+		return STEP_KICK;
 	}
 	c->resp = malloc((size_t)n + 1);
-	if (!c->resp) {
-		worker_conn_abort(w, c, 0);
-		return;
-	}
+	if (!c->resp)
+		return step_abort(0);
 	memcpy(c->resp, buf, (size_t)n + 1);
 	c->resp_len = (uint32_t)n;
-	c->state = CONN_RESPONDING;
+	conn_to(c, CONN_RESPONDING);
 	c->attempt_ms = w->now;
-	worker_conn_timer_arm(w, c);
 	if (c->head_len && !(c->flags & CF_CONSUMED))
 		resp_consume(w, c);
 	else
 		resp_send(w, c);
+	return STEP_GO;
 }
 
 /* C gets no backend: count why, and answer as its listener speaks. */
-static void refuse(struct worker *w, struct conn *c, enum refusal why)
+static int refuse(struct worker *w, struct conn *c, enum refusal why)
 {
 	struct snap_pool *p = c->pool;
 
 	c->refusal = (uint8_t)why;
 	stat_shared_inc(&p->stats->refused[why]);
 	stat_inc(&w->stats.refused);
-	if (why == REFUSE_CLIENT_GONE || why == REFUSE_HANDSHAKE || !(c->flags & CF_HTTP)) {
-		/* tcp: a plain close, FIN */
-		worker_conn_abort(w, c, 0);
-		return;
-	}
-	respond(w, c, 503, retry_after_s(w, p));
-}
-
-void admit_on_resp(struct worker *w, struct conn *c, int res)
-{
-	free(c->resp);
-	c->resp = NULL;
-	/* sent or not, the answer is all there is: close (a FIN) */
-	if (c->state == CONN_CLOSING)
-		worker_conn_done(w, c);
-	else
-		worker_conn_abort(w, c, 0);
+	if (why == REFUSE_CLIENT_GONE || why == REFUSE_HANDSHAKE || !(c->flags & CF_HTTP))
+		return step_abort(0); /* tcp: a plain close, FIN */
+	return respond(w, c, 503, retry_after_s(w, p));
 }
 
 /* ---- the queue ----------------------------------------------------------------------- */
@@ -453,7 +448,7 @@ void admit_forget(struct worker *w, struct conn *c)
  * Every budget is spent for now: wait in the pool's queue, in arrival
  * order, for WAIT_NS (the next token) or a freed slot. WHY: what held it.
  */
-static void enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned why)
+static int enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned why)
 {
 	struct snap_pool *p = c->pool;
 	struct clist *q = queue_of(c);
@@ -463,9 +458,8 @@ static void enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned
 			      p->cfg->queue.max) {
 		atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
 		/* queue.max = 0: no queueing, say what was lacking */
-		refuse(w, c, p->cfg->queue.max ? REFUSE_QUEUE_FULL :
-			     why & BALANCE_FULL ? REFUSE_FULL : REFUSE_RATE);
-		return;
+		return refuse(w, c, p->cfg->queue.max ? REFUSE_QUEUE_FULL :
+				    why & BALANCE_FULL ? REFUSE_FULL : REFUSE_RATE);
 	}
 	if (again) {
 		/* refused at the connect after all: back to the front, its place kept */
@@ -479,15 +473,14 @@ static void enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned
 		clist_append(q, c);
 	}
 	c->refusal = REFUSE_QUEUE_TIMEOUT;
-	c->state = CONN_WAITING;
+	conn_to(c, CONN_WAITING);
 	c->flags |= CF_LISTED;
 	c->gen->nwaiting++;
 	w->nwaiting++;
 	publish_head(w, p, q);
-	if (!(c->flags & CF_POLL))
-		poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
-	worker_conn_timer_arm(w, c);
+	poll_gone(w, c);
 	waitq_arm(w, wait_ns);
+	return STEP_GO;
 }
 
 /* Let this worker's waiting clients of pool P go, as budgets and fairness allow. */
@@ -500,11 +493,12 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 	while ((c = q->head)) {
 		unsigned why;
 		uint64_t wait = budgets_wait(w, c, &why);
+		int step;
 
 		if (wait == UINT64_MAX) {
 			/* nothing left to wait for: every backend is down */
 			dequeue(w, c);
-			refuse(w, c, REFUSE_DOWN);
+			conn_defer(w, c, refuse(w, c, REFUSE_DOWN));
 			continue;
 		}
 		if (wait)
@@ -512,7 +506,7 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 		theirs = others_oldest(p, w->id, &who);
 		if (theirs != UINT64_MAX && c->ticket > theirs + FAIR_SLACK) {
 			/* older clients on another worker first: tell it they may go */
-			worker_wake(w, who);
+			wake_worker(w, who);
 			return fair_wait(p);
 		}
 		dequeue(w, c);
@@ -520,10 +514,11 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 		wait_histogram(p->stats, c->waited_ms);
 		if (!(c->flags2 & CF2_PINNED))
 			c->tried = 0;
-		c->state = CONN_CONNECTING;
-		conn_connect(w, c);
-		if (c->state == CONN_WAITING)
-			return 1000000; /* refused at once: let the kernel's state settle */
+		conn_to(c, CONN_CONNECTING);
+		step = connect_next(w, c);
+		if (c->state == CONN_WAITING && !step)
+			return 1000000; /* back in the queue at once: let the kernel's state settle */
+		conn_defer(w, c, step);
 	}
 	return UINT64_MAX;
 }
@@ -569,7 +564,7 @@ void admit_released(struct worker *w, struct snap_pool *p)
 		}
 		theirs = others_oldest(p, w->id, &who);
 		if (theirs < mine)
-			worker_wake(w, who);
+			wake_worker(w, who);
 	}
 	if (w->nwaiting)
 		timer_set(&w->timers, &w->waitq_timer, w->now + 1);
@@ -577,7 +572,11 @@ void admit_released(struct worker *w, struct snap_pool *p)
 
 /* ---- backend connect ------------------------------------------------------------------ */
 
-static void conn_connect(struct worker *w, struct conn *c)
+/*
+ * Find C a backend and connect to it, or put it in the queue, or refuse
+ * it: what the budgets, its patience and its retries allow.
+ */
+static int connect_next(struct worker *w, struct conn *c)
 {
 	const struct sl_config *cfg = c->gen->snap->cfg;
 	struct io_uring_sqe *sqe;
@@ -587,25 +586,18 @@ static void conn_connect(struct worker *w, struct conn *c)
 	uint32_t patience;
 	int idx, fd, one = 1;
 
-	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms) {
-		refuse(w, c, c->refusal < REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
-		return;
-	}
+	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms)
+		return refuse(w, c, c->refusal < REFUSE_COUNT ? c->refusal : REFUSE_DOWN);
 	patience = pool_patience(c->pool);
 	if (patience && since_arrival(w, c) > patience_limit_ms(c, patience)) {
 		/* it would give up before its backend answered: tell it now, spare the backend */
 		patience_note(c->pool, 0, since_arrival(w, c));
-		refuse(w, c, REFUSE_QUEUE_TIMEOUT);
-		return;
+		return refuse(w, c, REFUSE_QUEUE_TIMEOUT);
 	}
 	idx = balance_pick(c->pool, c->tried, w->id, w->now_ns, &wait, &limited);
 	if (idx < 0 && (c->flags2 & CF2_PINNED)) {
 		/* a synthetic check: its backend or nothing */
-		if (limited)
-			enqueue(w, c, wait, limited);
-		else
-			refuse(w, c, REFUSE_DOWN);
-		return;
+		return limited ? enqueue(w, c, wait, limited) : refuse(w, c, REFUSE_DOWN);
 	}
 	if (idx < 0 && c->tried) {
 		if (!limited) {
@@ -621,19 +613,14 @@ static void conn_connect(struct worker *w, struct conn *c)
 			wait = 1000000;
 		}
 	}
-	if (idx < 0) {
-		if (wait != UINT64_MAX)
-			enqueue(w, c, wait, limited);
-		else
-			refuse(w, c, REFUSE_DOWN);
-		return;
-	}
+	if (idx < 0)
+		return wait != UINT64_MAX ? enqueue(w, c, wait, limited) : refuse(w, c, REFUSE_DOWN);
 	be = c->pool->be[idx];
 	c->tried |= balance_bit((unsigned)idx);
 	c->tries++;
 	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		if (worker_nofd(w, errno, "backend socket")) {
+		if (w_nofd(w, errno, "backend socket")) {
 			/*
 			 * Not the backend's fault nor the client's: it waits
 			 * (holding just its own descriptor) and tries again
@@ -641,25 +628,23 @@ static void conn_connect(struct worker *w, struct conn *c)
 			 */
 			c->tried &= ~balance_bit((unsigned)idx);
 			c->tries--;
-			enqueue(w, c, fd_budget(w, c, NULL), 0);
-			return;
+			return enqueue(w, c, fd_budget(w, c, NULL), 0);
 		}
 		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend socket: %s", w->id,
 				strerror(errno));
-		refuse(w, c, REFUSE_DOWN);
-		return;
+		return refuse(w, c, REFUSE_DOWN);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd[1] = fd;
 	c->be = be;
-	c->state = CONN_CONNECTING;
+	conn_to(c, CONN_CONNECTING);
 	atomic_fetch_add_explicit(&be->active, 1, memory_order_relaxed);
 	be->ws[w->id].pending++;
 	sqe = w_sqe(w);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&be->addr.ss, be->addr.len);
 	conn_op(c, sqe, UD_CONNECT);
 	c->attempt_ms = w->now;
-	worker_conn_timer_arm(w, c);
+	return STEP_GO;
 }
 
 /*
@@ -688,24 +673,16 @@ static int proxy_header(struct worker *w, struct conn *c)
 	return 0;
 }
 
-void admit_on_connect(struct worker *w, struct conn *c, int res)
+int admit_on_connect(struct worker *w, struct conn *c, int res)
 {
 	struct backend *be = c->be;
 
-	be->ws[w->id].pending--;
-	if (c->state == CONN_CLOSING) {
-		worker_conn_done(w, c);
-		return;
-	}
 	if (res == 0) {
 		backend_connect_ok(be, w->id);
 		stat_shared_inc(&c->pool->stats->admitted_total);
-		if (c->pool->cfg->proxy_protocol != CFG_PP_OFF && proxy_header(w, c)) {
-			worker_conn_abort(w, c, 0);
-			return;
-		}
-		worker_conn_open(w, c);
-		return;
+		if (c->pool->cfg->proxy_protocol != CFG_PP_OFF && proxy_header(w, c))
+			return step_abort(0);
+		return STEP_OPEN;
 	}
 	/* nothing else is pending on this socket: close it right here */
 	close(c->fd[1]);
@@ -720,18 +697,14 @@ void admit_on_connect(struct worker *w, struct conn *c, int res)
 		c->tries--;
 		stat_inc(res == -SL_ERR_FULL ? &be->ws[w->id].refused_full
 					     : &be->ws[w->id].refused_rate);
-		conn_connect(w, c);
-		return;
+		return connect_next(w, c);
 	}
 	backend_connect_failed(be, w->id, w->now);
 	log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: connect: %s", w->id,
 			be->addr.text, res == -ECANCELED ? "timed out" : strerror(-res));
-	if (c->flags2 & CF2_PINNED)
-		refuse(w, c, REFUSE_DOWN);
-	else if (c->tries <= c->pool->cfg->retries)
-		conn_connect(w, c);
-	else
-		refuse(w, c, REFUSE_DOWN);
+	if (!(c->flags2 & CF2_PINNED) && c->tries <= c->pool->cfg->retries)
+		return connect_next(w, c);
+	return refuse(w, c, REFUSE_DOWN);
 }
 
 /* ---- TLS: the ClientHello, handshake budgets and queue ---------------------------------- */
@@ -744,7 +717,7 @@ static void hello_peek(struct worker *w, struct conn *c)
 	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	conn_op(c, sqe, UD_HEAD);
+	conn_op(c, sqe, UD_PEEK);
 }
 
 static unsigned hs_kind_of(const struct conn *c)
@@ -841,47 +814,40 @@ static int hs_too_late(const struct worker *w, const struct conn *c)
 }
 
 /* A token is C's: the handshake starts (the hello is still in the socket). */
-static void hs_begin(struct worker *w, struct conn *c)
+static int hs_begin(struct worker *w, struct conn *c)
 {
 	if (tls_start_server(w, c, c->sl->tls)) {
 		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: tls: out of memory", w->id);
-		worker_conn_abort(w, c, 0);
-		return;
+		return step_abort(0);
 	}
-	c->state = CONN_TLS;
+	conn_to(c, CONN_TLS);
 	c->ticket = w->now_ns; /* the handshake's start, until hs_done (the queue needs it later) */
 	stat_shared_inc(&c->lst->hs_begun[hs_kind_of(c)]);
-	worker_conn_timer_arm(w, c);
-	worker_tls_kick(w, c); /* receives start */
+	return STEP_KICK; /* receives start */
 }
 
 /* C's hello said what kind of handshake it wants: a token now, the queue, or out. */
-static void hs_admit(struct worker *w, struct conn *c)
+static int hs_admit(struct worker *w, struct conn *c)
 {
 	unsigned k = hs_kind_of(c);
 	struct clist *q;
 
-	if (hs_claim(w, c)) {
-		hs_begin(w, c);
-		return;
-	}
+	if (hs_claim(w, c))
+		return hs_begin(w, c);
 	if (atomic_fetch_add_explicit(&c->lst->hs_waiting[k], 1, memory_order_relaxed) >=
 	    c->sl->cfg->tls.queue_max) {
 		atomic_fetch_sub_explicit(&c->lst->hs_waiting[k], 1, memory_order_relaxed);
 		stat_shared_inc(&c->lst->hs_refused[k]);
-		refuse(w, c, REFUSE_HANDSHAKE);
-		return;
+		return refuse(w, c, REFUSE_HANDSHAKE);
 	}
 	stat_shared_inc(&c->lst->hs_queued[k]);
 	q = hsq_of(c);
 	clist_append(q, c);
-	c->state = CONN_HSWAIT;
+	conn_to(c, CONN_HSWAIT);
 	c->flags |= CF_LISTED;
 	c->attempt_ms = w->now;
 	/* the hello waits in the socket: only a departure wakes the poll */
-	if (!(c->flags & CF_POLL))
-		poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
-	worker_conn_timer_arm(w, c);
+	poll_gone(w, c);
 	if (q->head == c) {
 		uint64_t interval, tau, wait;
 
@@ -892,6 +858,7 @@ static void hs_admit(struct worker *w, struct conn *c)
 		if (!timer_queued(&w->hsq_timer) || when < w->hsq_timer.when)
 			timer_set(&w->timers, &w->hsq_timer, when);
 	}
+	return STEP_GO;
 }
 
 static void hsq_leave(struct worker *w, struct conn *c)
@@ -919,12 +886,12 @@ void admit_hsq_run(struct worker *w)
 					/* its time is up before a handshake could be done */
 					hsq_leave(w, c);
 					stat_shared_inc(&c->lst->hs_refused[k]);
-					refuse(w, c, REFUSE_HANDSHAKE);
+					conn_defer(w, c, refuse(w, c, REFUSE_HANDSHAKE));
 					continue;
 				}
 				if (hs_claim(w, c)) {
 					hsq_leave(w, c);
-					hs_begin(w, c);
+					conn_defer(w, c, hs_begin(w, c));
 					continue;
 				}
 				hs_budget(c, k, &interval, &tau);
@@ -940,7 +907,7 @@ void admit_hsq_run(struct worker *w)
 			  w->now + (min_wait ? (min_wait + 999999) / 1000000 : 1));
 }
 
-static void hello_parsed(struct worker *w, struct conn *c, const uint8_t *buf, int len)
+static int hello_parsed(struct worker *w, struct conn *c, const uint8_t *buf, int len)
 {
 	struct ch_info ci;
 	enum ch_result r = clienthello_parse(buf, (size_t)len, &ci);
@@ -954,26 +921,21 @@ static void hello_parsed(struct worker *w, struct conn *c, const uint8_t *buf, i
 		}
 		if (clienthello_resumes(&ci))
 			c->flags2 |= CF2_RESUMED;
-		hs_admit(w, c);
-		return;
+		return hs_admit(w, c);
 	case CH_NEED_MORE:
-		if (c->flags2 & CF2_PEER_EOF) {
-			admit_tls_failed(w, c, HSF_CLOSED);
-			worker_conn_abort(w, c, 0);
-			return;
-		}
+		if (c->flags2 & CF2_PEER_EOF)
+			return step_hs_failed(HSF_CLOSED, 0);
 		lowat = ci.need > (size_t)len && ci.need <= CH_MAX ? (int)ci.need : len + 1;
 		setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
 		c->flags |= CF_LOWAT;
-		poll_arm(w, c, POLLIN | POLLRDHUP | POLLHUP | POLLERR);
-		return;
+		poll_more(w, c);
+		return STEP_GO;
 	default:
 		log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: %s on TLS listener %s", w->id,
 				r == CH_NOT_TLS ? "not TLS" :
 				r == CH_TOO_BIG ? "oversized ClientHello" : "malformed ClientHello",
 				c->sl->cfg->name);
-		admit_tls_failed(w, c, r == CH_NOT_TLS ? HSF_NOT_TLS : HSF_BAD_HELLO);
-		worker_conn_abort(w, c, 0);
+		return step_hs_failed(r == CH_NOT_TLS ? HSF_NOT_TLS : HSF_BAD_HELLO, 0);
 	}
 }
 
@@ -990,7 +952,7 @@ static void hs_charge(__u64 *tat, uint64_t now, uint64_t interval)
 }
 
 /* The head of a TLS client, decrypted into half[0]: whole, short or bad. */
-static void tls_head(struct worker *w, struct conn *c)
+static int tls_head(struct worker *w, struct conn *c)
 {
 	struct half *hf = &c->half[0];
 	struct httphead h;
@@ -998,40 +960,36 @@ static void tls_head(struct worker *w, struct conn *c)
 	size_t len = hf->count ? hf->len[hf->head] : 0;
 
 	if (!len)
-		return;
+		return STEP_GO;
 	st = httphead_parse(w_buf(w, hf->bid[hf->head]), len, HEAD_MAX, HEAD_MAX_HEADERS, &h);
 	if (st == HTTPHEAD_NEED_MORE && hf->count == 1 && len < w->bufsize && len <= HEAD_MAX)
-		return; /* more comes; the head stays where it is and goes on unchanged */
+		return STEP_GO; /* more comes; the head stays where it is and goes on unchanged */
 	if (st == HTTPHEAD_OK) {
 		if (h.upgrade_websocket)
 			c->flags |= CF_WS;
-		c->state = CONN_CONNECTING;
-		conn_connect(w, c);
-		return;
+		conn_to(c, CONN_CONNECTING);
+		return connect_next(w, c);
 	}
 	stat_inc(&w->stats.bad_heads);
 	log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: bad request head: %s", w->id,
 			st == HTTPHEAD_NEED_MORE ? "too long" : h.reason ? h.reason : "?");
 	c->refusal = END_BAD_HEAD;
-	respond(w, c, 400, 0);
+	return respond(w, c, 400, 0);
 }
 
-void admit_tls_input(struct worker *w, struct conn *c)
+int admit_tls_input(struct worker *w, struct conn *c)
 {
 	if (c->state == CONN_TLS) {
 		if (!hs_done(w, c))
-			return;
+			return STEP_GO;
 		c->attempt_ms = w->now;
 		if (!(c->flags & CF_HTTP)) {
-			c->state = CONN_CONNECTING;
-			conn_connect(w, c);
-			return;
+			conn_to(c, CONN_CONNECTING);
+			return connect_next(w, c);
 		}
-		c->state = CONN_HEAD;
-		worker_conn_timer_arm(w, c);
+		conn_to(c, CONN_HEAD);
 	}
-	if (c->state == CONN_HEAD)
-		tls_head(w, c);
+	return c->state == CONN_HEAD ? tls_head(w, c) : STEP_GO;
 }
 
 /* ---- deadlines ---------------------------------------------------------------------------- */
@@ -1066,25 +1024,21 @@ uint64_t admit_deadline(const struct conn *c)
 	}
 }
 
-void admit_timer(struct worker *w, struct conn *c)
+int admit_timer(struct worker *w, struct conn *c)
 {
 	switch (c->state) {
 	case CONN_HELLO:
 	case CONN_TLS:
-		admit_tls_failed(w, c, HSF_TIMEOUT);
-		worker_conn_abort(w, c, 0);
-		break;
+		return step_hs_failed(HSF_TIMEOUT, 0);
 	case CONN_HSWAIT:
 		/* no token came in time: turned away like a full queue */
 		hsq_leave(w, c);
 		stat_shared_inc(&c->lst->hs_refused[hs_kind_of(c)]);
-		refuse(w, c, REFUSE_HANDSHAKE);
-		break;
+		return refuse(w, c, REFUSE_HANDSHAKE);
 	case CONN_HEAD:
 		stat_inc(&w->stats.head_timeouts);
 		c->refusal = END_HEAD_TIMEOUT;
-		worker_conn_abort(w, c, 0);
-		break;
+		return step_abort(0);
 	case CONN_CONNECTING:
 		/*
 		 * The connect completes with -ECANCELED and is retried or
@@ -1093,18 +1047,16 @@ void admit_timer(struct worker *w, struct conn *c)
 		 * connection's connect keeps it from ever touching a reused fd.
 		 */
 		conn_cancel(w, c, UD_CONNECT);
-		break;
+		return STEP_GO;
 	case CONN_WAITING:
 		/* still there when its time was up: it would have waited longer */
 		patience_note(c->pool, 0, since_arrival(w, c));
 		dequeue(w, c);
-		refuse(w, c, c->refusal);
-		break;
+		return refuse(w, c, c->refusal);
 	case CONN_RESPONDING:
-		worker_conn_abort(w, c, 0);
-		break;
+		return step_abort(0);
 	default:
-		break;
+		return STEP_GO;
 	}
 }
 
@@ -1118,7 +1070,7 @@ static void head_peek(struct worker *w, struct conn *c)
 	io_uring_prep_recv(sqe, c->fd[0], NULL, len, MSG_PEEK);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	conn_op(c, sqe, UD_HEAD);
+	conn_op(c, sqe, UD_PEEK);
 }
 
 /*
@@ -1146,28 +1098,26 @@ static void pin_synthetic(struct conn *c)
 	}
 }
 
-void admit_start(struct worker *w, struct conn *c)
+int admit_start(struct worker *w, struct conn *c)
 {
 	c->refusal = END_NONE;
 	if (c->pool->cfg->synthetic.enabled)
 		pin_synthetic(c);
 	if (c->sl->tls) {
-		c->state = CONN_HELLO;
-		worker_conn_timer_arm(w, c);
+		conn_to(c, CONN_HELLO);
 		hello_peek(w, c);
-		return;
+		return STEP_GO;
 	}
 	if (c->flags & CF_HTTP) {
-		c->state = CONN_HEAD;
-		worker_conn_timer_arm(w, c);
+		conn_to(c, CONN_HEAD);
 		head_peek(w, c);
-		return;
+		return STEP_GO;
 	}
-	c->state = CONN_CONNECTING;
-	conn_connect(w, c);
+	conn_to(c, CONN_CONNECTING);
+	return connect_next(w, c);
 }
 
-static void head_parsed(struct worker *w, struct conn *c, const char *buf, int len)
+static int head_parsed(struct worker *w, struct conn *c, const char *buf, int len)
 {
 	struct httphead h;
 	enum httphead_status st = httphead_parse(buf, (size_t)len, HEAD_MAX, HEAD_MAX_HEADERS, &h);
@@ -1182,79 +1132,65 @@ static void head_parsed(struct worker *w, struct conn *c, const char *buf, int l
 			setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
 			c->flags &= ~CF_LOWAT;
 		}
-		c->state = CONN_CONNECTING;
-		conn_connect(w, c);
-		return;
+		conn_to(c, CONN_CONNECTING);
+		return connect_next(w, c);
 	case HTTPHEAD_NEED_MORE:
 		if (c->flags2 & CF2_PEER_EOF) {
 			/* it stopped sending half way through its head */
 			c->refusal = END_BAD_HEAD;
 			stat_inc(&w->stats.bad_heads);
-			worker_conn_abort(w, c, 0);
-			return;
+			return step_abort(0);
 		}
 		/* wake when more than what is there has come, not before */
 		lowat = len + 1;
 		setsockopt(c->fd[0], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
 		c->flags |= CF_LOWAT;
-		poll_arm(w, c, POLLIN | POLLRDHUP | POLLHUP | POLLERR);
-		return;
+		poll_more(w, c);
+		return STEP_GO;
 	default:
 		stat_inc(&w->stats.bad_heads);
 		log_ratelimited(&w->rl, LOG_LVL_INFO, "worker %u: bad request head: %s", w->id,
 				h.reason ? h.reason : "?");
 		c->head_len = (uint16_t)len;
 		c->refusal = END_BAD_HEAD;
-		respond(w, c, 400, 0);
+		return respond(w, c, 400, 0);
 	}
 }
 
-void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
+int admit_on_peek(struct worker *w, struct conn *c, int res, uint16_t bid)
 {
-	int res = cqe->res, buffered = cqe->flags & IORING_CQE_F_BUFFER;
-	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	int step;
 
-	if (buffered)
-		w->bufs_out++;
-	if (c->state == CONN_RESPONDING) {
-		/* the head is out of the socket: now the answer */
-		if (buffered)
-			w_buf_return(w, bid);
-		c->flags |= CF_CONSUMED;
-		if (res < 0) {
-			worker_conn_abort(w, c, 0);
-			return;
-		}
-		resp_send(w, c);
-		return;
-	}
-	if (c->state != CONN_HEAD && c->state != CONN_HELLO) {
-		if (buffered)
-			w_buf_return(w, bid);
-		worker_conn_done(w, c);
-		return;
-	}
 	if (res > 0) {
 		if (c->state == CONN_HELLO)
-			hello_parsed(w, c, (const uint8_t *)w_buf(w, bid), res);
+			step = hello_parsed(w, c, (const uint8_t *)w_buf(w, bid), res);
 		else
-			head_parsed(w, c, w_buf(w, bid), res);
+			step = head_parsed(w, c, w_buf(w, bid), res);
 		w_buf_return(w, bid);
-		return;
+		return step;
 	}
 	if (res == -ENOBUFS) {
 		/* no buffer to peek into: look again when one is back */
 		c->flags |= CF_LISTED;
 		clist_append(&w->starved, c);
-		return;
+		return STEP_GO;
 	}
 	/* closed or failed before the head was whole */
-	admit_tls_failed(w, c, HSF_CLOSED);
-	worker_conn_abort(w, c, res < 0 ? 1u : 0u);
+	return step_hs_failed(HSF_CLOSED, res < 0 ? 1u : 0u);
 }
 
-/* A starved head peek: a buffer is back. */
-void admit_head_resume(struct worker *w, struct conn *c)
+int admit_on_consume(struct worker *w, struct conn *c, int res, uint16_t bid)
+{
+	if (bid != NO_BID)
+		w_buf_return(w, bid);
+	c->flags |= CF_CONSUMED;
+	if (res < 0)
+		return step_abort(0);
+	resp_send(w, c);
+	return STEP_GO;
+}
+
+void admit_peek_resume(struct worker *w, struct conn *c)
 {
 	if (c->state == CONN_HELLO)
 		hello_peek(w, c);
@@ -1262,58 +1198,48 @@ void admit_head_resume(struct worker *w, struct conn *c)
 		head_peek(w, c);
 }
 
-void admit_on_poll(struct worker *w, struct conn *c, int res)
+int admit_on_poll(struct worker *w, struct conn *c, int res)
 {
 	int gone = res > 0 && (res & (POLLRDHUP | POLLHUP | POLLERR));
 
-	c->flags &= ~CF_POLL;
-	if (c->state == CONN_CLOSING) {
-		worker_conn_done(w, c);
-		return;
-	}
 	if (res == -ECANCELED)
-		return;
+		return STEP_GO;
 	switch (c->state) {
 	case CONN_HEAD:
 		/* a TLS client's head is read through TLS: that read sees it leave */
 		if (c->flags2 & CF2_TLS0)
-			return;
+			return STEP_GO;
 		/* fall through */
 	case CONN_HELLO:
-		if (gone && !(res & POLLIN)) {
-			admit_tls_failed(w, c, HSF_CLOSED);
-			worker_conn_abort(w, c, 0);
-			return;
-		}
+		if (gone && !(res & POLLIN))
+			return step_hs_failed(HSF_CLOSED, 0);
 		/* after a FIN, one last look: what is there is all there will be */
 		if (gone)
 			c->flags2 |= CF2_PEER_EOF;
-		admit_head_resume(w, c);
-		return;
+		admit_peek_resume(w, c);
+		return STEP_GO;
 	case CONN_HSWAIT:
 		if (!gone) {
-			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
-			return;
+			poll_gone(w, c);
+			return STEP_GO;
 		}
 		/* it gave up waiting for a handshake: no crypto was spent on it */
 		patience_note(c->pool, 1, since_arrival(w, c));
 		hsq_leave(w, c);
 		stat_shared_inc(&c->lst->hs_failed[HSF_CLOSED]);
-		refuse(w, c, REFUSE_CLIENT_GONE);
-		return;
+		return refuse(w, c, REFUSE_CLIENT_GONE);
 	case CONN_WAITING:
 	case CONN_CONNECTING:
 		if (!gone) {
-			poll_arm(w, c, POLLRDHUP | POLLHUP | POLLERR);
-			return;
+			poll_gone(w, c);
+			return STEP_GO;
 		}
 		/* the client gave up: it leaves the queue, and no backend sees it */
 		patience_note(c->pool, 1, since_arrival(w, c));
 		if (c->state == CONN_WAITING)
 			dequeue(w, c);
-		refuse(w, c, REFUSE_CLIENT_GONE);
-		return;
+		return refuse(w, c, REFUSE_CLIENT_GONE);
 	default:
-		return;
+		return STEP_GO;
 	}
 }

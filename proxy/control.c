@@ -48,7 +48,7 @@ static int drain(struct daemon *d, struct snapshot *s, struct backend *be, doubl
 		ring_ok = 1;
 	}
 	for (unsigned i = 0; i < d->nworkers; i++) {
-		struct drain_req *r = aligned_alloc(16, sizeof(*r));
+		struct drain_req *r = malloc(sizeof(*r));
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
 		if (!r || !sqe) {

@@ -40,7 +40,7 @@ struct probe {
 	uint16_t port;             /* PK_SYNTH: our local port, registered */
 	int last_ok;               /* PK_SYNTH: to log only changes */
 	struct probe *next;
-} __attribute__((aligned(UD_ALIGN)));
+};
 
 /* What health keeps per backend: its limits as configured and as in force. */
 struct bstate {
@@ -168,7 +168,7 @@ static struct probe *probe_for(struct health *h, struct backend *be, enum probe_
 	for (p = h->probes; p; p = p->next)
 		if (p->be == be && p->kind == kind && !p->dead)
 			return p;
-	p = aligned_alloc(UD_ALIGN, sizeof(*p));
+	p = malloc(sizeof(*p));
 	if (!p)
 		return NULL;
 	memset(p, 0, sizeof(*p));
@@ -455,7 +455,7 @@ static void probe_start(struct health *h, struct probe *p)
 	p->state = PS_CONNECT;
 	sqe = sqe_linked(h);
 	io_uring_prep_connect(sqe, p->fd, (const struct sockaddr *)&p->addr.ss, p->addr.len);
-	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_CONNECT));
+	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_PROBE_CONNECT));
 	sqe->flags |= IOSQE_IO_LINK;
 	op_timeout(h, p);
 }
@@ -466,7 +466,7 @@ static void probe_recv(struct health *h, struct probe *p)
 
 	p->state = PS_RECV;
 	io_uring_prep_recv(sqe, p->fd, p->buf + p->got, sizeof(p->buf) - 1 - p->got, 0);
-	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_RECV));
+	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_PROBE_RECV));
 	sqe->flags |= IOSQE_IO_LINK;
 	op_timeout(h, p);
 }
@@ -502,7 +502,7 @@ static void probe_send(struct health *h, struct probe *p)
 
 	p->state = PS_SEND;
 	io_uring_prep_send(sqe, p->fd, p->req, (size_t)n, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_SEND));
+	io_uring_sqe_set_data64(sqe, ud_pack(p, UD_PROBE_SEND));
 	sqe->flags |= IOSQE_IO_LINK;
 	op_timeout(h, p);
 }
@@ -630,7 +630,7 @@ void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now)
 		return;
 	}
 	switch (op) {
-	case UD_CONNECT:
+	case UD_PROBE_CONNECT:
 		if (res < 0) {
 			probe_done(h, p, 0, res == -ECANCELED ? "timed out" : strerror(-res), now);
 		} else if (p->kind == PK_AGENT) {
@@ -641,13 +641,13 @@ void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now)
 			probe_done(h, p, 1, NULL, now);
 		}
 		return;
-	case UD_SEND:
+	case UD_PROBE_SEND:
 		if (res < 0)
 			probe_done(h, p, 0, "send failed", now);
 		else
 			probe_recv(h, p);
 		return;
-	case UD_RECV:
+	case UD_PROBE_RECV:
 		if (res > 0) {
 			p->got += (size_t)res;
 			p->buf[p->got] = 0;

@@ -37,7 +37,7 @@ void health_sync(struct health *h, struct snapshot *s, uint64_t now_ms);
 /* Start probes that are due, update limits in the kernel. Call often (~100 ms). */
 void health_tick(struct health *h, uint64_t now_ms);
 
-/* A completion whose user_data is one of health's (ud_op UD_CONNECT/SEND/RECV). */
+/* A completion whose user_data is one of health's (ud_op UD_PROBE_CONNECT/SEND/RECV). */
 void health_on_cqe(struct health *h, void *ptr, int op, int res, uint64_t now_ms);
 
 /*

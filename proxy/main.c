@@ -42,7 +42,7 @@ struct main_loop {
 	int sfd;
 	struct signalfd_siginfo si;
 	unsigned exited;
-} __attribute__((aligned(UD_ALIGN)));
+};
 
 static void usage(FILE *f)
 {
@@ -356,9 +356,9 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 				if (cqe->res == MSG_WORKER_EXIT)
 					m->exited++;
 				break;
-			case UD_CONNECT:
-			case UD_SEND:
-			case UD_RECV:
+			case UD_PROBE_CONNECT:
+			case UD_PROBE_SEND:
+			case UD_PROBE_RECV:
 				health_on_cqe(d->health, ud_ptr(cqe->user_data), ud_op(cqe->user_data),
 					      cqe->res, mono_ms());
 				break;

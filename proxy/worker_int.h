@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * worker_int — what the modules of a worker share: the connection and the
- * worker themselves, and the calls between worker.c (loop, listeners,
- * forwarding, a connection's lifetime) and admit.c (request head, backend
- * choice, connect, wait queue, refusals). Not for use outside a worker.
+ * worker_int — a worker's context, as every module of it sees it: struct
+ * worker (its ring, buffers, timers, snapshots, counters) and the small
+ * helpers over it (submission, buffers, counters, the descriptor budget).
+ * It calls nothing: modules of a worker build on it (proxy/conn.h for a
+ * connection). Not for use outside a worker.
  */
 #ifndef SLUICE_WORKER_INT_H
 #define SLUICE_WORKER_INT_H
 
+#include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <semaphore.h>
@@ -19,138 +21,15 @@
 #include "proxy/timer.h"
 #include "proxy/udata.h"
 #include "proxy/worker.h"
-#include "proxy/wsframe.h"
 #include "userspace/log.h"
 
-#define HALF_QMAX 4
 #define NO_BID 0xffff /* no buffer (bids: ring [0, nbufs), userspace pool [nbufs, nbufs + nx)) */
+#define ACCEPT_BACKOFF_MS 100
 
 enum timer_kind { TK_CONN = 1, TK_LISTENER, TK_GRACE, TK_WAITQ, TK_DRAIN, TK_HSQ };
 
-enum half_flags {
-	HALF_RECV = 1 << 0,    /* a receive is in flight */
-	HALF_SEND = 1 << 1,    /* a send is in flight */
-	HALF_EOF = 1 << 2,     /* the source sent FIN */
-	HALF_DONE = 1 << 3,    /* FIN forwarded: nothing more goes this way */
-	HALF_STARVED = 1 << 4, /* data waits but the buffer ring was empty */
-	HALF_SPILL = 1 << 5,   /* the sink did not take it all: the rest is in a spill */
-};
-
-/*
- * What a half's sink did not take at once: its unsent bytes, moved out of
- * the worker's shared buffers into memory of the connection's own, so a
- * peer that stops reading holds no buffer another connection needs. The
- * half receives nothing more until the spill is sent: the kernel's socket
- * buffers and TCP's flow control hold the rest. At most one receive's
- * worth (buffers.size) per direction.
- */
-struct spill {
-	uint64_t since; /* ms: the sink's last progress, or the stall's start */
-	uint32_t len, off;
-	char data[];
-};
-
-struct half {
-	uint16_t bid[HALF_QMAX];
-	uint32_t len[HALF_QMAX];
-	uint32_t sent; /* bytes of the head buffer already sent */
-	uint8_t head, count, flags;
-};
-
-enum conn_state {
-	CONN_FREE = 0,
-	CONN_HELLO,      /* TLS: peeking at the ClientHello */
-	CONN_HSWAIT,     /* TLS: waiting for a handshake token */
-	CONN_TLS,        /* TLS: handshake in progress */
-	CONN_HEAD,       /* mode http: waiting for the whole request head */
-	CONN_CONNECTING, /* a backend connect in flight */
-	CONN_WAITING,    /* in the pool's wait queue */
-	CONN_OPEN,       /* forwarding */
-	CONN_RESPONDING, /* sending sluice's own answer (400, 503), then closing */
-	CONN_CLOSING,
-};
-
-enum conn_flags {
-	CF_HTTP = 1 << 0,    /* accepted on a mode = "http" listener */
-	CF_WS = 1 << 1,      /* the head asked for a WebSocket upgrade */
-	CF_POLL = 1 << 2,    /* a poll on the client is armed (head data, or client gone) */
-	CF_LISTED = 1 << 3,  /* on a list: the starved list (open) or a wait queue (waiting) */
-	CF_LOWAT = 1 << 4,   /* SO_RCVLOWAT was raised to wait for more of the head */
-	CF_WAITED = 1 << 5,  /* went through the wait queue */
-	CF_CONSUMED = 1 << 6, /* the head was read out of the socket (responding) */
-	CF_DRAIN = 1 << 7,    /* being drained: a Close frame goes out at the next boundary */
-};
-
-enum conn_flags2 {
-	CF2_PINNED = 1 << 0,  /* a synthetic check's: to its one backend, no other */
-	CF2_TLS0 = 1 << 1,    /* TLS with the client (w->tlsv[slot]) */
-	CF2_TLS1 = 1 << 2,    /* TLS with the backend */
-	CF2_RESUMED = 1 << 3, /* its ClientHello offered a session: drew from resumed_per_s */
-	CF2_PEER_EOF = 1 << 4, /* the client finished sending before its head or hello was whole */
-	CF2_HS_DONE = 1 << 5,  /* its handshake was counted as done */
-	CF2_XSTARVED = 1 << 6, /* TLS: waits for a buffer of the userspace pool */
-	CF2_SETUP = 1 << 7,    /* open, its backend has not answered yet (ticket: since when, ns) */
-};
-#define CF2_TLS(side) (CF2_TLS0 << (side))
-
-/*
- * How a connection ended, for the access log: in the same byte as its
- * refusal reason (enum refusal, below REFUSE_COUNT), after those.
- */
-enum conn_end {
-	END_NONE = REFUSE_COUNT,
-	END_OK,       /* FIN both ways */
-	END_RESET,    /* a reset or error on either side */
-	END_IDLE,     /* timeouts.idle_s */
-	END_DRAIN,    /* a paced drain */
-	END_GRACE,    /* drain.grace_s ran out */
-	END_BAD_HEAD, /* answered 400 */
-	END_HEAD_TIMEOUT,
-	END_SEND_STALL, /* timeouts.send_stall_ms */
-};
-
-struct wgen;
-struct tls_conn;
-
-struct conn {
-	struct timer_node timer;
-	int fd[2]; /* client, backend */
-	uint8_t state;
-	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
-	uint8_t refusal; /* enum refusal to count if it ends without a backend; REFUSE_COUNT: none */
-	uint8_t flags;   /* enum conn_flags */
-	uint8_t flags2;   /* enum conn_flags2 */
-	uint16_t head_len; /* mode http: bytes of the request head, still in the socket */
-	uint64_t accepted_ms;
-	uint64_t attempt_ms; /* current connect attempt, or when it began waiting */
-	uint64_t active_ms;  /* last byte either way */
-	uint64_t tried;      /* balance_bit() of backends tried */
-	uint64_t ticket;     /* place in the pool's wait queue; open: see CF2_SETUP */
-	uint32_t serial;     /* tells a reused slot from the connection a drain picked */
-	uint32_t slot;       /* its index among the worker's slots (w->peers) */
-	struct snap_listener *sl; /* the listener that accepted it, in c->gen's snapshot */
-	struct listener_stats *lst;
-	struct backend *be;
-	struct snap_pool *pool;
-	struct wgen *gen;
-	struct conn *next, *prev; /* free list; starved list or wait queue */
-	char *resp;               /* CONN_RESPONDING: the answer being sent (malloc'd) */
-	uint16_t resp_len;
-	/*
-	 * Its operations in flight: bit OP for ud_pack(c, OP) (conn_op). Set
-	 * when submitted, cleared by dispatch when the completion comes; the
-	 * slot is freed only when it is 0, so no completion finds it reused.
-	 */
-	uint16_t ops;
-	uint32_t waited_ms; /* in the wait queue */
-	uint64_t bytes[2];  /* per half: client→backend, backend→client */
-	struct half half[2];
-	struct wsframe ws; /* CF_WS: where the backend→client frames stand */
-} __attribute__((aligned(64)));
-
-_Static_assert(sizeof(struct conn) <= 256, "keep a connection within 256 bytes");
-_Static_assert(_Alignof(struct conn) >= UD_ALIGN, "udata needs aligned objects");
-_Static_assert(UD_CONN_LAST < 16, "a connection's ops fit in conn.ops");
+struct conn;
+struct spill;
 
 /* A doubly linked list of connections, NULL-terminated, with its length. */
 struct clist {
@@ -177,7 +56,7 @@ struct wlistener {
 	uint8_t armed;
 	uint8_t closing;
 	struct wlistener *next;
-} __attribute__((aligned(UD_ALIGN)));
+};
 
 struct conn_chunk;
 
@@ -244,6 +123,7 @@ struct worker {
 	uint32_t npeers;
 	struct conn *free_conns;
 	struct clist starved; /* open connections waiting for a buffer, oldest first */
+	struct clist settle;  /* connections a bulk run of admission decided on (conn_defer) */
 	struct drain_job *drains;
 	struct timer_node drain_timer;
 	uint32_t serial;
@@ -319,48 +199,6 @@ static inline struct io_uring_sqe *w_sqe(struct worker *w)
 }
 
 /*
- * SQE, just prepared, is C's operation OP: its user_data says so and C
- * counts it in flight. Every operation of a connection goes through here.
- * Each OP is in flight at most once, so a teardown can cancel them one by
- * one by user_data, which the kernel finds by hash: a cancel by descriptor
- * compares against every request pending on the ring instead, a cost that
- * grows with the number of waiting clients.
- */
-static inline void conn_op(struct conn *c, struct io_uring_sqe *sqe, enum ud_op op)
-{
-	io_uring_sqe_set_data64(sqe, ud_pack(c, op));
-	c->ops |= (uint16_t)(1u << op);
-}
-
-/*
- * Cancel C's operation OP if it is in flight: it completes with -ECANCELED,
- * or with its own result if it finished first. The cancel itself is not
- * counted in C's ops and names nothing but a user_data value, so C may be
- * freed before the cancel's own completion (posted only if it failed: the
- * op was done already) without harm. It cannot hit a later operation that
- * reuses C's slot either: C is freed only once OP has completed, and an
- * operation prepared after this cancel is issued after it, in SQ order.
- */
-static inline void conn_cancel(struct worker *w, struct conn *c, enum ud_op op)
-{
-	struct io_uring_sqe *sqe;
-
-	if (!(c->ops & (1u << op)))
-		return;
-	sqe = w_sqe(w);
-	io_uring_prep_cancel64(sqe, ud_pack(c, op), 0);
-	io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-}
-
-/* Cancel every operation of C's in flight. */
-static inline void conn_cancel_all(struct worker *w, struct conn *c)
-{
-	for (unsigned op = UD_CONN_FIRST; op <= UD_CONN_LAST; op++)
-		conn_cancel(w, c, (enum ud_op)op);
-}
-
-/*
  * A table of per-slot pointers (*V, *N entries) made to hold NEED: grown,
  * the new entries NULL. 0, or -1 without memory (the table is unchanged).
  */
@@ -416,77 +254,23 @@ static inline uint64_t w_random(struct worker *w)
 	return w->rng;
 }
 
-void clist_append(struct clist *l, struct conn *c);
-void clist_prepend(struct clist *l, struct conn *c);
-void clist_remove(struct clist *l, struct conn *c);
-
-/* ---- worker.c, for admit.c ------------------------------------------------------- */
-
-/* Tell worker ID (not W itself) to let its waiting clients try now. */
-void worker_wake(struct worker *w, unsigned id);
-
-/* Tear C down; RST_MASK bit i: close fd[i] with a reset. */
-void worker_conn_abort(struct worker *w, struct conn *c, unsigned rst_mask);
-/* (Re)queue C's deadline timer from its state. */
-void worker_conn_timer_arm(struct worker *w, struct conn *c);
 /*
- * WHAT failed with ERR: if ERR says descriptors (or memory) ran out, pause
- * accepting and backend sockets for a moment, log it (rate limited) and
- * return 1; otherwise 0.
+ * ERR from WHAT: if it says descriptors (or kernel memory) ran out, pause
+ * accepting, and accepted clients' backend sockets, for ACCEPT_BACKOFF_MS
+ * (clients wait in the kernel's accept queue, costing nothing; admission's
+ * descriptor budget holds the others), log it once per interval, return 1;
+ * otherwise 0. Whatever is tried next fails the same way until a
+ * connection closes, and a shortage repeats ten times a second.
  */
-int worker_nofd(struct worker *w, int err, const char *what);
-/* The backend is connected: start moving bytes. */
-void worker_conn_open(struct worker *w, struct conn *c);
-/* A completion of C's came back after it began closing: free it when the last one has. */
-void worker_conn_done(struct worker *w, struct conn *c);
-
-/* ---- admit.c, for worker.c --------------------------------------------------------- */
-
-/* A client was accepted on a listener of MODE: read its head, or find it a backend. */
-void admit_start(struct worker *w, struct conn *c);
-void admit_on_connect(struct worker *w, struct conn *c, int res);
-/* A UD_HEAD completion: a peek at the request head, or reading it out to answer. */
-void admit_on_head(struct worker *w, struct conn *c, struct io_uring_cqe *cqe);
-/* A UD_POLL completion: more of the head arrived, or the client left. */
-void admit_on_poll(struct worker *w, struct conn *c, int res);
-/* A UD_RESP completion: sluice's own answer was sent. */
-void admit_on_resp(struct worker *w, struct conn *c, int res);
-/* When C's deadline is, in a state admit.c owns. */
-uint64_t admit_deadline(const struct conn *c);
-/* C's deadline passed in a state admit.c owns. */
-void admit_timer(struct worker *w, struct conn *c);
-/* The wait-queue timer: let waiting clients try again. */
-void admit_run(struct worker *w);
-/* C is going away: take it out of any wait queue. */
-void admit_forget(struct worker *w, struct conn *c);
-/* A connection to a backend of pool P closed here: a waiting client may go. */
-void admit_released(struct worker *w, struct snap_pool *p);
-/* A head peek that found no buffer: a buffer is back, peek again. */
-void admit_head_resume(struct worker *w, struct conn *c);
-/* A TLS client's handshake or head moved on (CONN_TLS, CONN_HEAD): what next. */
-void admit_tls_input(struct worker *w, struct conn *c);
-/* A TLS client is going before its handshake was done: count why. */
-void admit_tls_failed(struct worker *w, struct conn *c, enum hs_fail why);
-/* The handshake-queue timer: let clients waiting for a handshake token go. */
-void admit_hsq_run(struct worker *w);
-
-/* How a set-up ended (CF2_SETUP), for what admission learns. */
-enum setup_end {
-	SETUP_ANSWERED,   /* the backend's first byte came */
-	SETUP_WASTED,     /* the client left first */
-	SETUP_UNANSWERED, /* the backend closed or reset first */
-};
-/* C's backend connection is up: its set-up is timed from the connect. */
-void admit_setup_start(struct worker *w, struct conn *c);
-/* C's set-up ended HOW (clears CF2_SETUP). */
-void admit_setup_end(struct worker *w, struct conn *c, enum setup_end how);
-
-/* ---- worker.c, for admit.c (TLS) ------------------------------------------------------ */
-
-/*
- * Let a TLS connection go on: receive, send what is encrypted (sluice's own
- * answer too, closing once it is out in CONN_RESPONDING), decrypt what waits.
- */
-void worker_tls_kick(struct worker *w, struct conn *c);
+static inline int w_nofd(struct worker *w, int err, const char *what)
+{
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return 0;
+	w->nofd_until = w->now + ACCEPT_BACKOFF_MS;
+	log_ratelimited(&w->rl_nofd, LOG_LVL_WARN,
+			"worker %u: %s: %s; accepting paused, retried every %u ms", w->id, what,
+			strerror(err), ACCEPT_BACKOFF_MS);
+	return 1;
+}
 
 #endif
