@@ -26,7 +26,7 @@ SL_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-pr
 	    -Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE -pthread \
 	    -I. -I$(B)
 SL_LDFLAGS := -pthread
-LDLIBS   := -luring -lconfig -lbpf -lelf -lz -lssl -lcrypto -lm
+LDLIBS   := -luring -lconfig -lbpf -lelf -lz -lssl -lcrypto -lhiredis -lm
 ifeq ($(SAN),1)
 SL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
 	      -DSLUICE_CHECKED
@@ -127,9 +127,9 @@ tools: $(TOOL_BIN) $(BENCH_BIN)
 test-build: all $(UNIT_BIN) $(TOOL_BIN) $(BENCH_BIN)
 
 # ---- entry points ----------------------------------------------------------
-DEB_PKGS := build-essential clang llvm libbpf-dev liburing-dev libconfig-dev libssl-dev \
+DEB_PKGS := build-essential clang llvm libbpf-dev liburing-dev libconfig-dev libssl-dev libhiredis-dev \
 	    libelf-dev zlib1g-dev pkg-config bpftool iproute2 iptables openssl procps psmisc python3 util-linux \
-	    prometheus chromium systemd \
+	    prometheus chromium systemd redis-server \
 	    libclang-rt-dev \
 	    debhelper dpkg-dev fakeroot lintian mandoc man-db
 

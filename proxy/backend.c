@@ -28,6 +28,9 @@ struct backend *backend_get(const struct cfg_addr *addr)
 		goto out;
 	memset(be, 0, sizeof(*be));
 	atomic_init(&be->refs, 1);
+	atomic_init(&be->fleet_max, UINT32_MAX);
+	atomic_init(&be->fleet_rate, UINT32_MAX);
+	atomic_init(&be->fleet_burst, UINT32_MAX);
 	be->addr = *addr;
 	be->next = registry;
 	registry = be;

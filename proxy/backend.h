@@ -89,6 +89,12 @@ struct backend {
 	_Atomic int hc_last_ok;
 	_Atomic int starved;     /* no new connection for starved_after_s while its peers had some */
 	_Atomic uint32_t ov_rate, ov_max; /* sluicectl set: overrides until the next reload (UINT32_MAX: none) */
+	/*
+	 * With a fleet (proxy/fleet.c): this host's part of the backend's
+	 * max_conns, rate and burst, which are fleet totals (UINT32_MAX: no
+	 * part, the configured value applies). Written by the main thread.
+	 */
+	_Atomic uint32_t fleet_max, fleet_rate, fleet_burst;
 	_Atomic uint64_t synth_ok, synth_fail; /* synthetic checks through sluice to it */
 	/*
 	 * The kernel's ledger and bucket for this address (shared memory,

@@ -25,6 +25,7 @@ struct daemon {
 	struct snapshot *cur;
 	struct ebpf *ebpf; /* NULL when bpf.enabled = false */
 	struct health *health;
+	struct fleet *fleet; /* proxy/fleet.h: inactive without `fleet` in the config */
 	struct admin *admin; /* NULL when off: a reload gives it a new token */
 
 	_Atomic uint64_t reloads_ok;

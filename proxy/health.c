@@ -364,6 +364,13 @@ static void apply_limits(struct health *h, struct bstate *b, uint64_t now)
 		if (!b->burst_set)
 			cfg_burst = rate / 10 ? rate / 10 : 1;
 	}
+	/* in a fleet, the configured values are totals: this host has its part */
+	if ((ov = atomic_load(&b->be->fleet_max)) != UINT32_MAX)
+		max = ov;
+	if ((ov = atomic_load(&b->be->fleet_rate)) != UINT32_MAX) {
+		rate = ov;
+		cfg_burst = atomic_load(&b->be->fleet_burst);
+	}
 	ov = atomic_load(&b->be->ov_max);
 	if (ov != UINT32_MAX)
 		max = ov;

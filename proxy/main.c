@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "proxy/daemon.h"
+#include "proxy/fleet.h"
 #include "proxy/health.h"
 #include "proxy/learn.h"
 #include "proxy/privs.h"
@@ -275,6 +276,7 @@ static void reload(struct daemon *d, struct main_loop *m)
 	io_uring_submit(&m->ring);
 	drain_removed(d, m, old, s);
 	health_sync(d->health, s, mono_ms());
+	fleet_configure(d->fleet, s);
 	learn_tick(s, mono_ms());
 	health_tick(d->health, mono_ms());
 	snapshot_put(old);
@@ -333,6 +335,7 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 		}
 		if (!d->stopping) {
 			learn_tick(d->cur, mono_ms());
+			fleet_tick(d->fleet, mono_ms());
 			health_tick(d->health, mono_ms());
 			if (mono_ms() >= next_watch) {
 				next_watch = mono_ms() + 1000;
@@ -361,6 +364,11 @@ static int main_loop_run(struct daemon *d, struct main_loop *m)
 			case UD_PROBE_RECV:
 				health_on_cqe(d->health, ud_ptr(cqe->user_data), ud_op(cqe->user_data),
 					      cqe->res, mono_ms());
+				break;
+			case UD_FLEET_READ:
+			case UD_FLEET_WRITE:
+				fleet_on_cqe(d->fleet, ud_ptr(cqe->user_data), ud_op(cqe->user_data),
+					     cqe->res);
 				break;
 			default:
 				break;
@@ -537,6 +545,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	health_sync(d.health, d.cur, mono_ms());
+	d.fleet = fleet_new(&m.ring);
+	if (!d.fleet) {
+		log_error("start: out of memory");
+		ret = 1;
+		goto out;
+	}
+	fleet_configure(d.fleet, d.cur);
 	learn_tick(d.cur, mono_ms());
 	if (d.cur->cfg->admin.enabled) {
 		char token[ADMIN_TOKEN_MAX];
@@ -560,6 +575,7 @@ out:
 	for (unsigned i = 0; i < d.nworkers; i++)
 		worker_join(d.workers[i]);
 	health_free(d.health);
+	fleet_free(d.fleet);
 	snapshot_put(d.cur);
 	/* every connection is closed by now: the programs may go */
 	ebpf_close(d.ebpf, 1);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "proxy/fleet.h"
 #include "proxy/stats.h"
 
 #include <stdatomic.h>
@@ -496,6 +497,8 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	pool_metrics(s, r);
 	backend_metrics(s, r);
 	learned_metrics(s, r);
+	if (d->fleet)
+		fleet_metrics(d->fleet, r);
 }
 
 static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp *r)
@@ -507,9 +510,17 @@ static void status_text(struct daemon *d, struct snapshot *s, struct admin_resp 
 		     SLUICE_VERSION, (unsigned long long)s->gen, d->nworkers,
 		     (unsigned long long)LOAD(d->reloads_ok),
 		     (unsigned long long)LOAD(d->reloads_failed));
-	admin_printf(r, "connections: accepted %llu  active %llu  refused %llu  resets %llu\n\n",
+	admin_printf(r, "connections: accepted %llu  active %llu  refused %llu  resets %llu\n",
 		     (unsigned long long)t.accepted, (unsigned long long)t.active,
 		     (unsigned long long)t.refused, (unsigned long long)t.resets);
+	if (d->fleet && s->cfg->fleet.enabled) {
+		int drift = 0;
+		enum fleet_mode m = fleet_mode(d->fleet, &drift);
+
+		admin_printf(r, "fleet: %s%s (sluicectl fleet)\n", fleet_mode_name(m),
+			     drift ? ", config drift" : "");
+	}
+	admin_printf(r, "\n");
 	admin_printf(r, "%-16s %-24s %-6s %s\n", "LISTENER", "ADDRESS", "MODE", "POOL");
 	for (unsigned i = 0; i < s->nlisteners; i++)
 		admin_printf(r, "%-16s %-24s %-6s %s\n", s->listeners[i].cfg->name,
@@ -828,11 +839,14 @@ void stats_handle(const char *method, const char *path, struct admin_resp *r, vo
 		status_text(d, s, r);
 	} else if (strcmp(path, "/backends.txt") == 0) {
 		backends_text(s, r);
+	} else if (strcmp(path, "/fleet.txt") == 0) {
+		fleet_text(d->fleet, r);
 	} else if (strcmp(path, "/status.json") == 0) {
 		status_json(d, s, r);
 	} else {
 		r->status = 404;
-		admin_printf(r, "not found; try /status, /metrics, /status.txt, /status.json, /healthz\n");
+		admin_printf(r, "not found; try /status, /metrics, /status.txt, /status.json, "
+				"/backends.txt, /fleet.txt, /healthz\n");
 	}
 	snapshot_put(s);
 }

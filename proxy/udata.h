@@ -37,6 +37,8 @@ enum ud_op {
 	UD_PROBE_CONNECT, /* ptr: a health check's probe (proxy/health.c) */
 	UD_PROBE_SEND,
 	UD_PROBE_RECV,
+	UD_FLEET_READ,    /* ptr: a Redis connection of the fleet's (proxy/fleet.c); readable */
+	UD_FLEET_WRITE,   /* the same; writable */
 	UD_OP_COUNT,
 };
 

@@ -1489,6 +1489,49 @@ static const struct cfg_key bpf_keys[] = {
 	KEY_END
 };
 
+static void parse_password_file(struct pctx *pc, const config_setting_t *s,
+				const struct cfg_key *k, void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 1))
+		snprintf(cfg->fleet.password_file, sizeof(cfg->fleet.password_file), "%s", v);
+}
+
+static const struct cfg_key fleet_keys[] = {
+	KEY_ADDR("redis", struct sl_config, fleet.redis, KF_REQUIRED),
+	KEY_NAME("host", struct sl_config, fleet.host, 0),
+	KEY_NAME("prefix", struct sl_config, fleet.prefix, 0),
+	KEY_U32("database", struct sl_config, fleet.database, 0, 1000),
+	KEY_CUSTOM("password_file", parse_password_file, 0),
+	KEY_U32("heartbeat_ms", struct sl_config, fleet.heartbeat_ms, 50, 10000),
+	KEY_U32("lease_ms", struct sl_config, fleet.lease_ms, 100, 600000),
+	KEY_U32("hosts", struct sl_config, fleet.hosts, 1, 64),
+	KEY_END
+};
+
+static void parse_fleet(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			void *base)
+{
+	struct sl_config *cfg = base;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	cfg->fleet.enabled = 1;
+	cfg->fleet.heartbeat_ms = 300;
+	cfg->fleet.lease_ms = 3000;
+	cfg->fleet.hosts = 2;
+	snprintf(cfg->fleet.prefix, sizeof(cfg->fleet.prefix), "sluice");
+	parse_group(pc, s, fleet_keys, cfg);
+	if (cfg->fleet.lease_ms < 2 * cfg->fleet.heartbeat_ms)
+		perr(pc, s, "fleet lease_ms (%u) must be at least twice heartbeat_ms (%u)",
+		     cfg->fleet.lease_ms, cfg->fleet.heartbeat_ms);
+	if (!cfg->fleet.host[0] && gethostname(cfg->fleet.host, sizeof(cfg->fleet.host)))
+		perr(pc, s, "fleet host: no hostname to default to; give host");
+	cfg->fleet.host[sizeof(cfg->fleet.host) - 1] = 0;
+}
+
 static const struct cfg_key top_keys[] = {
 	KEY_U32("workers", struct sl_config, workers, 1, CFG_MAX_WORKERS),
 	{ .name = "user", .parse = parse_account, .off = offsetof(struct sl_config, user) },
@@ -1499,6 +1542,7 @@ static const struct cfg_key top_keys[] = {
 	KEY_GROUP("timeouts", timeouts_keys),
 	KEY_GROUP("drain", drain_keys),
 	KEY_GROUP("buffers", buffers_keys),
+	KEY_CUSTOM("fleet", parse_fleet, 0),
 	KEY_CUSTOM("pools", parse_pools, 0), /* before listeners: they refer to pools */
 	KEY_CUSTOM("listeners", parse_listeners, KF_REQUIRED),
 	KEY_END

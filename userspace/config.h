@@ -222,6 +222,22 @@ struct sl_config {
 		uint32_t count; /* provided buffers per worker, power of two */
 		uint32_t size;  /* bytes per buffer */
 	} buffers;
+	/*
+	 * A fleet of sluice hosts sharing backend limits through Redis
+	 * (proxy/fleet.h): with it, a server's max_conns, rate and burst are
+	 * the backend's totals across every host whose prefix is the same.
+	 */
+	struct {
+		int enabled;                       /* the group is present */
+		struct cfg_addr redis;             /* resolved at load: no DNS on the main loop */
+		char host[CFG_NAME_MAX];           /* this host's name; default: the hostname */
+		char prefix[CFG_NAME_MAX];         /* key prefix: one fleet per prefix; "sluice" */
+		uint32_t database;                 /* SELECT; default 0 */
+		char password_file[CFG_PATH_MAX];  /* AUTH with its first line; "": none */
+		uint32_t heartbeat_ms;             /* publish and read every; default 300 */
+		uint32_t lease_ms;                 /* Redis gone: last shares kept; default 3000 */
+		uint32_t hosts;                    /* hosts assumed before Redis answers; default 2 */
+	} fleet;
 	struct cfg_listener *listeners;
 	unsigned nlisteners;
 	struct cfg_pool *pools;

@@ -631,25 +631,43 @@ static unsigned unique_servers(const struct sl_config *cfg, const struct cfg_ser
 	return n;
 }
 
-static void backend_fill(struct sl_backend *b, const struct cfg_server *sv, int fresh)
+/* V split over HOSTS, at least 1 (0 stays 0: no limit). */
+static __u32 split(__u32 v, unsigned hosts)
+{
+	return v && v / hosts == 0 ? 1 : v / hosts;
+}
+
+/*
+ * SV's limits into B. HOSTS: in a fleet the configured limits are totals,
+ * and until the fleet says this host's part (proxy/fleet.c, through the
+ * main thread's limits in force) it holds an even split of them: never
+ * more than the totals, whatever the other hosts do.
+ */
+static void backend_fill(struct sl_backend *b, const struct cfg_server *sv, int fresh,
+			 unsigned hosts)
 {
 	__u64 interval, tau;
+	__u32 rate = split(sv->rate, hosts), burst = split(sv->burst, hosts);
 
 	if (fresh) {
 		/* a slot nobody holds: start from a clean ledger and a full bucket */
 		memset(b, 0, sizeof(*b));
 	}
-	b->max_conns = sv->max_conns;
+	b->max_conns = split(sv->max_conns, hosts);
 	if (sv->rate_auto && (b->flags & SL_BF_AUTO) && b->rate) {
 		/* learned before this config or this process: keep it (proxy/learn.c) */
 		__atomic_store_n(&b->in_use, 1, __ATOMIC_RELEASE);
 		return;
 	}
-	sl_bucket_params(sv->rate, sv->burst, &interval, &tau);
+	if (sv->rate_auto) {
+		rate = sv->rate; /* where learning starts: each host's own */
+		burst = sv->burst;
+	}
+	sl_bucket_params(rate, burst, &interval, &tau);
 	b->bucket.interval_ns = interval;
 	b->bucket.tau_ns = tau;
-	b->rate = sv->rate;
-	b->burst = sv->burst;
+	b->rate = rate;
+	b->burst = burst;
 	b->flags = sv->rate_auto ? SL_BF_AUTO : 0;
 	__atomic_store_n(&b->in_use, 1, __ATOMIC_RELEASE);
 }
@@ -731,7 +749,8 @@ int ebpf_apply(struct ebpf *e, const struct sl_config *cfg, char *err, size_t er
 			fresh = 1;
 		}
 		/* the entry before the index: the kernel never sees a slot without limits */
-		backend_fill(&e->backends[slot], servers[i], fresh);
+		backend_fill(&e->backends[slot], servers[i], fresh,
+			     cfg->fleet.enabled ? cfg->fleet.hosts : 1);
 		if (fresh && bpf_map_update_elem(bidx, &k, &slot, BPF_ANY)) {
 			fmt_err(err, errlen, "bpf: backend %s: %s", servers[i]->addr.text,
 				strerror(errno));

@@ -29,6 +29,8 @@ static void usage(FILE *f)
 		"  status-json   the same as JSON\n"
 		"  metrics       the Prometheus metrics\n"
 		"  backends      the backends: state, connections, limits, connects, failures\n"
+		"  fleet         the fleet: mode, hosts, heartbeat ages, config digests, and each\n"
+		"                backend's totals, every host's ledger, demand and part\n"
 		"  set BACKEND [rate=N] [max_conns=N]  limits in force until the next reload\n"
 		"  reload        reload the daemon's config (SIGHUP) and say how it went\n"
 		"  drain BACKEND   no new clients for it, its connections closed over drain.period_s\n"
@@ -242,6 +244,8 @@ int main(int argc, char **argv)
 		rc = request(&addr, "GET", "/metrics", token[0] ? token : NULL);
 	else if (strcmp(cmd, "backends") == 0)
 		rc = request(&addr, "GET", "/backends.txt", token[0] ? token : NULL);
+	else if (strcmp(cmd, "fleet") == 0)
+		rc = request(&addr, "GET", "/fleet.txt", token[0] ? token : NULL);
 	else {
 		fprintf(stderr, "sluicectl: unknown command \"%s\"\n", cmd);
 		usage(stderr);

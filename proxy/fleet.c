@@ -1,0 +1,857 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A fleet of sluice hosts through Redis; see fleet.h.
+ *
+ * One round trip per heartbeat: a script that stores this host's state
+ * under PREFIX:host:NAME with an expiry of three heartbeats, adds NAME to
+ * the set PREFIX:hosts, and returns every member's state with its time to
+ * live, dropping members whose key expired. So a host that dies is gone
+ * from everyone's view within three heartbeats, whatever the clocks say
+ * (Redis expires the key), and all hosts read the same consistent view at
+ * the instant of their own heartbeat: parts computed from views a
+ * heartbeat apart can sum past a total by what changed within that
+ * heartbeat, no more.
+ *
+ * A state is text: "1 DIGEST\n" then one line per backend, "ADDRESS
+ * IN_USE WAITING ADMITS\n".
+ */
+#include "proxy/fleet.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/backend.h"
+#include "proxy/share.h"
+#include "proxy/snapshot.h"
+#include "proxy/udata.h"
+#include "userspace/admin.h"
+#include "userspace/log.h"
+
+#define FLEET_MAX_HOSTS 64
+#define STATE_MAX 65536
+#define RECONNECT_MS 1000
+
+static const char script[] =
+	"redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) "
+	"redis.call('SADD', KEYS[1], ARGV[1]) "
+	"local out = {} "
+	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+	"  local k = ARGV[4] .. n "
+	"  local v = redis.call('GET', k) "
+	"  if v then "
+	"    out[#out + 1] = n; out[#out + 1] = redis.call('PTTL', k); out[#out + 1] = v "
+	"  else redis.call('SREM', KEYS[1], n) end "
+	"end "
+	"return out";
+
+/* One Redis connection and its polls on the main ring. */
+struct fconn {
+	struct fleet *f;
+	redisAsyncContext *ac; /* NULL once hiredis let it go */
+	int fd;
+	uint8_t want[2], armed[2]; /* [0]: readable, [1]: writable */
+	uint8_t busy;              /* within fc_event: it frees FC, not ev_cleanup */
+};
+
+/* What a host published about one backend, and its part as computed here. */
+struct fhost_be {
+	struct share_host sh;
+	uint32_t part_max, part_rate;
+	uint8_t has; /* the host's config has this backend */
+};
+
+struct fhost {
+	char name[64];
+	uint32_t age_ms;
+	uint64_t digest;
+};
+
+/* A backend of the config in service. */
+struct fbe {
+	struct backend *be;
+	uint32_t total_max, total_rate, total_burst; /* fleet totals (0: no such limit) */
+	uint64_t last_admitted, last_at;             /* the kernel's count, for ADMITS */
+	uint32_t admits, waiting;
+	uint32_t part_max, part_rate;                /* in force here (UINT32_MAX: none) */
+	struct fhost_be *hosts;                      /* [FLEET_MAX_HOSTS], the last view */
+};
+
+struct fleet {
+	struct io_uring *ring;
+	pthread_mutex_t lock; /* the view, against the admin thread */
+	struct snapshot *snap;
+	int enabled;
+	char redis_ip[64];
+	int redis_port;
+	char host[64], prefix[64];
+	char password[256];
+	uint32_t database, heartbeat_ms, lease_ms, expect_hosts;
+	uint64_t digest;
+
+	struct fconn *conn;
+	int ready;           /* connected, AUTH and SELECT sent */
+	uint64_t next_connect, next_beat, sent_at;
+	int inflight;
+	uint64_t last_ok; /* ms of the last good reply; 0: never */
+
+	enum fleet_mode mode;
+	unsigned known_hosts; /* live hosts at the last good reply */
+	struct fbe *bes;
+	unsigned nbes;
+	struct fhost hosts[FLEET_MAX_HOSTS];
+	unsigned nhosts;
+	int drift;
+
+	_Atomic uint64_t transitions[FLEET_MODES], errors, beats;
+	struct log_rl rl;
+};
+
+const char *fleet_mode_name(enum fleet_mode m)
+{
+	static const char *const names[] = { "off", "coordinated", "lease", "static" };
+
+	return m < FLEET_MODES ? names[m] : "?";
+}
+
+/* ---- hiredis on the main ring ------------------------------------------------------ */
+
+static struct io_uring_sqe *sqe_get(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(ring)))
+		io_uring_submit(ring);
+	return sqe;
+}
+
+static void fc_arm(struct fconn *fc)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (!fc->want[i] || fc->armed[i])
+			continue;
+		sqe = sqe_get(fc->f->ring);
+		io_uring_prep_poll_add(sqe, fc->fd, i ? POLLOUT : POLLIN);
+		io_uring_sqe_set_data64(sqe, ud_pack(fc, i ? UD_FLEET_WRITE : UD_FLEET_READ));
+		fc->armed[i] = 1;
+	}
+}
+
+static void ev_add_read(void *p)
+{
+	((struct fconn *)p)->want[0] = 1;
+	fc_arm(p);
+}
+
+static void ev_del_read(void *p)
+{
+	((struct fconn *)p)->want[0] = 0;
+}
+
+static void ev_add_write(void *p)
+{
+	((struct fconn *)p)->want[1] = 1;
+	fc_arm(p);
+}
+
+static void ev_del_write(void *p)
+{
+	((struct fconn *)p)->want[1] = 0;
+}
+
+/* hiredis is done with the connection: its polls go (the socket closes after this). */
+static void ev_cleanup(void *p)
+{
+	struct fconn *fc = p;
+
+	fc->want[0] = fc->want[1] = 0;
+	fc->ac = NULL;
+	for (unsigned i = 0; i < 2; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (!fc->armed[i])
+			continue;
+		sqe = sqe_get(fc->f->ring);
+		io_uring_prep_poll_remove(sqe, ud_pack(fc, i ? UD_FLEET_WRITE : UD_FLEET_READ));
+		io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
+	}
+	if (fc->f->conn == fc) {
+		fc->f->conn = NULL;
+		fc->f->ready = 0;
+		fc->f->inflight = 0;
+	}
+	if (!fc->busy && !fc->armed[0] && !fc->armed[1])
+		free(fc);
+}
+
+/* A poll of FC's came back (I: 0 readable, 1 writable). */
+static void fc_event(struct fconn *fc, unsigned i)
+{
+	fc->armed[i] = 0;
+	fc->busy = 1;
+	if (fc->ac && fc->want[i]) {
+		if (i)
+			redisAsyncHandleWrite(fc->ac);
+		else
+			redisAsyncHandleRead(fc->ac);
+	}
+	fc->busy = 0;
+	if (fc->ac)
+		fc_arm(fc);
+	else if (!fc->armed[0] && !fc->armed[1])
+		free(fc);
+}
+
+void fleet_on_cqe(struct fleet *f, void *ptr, int op, int res)
+{
+	(void)f;
+	(void)res; /* readable, writable, an error or a hang-up: hiredis finds out which */
+	fc_event(ptr, op == UD_FLEET_WRITE);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct fconn *fc = ac->ev.data;
+	struct fleet *f = fc->f;
+
+	if (status != REDIS_OK) {
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
+				f->redis_port, ac->errstr[0] ? ac->errstr : "cannot connect");
+		return; /* hiredis frees it: ev_cleanup */
+	}
+	log_info("fleet: connected to redis %s:%d as host %s", f->redis_ip, f->redis_port, f->host);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct fconn *fc = ac->ev.data;
+
+	if (status != REDIS_OK) {
+		atomic_fetch_add(&fc->f->errors, 1);
+		log_ratelimited(&fc->f->rl, LOG_LVL_WARN, "fleet: redis connection lost: %s",
+				ac->errstr[0] ? ac->errstr : "closed");
+	}
+}
+
+/* A reply to AUTH or SELECT: an error ends the connection (and says why). */
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *what)
+{
+	redisReply *reply = r;
+
+	if (reply && reply->type != REDIS_REPLY_ERROR)
+		return;
+	log_ratelimited(&((struct fconn *)ac->ev.data)->f->rl, LOG_LVL_ERROR, "fleet: redis %s: %s",
+			(const char *)what, reply ? reply->str : "no reply");
+	if (reply)
+		redisAsyncDisconnect(ac);
+}
+
+static void fleet_connect(struct fleet *f, uint64_t now)
+{
+	struct fconn *fc = calloc(1, sizeof(*fc));
+	redisAsyncContext *ac;
+
+	f->next_connect = now + RECONNECT_MS;
+	if (!fc)
+		return;
+	ac = redisAsyncConnect(f->redis_ip, f->redis_port);
+	if (!ac || ac->err) {
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
+				f->redis_port, ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		free(fc);
+		return;
+	}
+	fc->f = f;
+	fc->ac = ac;
+	fc->fd = ac->c.fd;
+	ac->ev.data = fc;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	f->conn = fc;
+	/* queued behind the connect: sent once it is up */
+	if (f->password[0])
+		redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", f->password);
+	if (f->database)
+		redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %u", f->database);
+	f->ready = 1;
+	ev_add_write(fc); /* the connect completes when writable */
+}
+
+static void fleet_disconnect(struct fleet *f)
+{
+	if (f->conn && f->conn->ac)
+		redisAsyncFree(f->conn->ac); /* callbacks get no reply; ev_cleanup */
+	f->conn = NULL;
+	f->ready = 0;
+	f->inflight = 0;
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * The digest of a config's pools and backends with their limits: the same
+ * on hosts whose sets are the same, whatever their order.
+ */
+static uint64_t config_digest(const struct snapshot *s)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct cfg_pool *pc = s->pools[i].cfg;
+
+		for (unsigned j = 0; j < pc->nservers; j++) {
+			const struct cfg_server *sv = &pc->servers[j];
+			char line[256];
+
+			snprintf(line, sizeof(line), "%s|%s|%u|%u|%d", pc->name, sv->addr.text,
+				 sv->max_conns, sv->rate, sv->rate_auto);
+			sum += fnv1a(line, 0xcbf29ce484222325ull);
+		}
+	}
+	return sum;
+}
+
+static struct fbe *fbe_of(struct fleet *f, const char *addr)
+{
+	for (unsigned i = 0; i < f->nbes; i++)
+		if (strcmp(f->bes[i].be->addr.text, addr) == 0)
+			return &f->bes[i];
+	return NULL;
+}
+
+/* This host's state: what it holds, waits for and admits per backend. */
+static int state_build(struct fleet *f, char *buf, size_t size, uint64_t now)
+{
+	size_t off;
+	int n;
+
+	n = snprintf(buf, size, "1 %016" PRIx64 "\n", f->digest);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	off = (size_t)n;
+	for (unsigned i = 0; i < f->nbes; i++) {
+		struct fbe *b = &f->bes[i];
+		volatile struct sl_backend *kb = atomic_load(&b->be->kb);
+		uint64_t admitted = kb ? kb->admitted : 0;
+		uint32_t in_use = kb ? kb->active : (uint32_t)atomic_load(&b->be->active);
+
+		if (b->last_at && now > b->last_at && admitted >= b->last_admitted)
+			b->admits = (uint32_t)((admitted - b->last_admitted) * 1000 / (now - b->last_at));
+		b->last_admitted = admitted;
+		b->last_at = now;
+		b->waiting = 0;
+		for (unsigned p = 0; p < f->snap->npools; p++)
+			for (unsigned j = 0; j < f->snap->pools[p].nbe; j++)
+				if (f->snap->pools[p].be[j] == b->be)
+					b->waiting += atomic_load(&f->snap->pools[p].queued);
+		n = snprintf(buf + off, size - off, "%s %u %u %u\n", b->be->addr.text, in_use,
+			     b->waiting, b->admits);
+		if (n < 0 || (size_t)n >= size - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* What this host enforces for B: its part, at least 1 (0 is "no limit" to the kernel). */
+static void part_apply(struct fbe *b, uint32_t max, uint32_t rate)
+{
+	uint32_t burst;
+
+	b->part_max = b->total_max ? (max ? max : 1) : UINT32_MAX;
+	b->part_rate = b->total_rate ? (rate ? rate : 1) : UINT32_MAX;
+	burst = b->total_rate ? (uint32_t)((uint64_t)b->total_burst * b->part_rate / b->total_rate)
+			      : 0;
+	atomic_store(&b->be->fleet_burst, burst ? burst : 1);
+	atomic_store(&b->be->fleet_max, b->part_max);
+	atomic_store(&b->be->fleet_rate, b->part_rate);
+}
+
+/* Static parts: each total over the hosts last known (never more than the total). */
+static void parts_static(struct fleet *f)
+{
+	unsigned n = f->known_hosts ? f->known_hosts : f->expect_hosts ? f->expect_hosts : 1;
+
+	for (unsigned i = 0; i < f->nbes; i++)
+		part_apply(&f->bes[i], f->bes[i].total_max / n, f->bes[i].total_rate / n);
+}
+
+static void mode_set(struct fleet *f, enum fleet_mode m)
+{
+	if (f->mode == m)
+		return;
+	if (m == FLEET_STATIC && f->mode == FLEET_OFF)
+		log_info("fleet: static until redis answers: each backend's limits split evenly "
+			 "over %u hosts (fleet hosts)", f->expect_hosts);
+	else if (m == FLEET_STATIC)
+		log_warn("fleet: %s -> static: no redis reply for %u ms; each backend's limits "
+			 "split evenly over the %u hosts last known",
+			 fleet_mode_name(f->mode), f->lease_ms,
+			 f->known_hosts ? f->known_hosts : f->expect_hosts);
+	else if (m == FLEET_LEASE)
+		log_warn("fleet: coordinated -> lease: redis silent; the last parts hold for %u ms",
+			 f->lease_ms);
+	else
+		log_info("fleet: %s -> %s with %u hosts", fleet_mode_name(f->mode), fleet_mode_name(m),
+			 f->known_hosts);
+	atomic_fetch_add(&f->transitions[m], 1);
+	f->mode = m;
+}
+
+/* ---- a heartbeat's reply --------------------------------------------------------------- */
+
+/* Host H's state TEXT, into the view. */
+static void state_parse(struct fleet *f, unsigned h, const char *text, size_t len)
+{
+	char line[320];
+	size_t off = 0;
+	int first = 1;
+
+	f->hosts[h].digest = 0;
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t l = (nl ? (size_t)(nl - text) : len) - off;
+		char addr[128];
+		unsigned in_use, waiting, admits;
+		struct fbe *b;
+
+		if (l >= sizeof(line))
+			l = sizeof(line) - 1;
+		memcpy(line, text + off, l);
+		line[l] = 0;
+		off += l + 1;
+		if (first) {
+			first = 0;
+			if (sscanf(line, "1 %" SCNx64, &f->hosts[h].digest) != 1)
+				return; /* a version this host does not speak */
+			continue;
+		}
+		if (sscanf(line, "%127s %u %u %u", addr, &in_use, &waiting, &admits) != 4 ||
+		    !(b = fbe_of(f, addr)))
+			continue;
+		b->hosts[h].has = 1;
+		b->hosts[h].sh = (struct share_host){ in_use, waiting, admits };
+	}
+}
+
+/* Every host's part of B, from the view (hosts whose config has B). */
+static void parts_compute(struct fleet *f, struct fbe *b, unsigned me)
+{
+	struct share_host sh[FLEET_MAX_HOSTS];
+	unsigned idx[FLEET_MAX_HOSTS], n = 0, mine = 0;
+
+	for (unsigned h = 0; h < f->nhosts; h++) {
+		if (!b->hosts[h].has)
+			continue;
+		if (h == me)
+			mine = n;
+		idx[n] = h;
+		sh[n++] = b->hosts[h].sh;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		struct fhost_be *hb = &b->hosts[idx[k]];
+
+		hb->part_max = b->total_max ? share_conns(b->total_max, sh, n, k) : 0;
+		hb->part_rate = b->total_rate ? share_rate(b->total_rate, sh, n, k) : 0;
+	}
+	if (n && b->hosts[me].has)
+		part_apply(b, b->hosts[idx[mine]].part_max, b->hosts[idx[mine]].part_rate);
+}
+
+static void on_beat(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct fleet *f = arg;
+	redisReply *reply = r;
+	uint64_t now = f->sent_at; /* close enough: the reply came within a timeout */
+	unsigned me = FLEET_MAX_HOSTS;
+	int drift = 0;
+
+	(void)ac;
+	f->inflight = 0;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 3) {
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: heartbeat: %s",
+				!reply ? "no reply"
+				: reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->nhosts = 0;
+	for (unsigned i = 0; i < f->nbes; i++)
+		memset(f->bes[i].hosts, 0, FLEET_MAX_HOSTS * sizeof(*f->bes[i].hosts));
+	for (size_t i = 0; i + 2 < reply->elements && f->nhosts < FLEET_MAX_HOSTS; i += 3) {
+		redisReply *name = reply->element[i], *ttl = reply->element[i + 1],
+			   *val = reply->element[i + 2];
+		struct fhost *h = &f->hosts[f->nhosts];
+		long long left;
+
+		if (name->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING ||
+		    ttl->type != REDIS_REPLY_INTEGER)
+			continue;
+		snprintf(h->name, sizeof(h->name), "%.*s", (int)name->len, name->str);
+		left = ttl->integer;
+		h->age_ms = left >= 0 && left <= 3ll * f->heartbeat_ms
+				    ? (uint32_t)(3ll * f->heartbeat_ms - left) : 0;
+		state_parse(f, f->nhosts, val->str, val->len);
+		if (strcmp(h->name, f->host) == 0)
+			me = f->nhosts;
+		f->nhosts++;
+	}
+	for (unsigned h = 0; h < f->nhosts; h++)
+		if (f->hosts[h].digest != f->digest)
+			drift = 1;
+	if (me < f->nhosts) {
+		f->known_hosts = f->nhosts;
+		for (unsigned i = 0; i < f->nbes; i++)
+			parts_compute(f, &f->bes[i], me);
+		f->last_ok = now;
+		atomic_fetch_add(&f->beats, 1);
+	}
+	if (drift && !f->drift)
+		log_warn("fleet: config drift: not every host has the same pools and backends "
+			 "(sluicectl fleet shows whose)");
+	else if (!drift && f->drift)
+		log_info("fleet: config drift resolved");
+	f->drift = drift;
+	if (me < f->nhosts)
+		mode_set(f, FLEET_COORDINATED);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void beat(struct fleet *f, uint64_t now)
+{
+	static char state[STATE_MAX];
+	char hosts_key[96], my_key[160], host_prefix[96], ttl[16];
+
+	if (state_build(f, state, sizeof(state), now)) {
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: state too large to publish");
+		return;
+	}
+	snprintf(hosts_key, sizeof(hosts_key), "%s:hosts", f->prefix);
+	snprintf(host_prefix, sizeof(host_prefix), "%s:host:", f->prefix);
+	snprintf(my_key, sizeof(my_key), "%s%s", host_prefix, f->host);
+	snprintf(ttl, sizeof(ttl), "%u", 3 * f->heartbeat_ms);
+	if (redisAsyncCommand(f->conn->ac, on_beat, f, "EVAL %s 2 %s %s %s %s %s %s", script,
+			      hosts_key, my_key, f->host, state, ttl, host_prefix) != REDIS_OK) {
+		atomic_fetch_add(&f->errors, 1);
+		return;
+	}
+	f->inflight = 1;
+	f->sent_at = now;
+}
+
+void fleet_tick(struct fleet *f, uint64_t now)
+{
+	uint64_t timeout;
+
+	if (!f || !f->enabled)
+		return;
+	timeout = 2ull * f->heartbeat_ms < 500 ? 500 : 2ull * f->heartbeat_ms;
+	if (f->inflight && now - f->sent_at > timeout) {
+		/* a slow Redis: parts stay as they are; a fresh connection is tried */
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis did not answer within %llu ms",
+				(unsigned long long)timeout);
+		fleet_disconnect(f);
+	}
+	if (!f->conn && now >= f->next_connect)
+		fleet_connect(f, now);
+	if (f->conn && f->ready && !f->inflight && now >= f->next_beat) {
+		f->next_beat = now + f->heartbeat_ms;
+		beat(f, now);
+	}
+	pthread_mutex_lock(&f->lock);
+	if (f->last_ok && now - f->last_ok <= timeout + f->heartbeat_ms)
+		; /* coordinated: set by the reply */
+	else if (f->last_ok && now - f->last_ok < f->lease_ms)
+		mode_set(f, FLEET_LEASE);
+	else if (f->mode != FLEET_STATIC) {
+		mode_set(f, FLEET_STATIC);
+		parts_static(f);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* ---- config ---------------------------------------------------------------------------- */
+
+static void fleet_clear(struct fleet *f)
+{
+	for (unsigned i = 0; i < f->nbes; i++) {
+		atomic_store(&f->bes[i].be->fleet_max, UINT32_MAX);
+		atomic_store(&f->bes[i].be->fleet_rate, UINT32_MAX);
+		atomic_store(&f->bes[i].be->fleet_burst, UINT32_MAX);
+		free(f->bes[i].hosts);
+	}
+	free(f->bes);
+	f->bes = NULL;
+	f->nbes = 0;
+}
+
+static int read_password(const char *path, char *out, size_t size)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if (!fp)
+		return -1;
+	if (!fgets(out, (int)size, fp))
+		out[0] = 0;
+	fclose(fp);
+	n = strcspn(out, "\r\n");
+	out[n] = 0;
+	return 0;
+}
+
+void fleet_configure(struct fleet *f, struct snapshot *s)
+{
+	const struct sl_config *cfg = s->cfg;
+	char ip[64], pw[256] = "";
+	int port = 0, changed;
+
+	pthread_mutex_lock(&f->lock);
+	fleet_clear(f);
+	if (f->snap)
+		snapshot_put(f->snap);
+	f->snap = NULL;
+	if (!cfg->fleet.enabled) {
+		if (f->enabled)
+			log_info("fleet: off; every limit is this host's own");
+		fleet_disconnect(f);
+		f->enabled = 0;
+		f->mode = FLEET_OFF;
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	snapshot_get(s);
+	f->snap = s;
+	if (cfg->fleet.redis.ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&cfg->fleet.redis.ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&cfg->fleet.redis.ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+	}
+	if (cfg->fleet.password_file[0] &&
+	    read_password(cfg->fleet.password_file, pw, sizeof(pw)))
+		log_error("fleet: password_file %s: %s; connecting without AUTH",
+			  cfg->fleet.password_file, strerror(errno));
+	changed = !f->enabled || strcmp(ip, f->redis_ip) || port != f->redis_port ||
+		  strcmp(pw, f->password) || cfg->fleet.database != f->database ||
+		  strcmp(cfg->fleet.host, f->host) || strcmp(cfg->fleet.prefix, f->prefix);
+	snprintf(f->redis_ip, sizeof(f->redis_ip), "%s", ip);
+	f->redis_port = port;
+	snprintf(f->password, sizeof(f->password), "%s", pw);
+	explicit_bzero(pw, sizeof(pw));
+	f->database = cfg->fleet.database;
+	snprintf(f->host, sizeof(f->host), "%s", cfg->fleet.host);
+	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->fleet.prefix);
+	f->heartbeat_ms = cfg->fleet.heartbeat_ms;
+	f->lease_ms = cfg->fleet.lease_ms;
+	f->expect_hosts = cfg->fleet.hosts;
+	f->digest = config_digest(s);
+	/* every backend once, with its totals */
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			const struct cfg_server *sv = &p->cfg->servers[j];
+			struct fbe *b, *nb;
+
+			if (fbe_of(f, p->be[j]->addr.text))
+				continue;
+			nb = realloc(f->bes, (f->nbes + 1) * sizeof(*nb));
+			if (!nb)
+				continue;
+			f->bes = nb;
+			b = &f->bes[f->nbes];
+			memset(b, 0, sizeof(*b));
+			b->hosts = calloc(FLEET_MAX_HOSTS, sizeof(*b->hosts));
+			if (!b->hosts)
+				continue;
+			b->be = p->be[j];
+			b->total_max = sv->max_conns;
+			/* a learned rate is each host's own: its controller finds its part */
+			b->total_rate = sv->rate_auto ? 0 : sv->rate;
+			b->total_burst = sv->burst;
+			b->part_max = b->part_rate = UINT32_MAX;
+			f->nbes++;
+		}
+	}
+	if (changed) {
+		fleet_disconnect(f);
+		f->next_connect = 0;
+		f->last_ok = 0;
+		f->known_hosts = 0;
+		log_info("fleet: on: host %s, redis %s:%d, prefix %s, heartbeat %u ms, lease %u ms",
+			 f->host, f->redis_ip, f->redis_port, f->prefix, f->heartbeat_ms,
+			 f->lease_ms);
+		f->enabled = 1;
+		/* until a reply says otherwise: never more than an even split */
+		mode_set(f, FLEET_STATIC);
+	}
+	/* the view was of the old config's backends: the next heartbeat now */
+	f->nhosts = 0;
+	f->next_beat = 0;
+	parts_static(f);
+	pthread_mutex_unlock(&f->lock);
+}
+
+struct fleet *fleet_new(struct io_uring *ring)
+{
+	struct fleet *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->ring = ring;
+	pthread_mutex_init(&f->lock, NULL);
+	f->rl.interval_ms = 5000;
+	f->rl.burst = 3;
+	return f;
+}
+
+void fleet_free(struct fleet *f)
+{
+	if (!f)
+		return;
+	fleet_disconnect(f);
+	fleet_clear(f);
+	if (f->snap)
+		snapshot_put(f->snap);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/* ---- the admin endpoint ------------------------------------------------------------------ */
+
+enum fleet_mode fleet_mode(struct fleet *f, int *drift)
+{
+	enum fleet_mode m;
+
+	pthread_mutex_lock(&f->lock);
+	m = f->mode;
+	if (drift)
+		*drift = f->drift;
+	pthread_mutex_unlock(&f->lock);
+	return m;
+}
+
+void fleet_metrics(struct fleet *f, struct admin_resp *r)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!f->enabled) {
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	admin_printf(r, "# HELP sluice_fleet_mode How this host sets its part of the fleet's limits.\n"
+			"# TYPE sluice_fleet_mode gauge\n");
+	for (unsigned m = FLEET_COORDINATED; m < FLEET_MODES; m++)
+		admin_printf(r, "sluice_fleet_mode{mode=\"%s\"} %d\n", fleet_mode_name(m),
+			     f->mode == m);
+	admin_printf(r, "# HELP sluice_fleet_mode_changes_total Changes of mode, by the mode entered.\n"
+			"# TYPE sluice_fleet_mode_changes_total counter\n");
+	for (unsigned m = FLEET_COORDINATED; m < FLEET_MODES; m++)
+		admin_printf(r, "sluice_fleet_mode_changes_total{mode=\"%s\"} %llu\n",
+			     fleet_mode_name(m), (unsigned long long)atomic_load(&f->transitions[m]));
+	admin_printf(r, "# HELP sluice_fleet_hosts Live hosts in the fleet at the last heartbeat.\n"
+			"# TYPE sluice_fleet_hosts gauge\nsluice_fleet_hosts %u\n", f->nhosts);
+	admin_printf(r, "# HELP sluice_fleet_drift 1 when not every host has the same pools and backends.\n"
+			"# TYPE sluice_fleet_drift gauge\nsluice_fleet_drift %d\n", f->drift);
+	admin_printf(r, "# HELP sluice_fleet_errors_total Redis errors and heartbeats that timed out.\n"
+			"# TYPE sluice_fleet_errors_total counter\nsluice_fleet_errors_total %llu\n",
+		     (unsigned long long)atomic_load(&f->errors));
+	admin_printf(r, "# HELP sluice_fleet_heartbeats_total Heartbeats answered.\n"
+			"# TYPE sluice_fleet_heartbeats_total counter\nsluice_fleet_heartbeats_total %llu\n",
+		     (unsigned long long)atomic_load(&f->beats));
+	admin_printf(r, "# HELP sluice_fleet_share This host's part of a backend's fleet-wide limit.\n"
+			"# TYPE sluice_fleet_share gauge\n");
+	for (unsigned p = 0; f->snap && p < f->snap->npools; p++) {
+		const struct snap_pool *sp = &f->snap->pools[p];
+
+		for (unsigned j = 0; j < sp->nbe; j++) {
+			struct fbe *b = fbe_of(f, sp->be[j]->addr.text);
+			const char *name = sp->cfg->servers[j].name;
+
+			if (!b)
+				continue;
+			if (b->total_max)
+				admin_printf(r, "sluice_fleet_share{pool=\"%s\",backend=\"%s\",limit=\"max_conns\"} %u\n",
+					     sp->cfg->name, name, b->part_max);
+			if (b->total_rate)
+				admin_printf(r, "sluice_fleet_share{pool=\"%s\",backend=\"%s\",limit=\"rate\"} %u\n",
+					     sp->cfg->name, name, b->part_rate);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fleet_text(struct fleet *f, struct admin_resp *r)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!f->enabled) {
+		admin_printf(r, "fleet: off (no fleet in the config): every limit is this host's own\n");
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	admin_printf(r, "fleet: %s, host %s, redis %s:%d, prefix %s, %u hosts%s\n",
+		     fleet_mode_name(f->mode), f->host, f->redis_ip, f->redis_port, f->prefix,
+		     f->mode == FLEET_COORDINATED ? f->nhosts : f->known_hosts,
+		     f->drift ? ", CONFIG DRIFT" : "");
+	admin_printf(r, "%-24s %10s %18s %s\n", "HOST", "AGE_MS", "DIGEST", "");
+	for (unsigned h = 0; h < f->nhosts; h++)
+		admin_printf(r, "%-24s %10u %018" PRIx64 " %s%s\n", f->hosts[h].name,
+			     f->hosts[h].age_ms, f->hosts[h].digest,
+			     strcmp(f->hosts[h].name, f->host) ? "" : "(this host)",
+			     f->hosts[h].digest != f->digest ? " differs" : "");
+	for (unsigned i = 0; i < f->nbes; i++) {
+		struct fbe *b = &f->bes[i];
+
+		admin_printf(r, "\nbackend %s: max_conns %u, rate %u (fleet totals; 0: none)\n",
+			     b->be->addr.text, b->total_max, b->total_rate);
+		admin_printf(r, "  %-22s %8s %8s %8s %9s %9s\n", "HOST", "IN_USE", "WAITING",
+			     "ADMITS/S", "PART_MAX", "PART_RATE");
+		for (unsigned h = 0; h < f->nhosts; h++) {
+			struct fhost_be *hb = &b->hosts[h];
+
+			if (!hb->has) {
+				admin_printf(r, "  %-22s (not in its config)\n", f->hosts[h].name);
+				continue;
+			}
+			admin_printf(r, "  %-22s %8u %8u %8u %9u %9u\n", f->hosts[h].name,
+				     hb->sh.in_use, hb->sh.waiting, hb->sh.admits, hb->part_max,
+				     hb->part_rate);
+		}
+		if (f->mode != FLEET_COORDINATED)
+			admin_printf(r, "  in force here (%s): max_conns %u, rate %u\n",
+				     fleet_mode_name(f->mode), b->part_max, b->part_rate);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
