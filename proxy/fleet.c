@@ -59,6 +59,7 @@ struct fconn {
 	int fd;
 	uint8_t want[2], armed[2]; /* [0]: readable, [1]: writable */
 	uint8_t busy;              /* within fc_event: it frees FC, not ev_cleanup */
+	struct fconn *next;        /* on f->gone: hiredis let it go, its polls are still out */
 };
 
 /* What a host published about one backend, and its part as computed here. */
@@ -97,6 +98,7 @@ struct fleet {
 	uint64_t digest;
 
 	struct fconn *conn;
+	struct fconn *gone; /* connections waiting for their polls' completions */
 	int ready;           /* connected, AUTH and SELECT sent */
 	uint64_t next_connect, next_beat, sent_at;
 	int inflight;
@@ -130,6 +132,18 @@ static struct io_uring_sqe *sqe_get(struct io_uring *ring)
 	while (!(sqe = io_uring_get_sqe(ring)))
 		io_uring_submit(ring);
 	return sqe;
+}
+
+/* FC is done with: off the gone list, freed. */
+static void fc_free(struct fconn *fc)
+{
+	for (struct fconn **pp = &fc->f->gone; *pp; pp = &(*pp)->next) {
+		if (*pp == fc) {
+			*pp = fc->next;
+			break;
+		}
+	}
+	free(fc);
 }
 
 static void fc_arm(struct fconn *fc)
@@ -189,8 +203,12 @@ static void ev_cleanup(void *p)
 		fc->f->ready = 0;
 		fc->f->inflight = 0;
 	}
-	if (!fc->busy && !fc->armed[0] && !fc->armed[1])
-		free(fc);
+	if (fc->armed[0] || fc->armed[1] || fc->busy) {
+		fc->next = fc->f->gone;
+		fc->f->gone = fc;
+		return;
+	}
+	free(fc);
 }
 
 /* A poll of FC's came back (I: 0 readable, 1 writable). */
@@ -208,7 +226,7 @@ static void fc_event(struct fconn *fc, unsigned i)
 	if (fc->ac)
 		fc_arm(fc);
 	else if (!fc->armed[0] && !fc->armed[1])
-		free(fc);
+		fc_free(fc);
 }
 
 void fleet_on_cqe(struct fleet *f, void *ptr, int op, int res)
@@ -744,6 +762,9 @@ void fleet_free(struct fleet *f)
 		return;
 	fleet_disconnect(f);
 	fleet_clear(f);
+	/* the ring goes with the process: polls still out will not complete */
+	while (f->gone)
+		fc_free(f->gone);
 	if (f->snap)
 		snapshot_put(f->snap);
 	pthread_mutex_destroy(&f->lock);
