@@ -2,18 +2,25 @@
 /*
  * A fleet of sluice hosts through Redis; see fleet.h.
  *
- * One round trip per heartbeat: a script that stores this host's state
- * under PREFIX:host:NAME with an expiry of three heartbeats, adds NAME to
- * the set PREFIX:hosts, and returns every member's state with its time to
- * live, dropping members whose key expired. So a host that dies is gone
- * from everyone's view within three heartbeats, whatever the clocks say
- * (Redis expires the key), and all hosts read the same consistent view at
- * the instant of their own heartbeat: parts computed from views a
- * heartbeat apart can sum past a total by what changed within that
- * heartbeat, no more.
+ * Grants. Each host's part is granted by Redis, atomically, in one script
+ * call per heartbeat: the host sends its state and, per backend, the part
+ * it wants (computed with proxy/share.h from the last view, never less
+ * than the connections it holds); the script grants it what it wants of
+ * what the other live hosts' grants leave, stores state and grants under
+ * PREFIX:host:NAME with an expiry of lease_ms plus a heartbeat, and
+ * returns every live host's state and grants. So the grants never sum past
+ * a total, whatever the order and timing of the heartbeats: a host gives
+ * back at its own heartbeat, the others take at theirs. A host's
+ * connections stay within its grant (its kernel enforces it), so the
+ * backends' totals hold but for what a host admits between the script
+ * call and its new grant reaching its kernel (one round trip).
+ *
+ * A host that stops is gone from the others' view when its key expires:
+ * after lease_ms, the time it may itself keep its last grant without
+ * Redis, so no grant is taken from a host that may still be using it.
  *
  * A state is text: "1 DIGEST\n" then one line per backend, "ADDRESS
- * IN_USE WAITING ADMITS\n".
+ * IN_USE WAITING ADMITS\n"; grants: "ADDRESS MAX_CONNS RATE\n".
  */
 #include "proxy/fleet.h"
 
@@ -39,17 +46,42 @@
 #define STATE_MAX 65536
 #define RECONNECT_MS 1000
 
+/*
+ * KEYS: the hosts set, this host's key. ARGV: name, state, expiry (ms), the
+ * hosts' key prefix, wants ("ADDRESS TOTAL_MAX WANT_MAX TOTAL_RATE WANT_RATE
+ * IN_USE\n" per backend). Returns NAME, PTTL, STATE, GRANTS for every live
+ * host, this one last.
+ */
 static const char script[] =
-	"redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) "
-	"redis.call('SADD', KEYS[1], ARGV[1]) "
-	"local out = {} "
+	"local used, out = {}, {} "
 	"for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-	"  local k = ARGV[4] .. n "
-	"  local v = redis.call('GET', k) "
-	"  if v then "
-	"    out[#out + 1] = n; out[#out + 1] = redis.call('PTTL', k); out[#out + 1] = v "
-	"  else redis.call('SREM', KEYS[1], n) end "
+	"  if n ~= ARGV[1] then "
+	"    local k = ARGV[4] .. n "
+	"    local v = redis.call('HMGET', k, 'state', 'grants') "
+	"    if v[1] then "
+	"      for a, m, r in string.gmatch(v[2] or '', '(%S+) (%d+) (%d+)\\n') do "
+	"        local u = used[a] or {0, 0} "
+	"        u[1] = u[1] + tonumber(m); u[2] = u[2] + tonumber(r); used[a] = u "
+	"      end "
+	"      out[#out + 1] = n; out[#out + 1] = redis.call('PTTL', k) "
+	"      out[#out + 1] = v[1]; out[#out + 1] = v[2] or '' "
+	"    else redis.call('SREM', KEYS[1], n) end "
+	"  end "
 	"end "
+	"local g = {} "
+	"for a, tm, wm, tr, wr, iu in string.gmatch(ARGV[5], "
+	"    '(%S+) (%d+) (%d+) (%d+) (%d+) (%d+)\\n') do "
+	"  local u = used[a] or {0, 0} "
+	"  local m = math.max(0, math.min(math.max(tonumber(wm), tonumber(iu)), tonumber(tm) - u[1])) "
+	"  local r = math.max(0, math.min(tonumber(wr), tonumber(tr) - u[2])) "
+	"  g[#g + 1] = a .. ' ' .. m .. ' ' .. r .. '\\n' "
+	"end "
+	"g = table.concat(g) "
+	"redis.call('HSET', KEYS[2], 'state', ARGV[2], 'grants', g) "
+	"redis.call('PEXPIRE', KEYS[2], ARGV[3]) "
+	"redis.call('SADD', KEYS[1], ARGV[1]) "
+	"out[#out + 1] = ARGV[1]; out[#out + 1] = tonumber(ARGV[3]) "
+	"out[#out + 1] = ARGV[2]; out[#out + 1] = g "
 	"return out";
 
 /* One Redis connection and its polls on the main ring. */
@@ -65,7 +97,8 @@ struct fconn {
 /* What a host published about one backend, and its part as computed here. */
 struct fhost_be {
 	struct share_host sh;
-	uint32_t part_max, part_rate;
+	uint32_t want_max, want_rate;   /* its part by proxy/share.h, from this view */
+	uint32_t grant_max, grant_rate; /* what Redis granted it at its last heartbeat */
 	uint8_t has; /* the host's config has this backend */
 };
 
@@ -80,8 +113,9 @@ struct fbe {
 	struct backend *be;
 	uint32_t total_max, total_rate, total_burst; /* fleet totals (0: no such limit) */
 	uint64_t last_admitted, last_at;             /* the kernel's count, for ADMITS */
-	uint32_t admits, waiting;
+	uint32_t admits, waiting, in_use;
 	uint32_t part_max, part_rate;                /* in force here (UINT32_MAX: none) */
+	uint32_t want_max, want_rate;                /* asked for at the next heartbeat */
 	struct fhost_be *hosts;                      /* [FLEET_MAX_HOSTS], the last view */
 };
 
@@ -387,8 +421,28 @@ static int state_build(struct fleet *f, char *buf, size_t size, uint64_t now)
 			for (unsigned j = 0; j < f->snap->pools[p].nbe; j++)
 				if (f->snap->pools[p].be[j] == b->be)
 					b->waiting += atomic_load(&f->snap->pools[p].queued);
+		b->in_use = in_use;
 		n = snprintf(buf + off, size - off, "%s %u %u %u\n", b->be->addr.text, in_use,
 			     b->waiting, b->admits);
+		if (n < 0 || (size_t)n >= size - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* What this host asks for, per backend (after state_build: IN_USE is fresh). */
+static int wants_build(struct fleet *f, char *buf, size_t size)
+{
+	size_t off = 0;
+	int n;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < f->nbes; i++) {
+		struct fbe *b = &f->bes[i];
+
+		n = snprintf(buf + off, size - off, "%s %u %u %u %u %u\n", b->be->addr.text,
+			     b->total_max, b->want_max, b->total_rate, b->want_rate, b->in_use);
 		if (n < 0 || (size_t)n >= size - off)
 			return -1;
 		off += (size_t)n;
@@ -415,8 +469,14 @@ static void parts_static(struct fleet *f)
 {
 	unsigned n = f->known_hosts ? f->known_hosts : f->expect_hosts ? f->expect_hosts : 1;
 
-	for (unsigned i = 0; i < f->nbes; i++)
-		part_apply(&f->bes[i], f->bes[i].total_max / n, f->bes[i].total_rate / n);
+	for (unsigned i = 0; i < f->nbes; i++) {
+		struct fbe *b = &f->bes[i];
+
+		part_apply(b, b->total_max / n, b->total_rate / n);
+		/* what to ask for when Redis is back: the same, until a view says better */
+		b->want_max = b->total_max / n;
+		b->want_rate = b->total_rate / n;
+	}
 }
 
 static void mode_set(struct fleet *f, enum fleet_mode m)
@@ -477,28 +537,53 @@ static void state_parse(struct fleet *f, unsigned h, const char *text, size_t le
 	}
 }
 
-/* Every host's part of B, from the view (hosts whose config has B). */
-static void parts_compute(struct fleet *f, struct fbe *b, unsigned me)
+/* Host H's grants TEXT, into the view. */
+static void grants_parse(struct fleet *f, unsigned h, const char *text, size_t len)
+{
+	char line[256];
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t l = (nl ? (size_t)(nl - text) : len) - off;
+		char addr[128];
+		unsigned m, r;
+		struct fbe *b;
+
+		if (l >= sizeof(line))
+			l = sizeof(line) - 1;
+		memcpy(line, text + off, l);
+		line[l] = 0;
+		off += l + 1;
+		if (sscanf(line, "%127s %u %u", addr, &m, &r) == 3 && (b = fbe_of(f, addr))) {
+			b->hosts[h].grant_max = m;
+			b->hosts[h].grant_rate = r;
+		}
+	}
+}
+
+/* Every host's part of B by proxy/share.h, from the view: what this one asks for next. */
+static void wants_compute(struct fleet *f, struct fbe *b, unsigned me)
 {
 	struct share_host sh[FLEET_MAX_HOSTS];
-	unsigned idx[FLEET_MAX_HOSTS], n = 0, mine = 0;
+	unsigned idx[FLEET_MAX_HOSTS], n = 0;
 
 	for (unsigned h = 0; h < f->nhosts; h++) {
 		if (!b->hosts[h].has)
 			continue;
-		if (h == me)
-			mine = n;
 		idx[n] = h;
 		sh[n++] = b->hosts[h].sh;
 	}
 	for (unsigned k = 0; k < n; k++) {
 		struct fhost_be *hb = &b->hosts[idx[k]];
 
-		hb->part_max = b->total_max ? share_conns(b->total_max, sh, n, k) : 0;
-		hb->part_rate = b->total_rate ? share_rate(b->total_rate, sh, n, k) : 0;
+		hb->want_max = b->total_max ? share_conns(b->total_max, sh, n, k) : 0;
+		hb->want_rate = b->total_rate ? share_rate(b->total_rate, sh, n, k) : 0;
+		if (idx[k] == me) {
+			b->want_max = hb->want_max;
+			b->want_rate = hb->want_rate;
+		}
 	}
-	if (n && b->hosts[me].has)
-		part_apply(b, b->hosts[idx[mine]].part_max, b->hosts[idx[mine]].part_rate);
 }
 
 static void on_beat(redisAsyncContext *ac, void *r, void *arg)
@@ -511,7 +596,8 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 
 	(void)ac;
 	f->inflight = 0;
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 3) {
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 ||
+	    !reply->elements) {
 		atomic_fetch_add(&f->errors, 1);
 		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: heartbeat: %s",
 				!reply ? "no reply"
@@ -522,20 +608,20 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 	f->nhosts = 0;
 	for (unsigned i = 0; i < f->nbes; i++)
 		memset(f->bes[i].hosts, 0, FLEET_MAX_HOSTS * sizeof(*f->bes[i].hosts));
-	for (size_t i = 0; i + 2 < reply->elements && f->nhosts < FLEET_MAX_HOSTS; i += 3) {
+	for (size_t i = 0; i + 3 < reply->elements && f->nhosts < FLEET_MAX_HOSTS; i += 4) {
 		redisReply *name = reply->element[i], *ttl = reply->element[i + 1],
-			   *val = reply->element[i + 2];
+			   *val = reply->element[i + 2], *gr = reply->element[i + 3];
 		struct fhost *h = &f->hosts[f->nhosts];
-		long long left;
+		long long left, life = (long long)f->lease_ms + f->heartbeat_ms;
 
 		if (name->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING ||
-		    ttl->type != REDIS_REPLY_INTEGER)
+		    gr->type != REDIS_REPLY_STRING || ttl->type != REDIS_REPLY_INTEGER)
 			continue;
 		snprintf(h->name, sizeof(h->name), "%.*s", (int)name->len, name->str);
 		left = ttl->integer;
-		h->age_ms = left >= 0 && left <= 3ll * f->heartbeat_ms
-				    ? (uint32_t)(3ll * f->heartbeat_ms - left) : 0;
+		h->age_ms = left >= 0 && left <= life ? (uint32_t)(life - left) : 0;
 		state_parse(f, f->nhosts, val->str, val->len);
+		grants_parse(f, f->nhosts, gr->str, gr->len);
 		if (strcmp(h->name, f->host) == 0)
 			me = f->nhosts;
 		f->nhosts++;
@@ -545,8 +631,12 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 			drift = 1;
 	if (me < f->nhosts) {
 		f->known_hosts = f->nhosts;
-		for (unsigned i = 0; i < f->nbes; i++)
-			parts_compute(f, &f->bes[i], me);
+		for (unsigned i = 0; i < f->nbes; i++) {
+			struct fbe *b = &f->bes[i];
+
+			part_apply(b, b->hosts[me].grant_max, b->hosts[me].grant_rate);
+			wants_compute(f, b, me);
+		}
 		f->last_ok = now;
 		atomic_fetch_add(&f->beats, 1);
 	}
@@ -563,19 +653,21 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 
 static void beat(struct fleet *f, uint64_t now)
 {
-	static char state[STATE_MAX];
+	static char state[STATE_MAX], wants[STATE_MAX];
 	char hosts_key[96], my_key[160], host_prefix[96], ttl[16];
 
-	if (state_build(f, state, sizeof(state), now)) {
+	if (state_build(f, state, sizeof(state), now) || wants_build(f, wants, sizeof(wants))) {
 		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: state too large to publish");
 		return;
 	}
 	snprintf(hosts_key, sizeof(hosts_key), "%s:hosts", f->prefix);
 	snprintf(host_prefix, sizeof(host_prefix), "%s:host:", f->prefix);
 	snprintf(my_key, sizeof(my_key), "%s%s", host_prefix, f->host);
-	snprintf(ttl, sizeof(ttl), "%u", 3 * f->heartbeat_ms);
-	if (redisAsyncCommand(f->conn->ac, on_beat, f, "EVAL %s 2 %s %s %s %s %s %s", script,
-			      hosts_key, my_key, f->host, state, ttl, host_prefix) != REDIS_OK) {
+	/* no grant of a host is taken back while it may still use it (its lease) */
+	snprintf(ttl, sizeof(ttl), "%u", f->lease_ms + f->heartbeat_ms);
+	if (redisAsyncCommand(f->conn->ac, on_beat, f, "EVAL %s 2 %s %s %s %s %s %s %s", script,
+			      hosts_key, my_key, f->host, state, ttl, host_prefix,
+			      wants) != REDIS_OK) {
 		atomic_fetch_add(&f->errors, 1);
 		return;
 	}
@@ -857,8 +949,8 @@ void fleet_text(struct fleet *f, struct admin_resp *r)
 
 		admin_printf(r, "\nbackend %s: max_conns %u, rate %u (fleet totals; 0: none)\n",
 			     b->be->addr.text, b->total_max, b->total_rate);
-		admin_printf(r, "  %-22s %8s %8s %8s %9s %9s\n", "HOST", "IN_USE", "WAITING",
-			     "ADMITS/S", "PART_MAX", "PART_RATE");
+		admin_printf(r, "  %-22s %8s %8s %8s %9s %9s %9s %9s\n", "HOST", "IN_USE", "WAITING",
+			     "ADMITS/S", "PART_MAX", "PART_RATE", "WANT_MAX", "WANT_RATE");
 		for (unsigned h = 0; h < f->nhosts; h++) {
 			struct fhost_be *hb = &b->hosts[h];
 
@@ -866,9 +958,9 @@ void fleet_text(struct fleet *f, struct admin_resp *r)
 				admin_printf(r, "  %-22s (not in its config)\n", f->hosts[h].name);
 				continue;
 			}
-			admin_printf(r, "  %-22s %8u %8u %8u %9u %9u\n", f->hosts[h].name,
-				     hb->sh.in_use, hb->sh.waiting, hb->sh.admits, hb->part_max,
-				     hb->part_rate);
+			admin_printf(r, "  %-22s %8u %8u %8u %9u %9u %9u %9u\n", f->hosts[h].name,
+				     hb->sh.in_use, hb->sh.waiting, hb->sh.admits, hb->grant_max,
+				     hb->grant_rate, hb->want_max, hb->want_rate);
 		}
 		if (f->mode != FLEET_COORDINATED)
 			admin_printf(r, "  in force here (%s): max_conns %u, rate %u\n",

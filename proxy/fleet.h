@@ -4,14 +4,16 @@
  * (config `fleet`). With it, a server's max_conns, rate and burst are the
  * backend's totals across every host of the fleet (same key prefix). Each
  * host publishes, every heartbeat, its ledger, waiting clients and
- * admissions per backend under a key that expires, reads everyone's, and
- * writes its own part (proxy/share.h) into its own kernel maps: every
- * host's kernel still enforces every limit.
+ * admissions per backend and the part it wants (proxy/share.h); Redis
+ * grants it what the other hosts' grants leave, atomically, so the grants
+ * never sum past a total; the host writes its grant into its own kernel
+ * maps: every host's kernel still enforces every limit.
  *
  * Redis is spoken to with hiredis's asynchronous API on the main thread's
  * io_uring (polls on its socket); admission never waits for it. Modes:
  * coordinated (a reply within two heartbeats); lease (Redis slow or gone:
- * the last parts are kept until lease_ms after the last reply); static
+ * the last grants are kept until lease_ms after the last reply; no other
+ * host can take them before that, their key lives that long); static
  * (then, or before Redis ever answered: total / the last known number of
  * hosts). Every change of mode is logged and counted. Hosts also publish a
  * digest of their pools and backends: a host whose set differs from the

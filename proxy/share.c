@@ -18,7 +18,7 @@ uint32_t share_conns(uint32_t total, const struct share_host *h, unsigned n, uns
 		/* every waiting client fits: those, and the rest evenly */
 		return (uint32_t)(h[me].in_use + h[me].waiting + (avail - want) / n);
 	}
-	floor = avail / 10 / n;
+	floor = avail / 20 / n;
 	rest = avail - floor * n;
 	return (uint32_t)(h[me].in_use + floor + rest * h[me].waiting / want);
 }
@@ -33,7 +33,7 @@ uint32_t share_rate(uint32_t total, const struct share_host *h, unsigned n, unsi
 		demand += (uint64_t)h[i].waiting + h[i].admits;
 	if (!demand)
 		return total / n;
-	floor = total / 10 / n;
+	floor = total / 20 / n;
 	rest = total - floor * n;
 	return (uint32_t)(floor + rest * ((uint64_t)h[me].waiting + h[me].admits) / demand);
 }

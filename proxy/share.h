@@ -7,12 +7,14 @@
  *
  * Connections: what is open stays where it is (a host's part is at least
  * its ledger, in_use); what is left of the total is split among hosts, a
- * tenth evenly (a floor, so a host that had no clients a moment ago can
- * admit the first ones of a storm without waiting a heartbeat) and the rest
- * in proportion to the clients each has waiting (Doorman's proportional
- * share). Where everyone's wants fit, each gets them and the rest evenly.
- * Rate: a tenth evenly, the rest in proportion to each host's demand (its
- * waiting clients plus its admissions in the last second).
+ * twentieth evenly (a floor, so a host that had no clients a moment ago
+ * can admit the first ones of a storm without waiting a heartbeat) and the
+ * rest in proportion to the clients each has waiting (Doorman's
+ * proportional share). Where everyone's wants fit, each gets them and the
+ * rest evenly. Rate: a twentieth evenly, the rest in proportion to each
+ * host's demand (its waiting clients plus its admissions in the last
+ * second). These are what a host asks for; what it gets is granted by
+ * Redis, within what the others hold (proxy/fleet.c).
  */
 #ifndef SLUICE_SHARE_H
 #define SLUICE_SHARE_H

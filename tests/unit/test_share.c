@@ -51,9 +51,9 @@ int main(void)
 	h[1] = (struct share_host){ 0, 0, 0 };
 	h[2] = (struct share_host){ 0, 0, 0 };
 	CHECK(share_conns(100, h, 3, 0) >= 90);
-	CHECK(share_conns(100, h, 3, 1) >= 3); /* the floor: an idle host can start */
+	CHECK(share_conns(100, h, 3, 1) >= 1); /* the floor: an idle host can start */
 	CHECK(share_rate(100, h, 3, 0) >= 90);
-	CHECK(share_rate(100, h, 3, 2) >= 3);
+	CHECK(share_rate(100, h, 3, 2) >= 1);
 
 	/* wants that fit: each gets its own and the rest evenly */
 	h[0] = (struct share_host){ 10, 5, 0 };
