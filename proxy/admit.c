@@ -583,7 +583,8 @@ static int connect_next(struct worker *w, struct conn *c)
 	struct backend *be;
 	unsigned limited = 0;
 	uint64_t wait;
-	uint32_t patience;
+	uint32_t patience, ports;
+	unsigned slot;
 	int idx, fd, one = 1;
 
 	if (w->now - c->accepted_ms >= cfg->timeouts.backend_wait_ms)
@@ -613,11 +614,19 @@ static int connect_next(struct worker *w, struct conn *c)
 			wait = 1000000;
 		}
 	}
+	if (idx < 0 && wait == UINT64_MAX && (limited & BALANCE_PORTS)) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN,
+				"worker %u: pool %s: no source port left to any backend (%u ports per "
+				"source address and backend: add addresses to the pool's source)",
+				w->id, c->pool->cfg->name, backend_ports());
+		return refuse(w, c, REFUSE_PORTS);
+	}
 	if (idx < 0)
 		return wait != UINT64_MAX ? enqueue(w, c, wait, limited) : refuse(w, c, REFUSE_DOWN);
 	be = c->pool->be[idx];
 	c->tried |= balance_bit((unsigned)idx);
 	c->tries++;
+	slot = balance_source(c->pool, (unsigned)idx, &ports);
 	fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		if (w_nofd(w, errno, "backend socket")) {
@@ -635,6 +644,16 @@ static int connect_next(struct worker *w, struct conn *c)
 		return refuse(w, c, REFUSE_DOWN);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a source of the pool's: its port is chosen at connect, per destination */
+	if (slot && (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) ||
+		     bind(fd, (const struct sockaddr *)&be->src[slot].addr, be->src[slot].len))) {
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: pool %s: bind to a source: %s",
+				w->id, c->pool->cfg->name, strerror(errno));
+		close(fd);
+		return refuse(w, c, REFUSE_DOWN);
+	}
+	atomic_fetch_add_explicit(&be->src[slot].used, 1, memory_order_relaxed);
+	c->src = (uint8_t)(slot + 1) & 7;
 	c->fd[1] = fd;
 	c->be = be;
 	conn_to(c, CONN_CONNECTING);
@@ -687,8 +706,25 @@ int admit_on_connect(struct worker *w, struct conn *c, int res)
 	/* nothing else is pending on this socket: close it right here */
 	close(c->fd[1]);
 	c->fd[1] = -1;
+	if (c->src) {
+		backend_src_release(be, c->src - 1u);
+		/*
+		 * No port left from that source to this backend, though the
+		 * count said there were (other sockets use them): the source
+		 * is skipped for it until one of its connections closes.
+		 */
+		if (res == -EADDRNOTAVAIL)
+			atomic_store_explicit(&be->src[c->src - 1u].full, 1, memory_order_relaxed);
+	}
+	c->src = 0;
 	c->be = NULL;
 	atomic_fetch_sub_explicit(&be->active, 1, memory_order_relaxed);
+	if (res == -EADDRNOTAVAIL) {
+		c->tries--;
+		log_ratelimited(&w->rl, LOG_LVL_WARN, "worker %u: backend %s: no source port left "
+				"(EADDRNOTAVAIL)", w->id, be->addr.text);
+		return connect_next(w, c);
+	}
 	if (res == -SL_ERR_FULL || res == -SL_ERR_RATE) {
 		/*
 		 * The kernel held the backend to its limits: no fault of the

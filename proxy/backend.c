@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,4 +151,38 @@ uint64_t backend_sum(const struct backend *be, size_t offset)
 		sum += atomic_load_explicit(p, memory_order_relaxed);
 	}
 	return sum;
+}
+
+static _Atomic uint32_t ports_per_source = 28232; /* Linux's default range, 32768..60999 */
+
+uint32_t backend_ports(void)
+{
+	return atomic_load_explicit(&ports_per_source, memory_order_relaxed);
+}
+
+void backend_ports_load(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	unsigned lo, hi;
+
+	if (!f)
+		return;
+	if (fscanf(f, "%u %u", &lo, &hi) == 2 && hi >= lo)
+		atomic_store(&ports_per_source, hi - lo + 1);
+	fclose(f);
+}
+
+unsigned backend_src_slot(struct backend *be, const struct cfg_addr *a)
+{
+	unsigned i;
+
+	for (i = 1; i <= be->nsrc; i++)
+		if (be->src[i].len == a->len && memcmp(&be->src[i].addr, &a->ss, a->len) == 0)
+			return i;
+	if (i >= BE_SRC_SLOTS)
+		return 0;
+	memcpy(&be->src[i].addr, &a->ss, a->len);
+	be->src[i].len = a->len;
+	be->nsrc = i;
+	return i;
 }

@@ -41,6 +41,9 @@
 #define SETUP_T0_NS 100000.0
 #define SETUP_GROWTH 1.5
 
+#define BE_SRC_SLOTS (CFG_MAX_SOURCES + 1)
+_Static_assert(BE_SRC_SLOTS <= 7, "a connection keeps its source slot + 1 in 3 bits");
+
 struct backend_wstats {
 	_Atomic uint64_t connects;  /* backend connections established */
 	_Atomic uint64_t failures;  /* failed or timed out connects */
@@ -102,6 +105,19 @@ struct backend {
 	 * thread when a config is applied; stable for the life of the object.
 	 */
 	volatile struct sl_backend *_Atomic kb;
+	/*
+	 * Source ports: connections to this backend per local source address
+	 * (slot 0: the kernel's choice; others: pools' `source` addresses,
+	 * added by the main thread, never removed). Each source address has
+	 * backend_ports() ephemeral ports for this backend.
+	 */
+	struct be_src {
+		struct sockaddr_storage addr;
+		socklen_t len;
+		_Atomic uint32_t used;
+		_Atomic int full; /* a connect found no port left: skipped until one closes */
+	} src[BE_SRC_SLOTS];
+	unsigned nsrc; /* slots in use beyond 0 (main thread) */
 	struct backend_learned learned;
 	struct learn_be *learn;           /* proxy/learn.c's state (main thread) */
 	struct backend *next;             /* registry list (main thread) */
@@ -109,6 +125,19 @@ struct backend {
 };
 
 struct learn_be;
+
+/* Ephemeral ports a source address has for one backend (ip_local_port_range). */
+uint32_t backend_ports(void);
+/* Read ip_local_port_range again (main thread: at start and reloads). */
+void backend_ports_load(void);
+/* BE's slot for source address A (added if new; 0, the kernel's choice, when full). */
+unsigned backend_src_slot(struct backend *be, const struct cfg_addr *a);
+/* A connection from slot SLOT to BE closed (or never connected). */
+static inline void backend_src_release(struct backend *be, unsigned slot)
+{
+	atomic_fetch_sub_explicit(&be->src[slot].used, 1, memory_order_relaxed);
+	atomic_store_explicit(&be->src[slot].full, 0, memory_order_relaxed);
+}
 
 /* The set-up latency bin of NS nanoseconds. */
 static inline unsigned backend_setup_bin(uint64_t ns)

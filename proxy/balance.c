@@ -17,10 +17,15 @@ int balance_pick(struct snap_pool *p, uint64_t tried, unsigned worker, uint64_t 
 		unsigned i = (start + k) % n;
 		const struct backend *be = p->be[i];
 		uint64_t kw;
-		uint32_t active;
+		uint32_t active, ports;
 
 		if ((tried & balance_bit(i)) || !backend_usable(be, now_ms))
 			continue;
+		balance_source(p, i, &ports);
+		if (!ports) {
+			why |= BALANCE_PORTS;
+			continue;
+		}
 		kw = backend_kernel_wait(be, worker, now_ns);
 		if (kw) {
 			if (kw == BACKEND_WAIT_FULL) {

@@ -129,7 +129,7 @@ static const char *end_name(const struct conn *c)
 {
 	static const char *const refused[REFUSE_COUNT] = {
 		"refused:full", "refused:rate", "refused:queue_full", "refused:queue_timeout",
-		"refused:down", "client_gone", "refused:handshake",
+		"refused:down", "client_gone", "refused:handshake", "refused:ports",
 	};
 	static const char *const ends[] = {
 		"unknown", "ok", "reset", "idle_timeout", "drained", "grace", "bad_head",
@@ -209,6 +209,8 @@ static void conn_free(struct worker *w, struct conn *c)
 		}
 	}
 	if (c->be) {
+		if (c->src)
+			backend_src_release(c->be, c->src - 1u);
 		atomic_fetch_sub_explicit(&c->be->active, 1, memory_order_relaxed);
 		/* its kernel slot frees with the close: let a waiting client try */
 		admit_released(w, c->pool);

@@ -106,7 +106,8 @@ struct conn {
 	struct timer_node timer;
 	int fd[2]; /* client, backend */
 	uint8_t state;
-	uint8_t tries;   /* connects that failed: bounded by the pool's retries */
+	uint8_t tries : 5; /* connects that failed: bounded by the pool's retries (16) */
+	uint8_t src : 3;   /* its backend socket's source: be->src[src - 1] (0: none counted) */
 	uint8_t refusal; /* enum refusal to count if it ends without a backend; REFUSE_COUNT: none */
 	uint8_t flags;   /* enum conn_flags */
 	uint8_t flags2;   /* enum conn_flags2 */

@@ -277,6 +277,7 @@ static void reload(struct daemon *d, struct main_loop *m)
 	drain_removed(d, m, old, s);
 	health_sync(d->health, s, mono_ms());
 	fleet_configure(d->fleet, s);
+	backend_ports_load();
 	learn_tick(s, mono_ms());
 	health_tick(d->health, mono_ms());
 	snapshot_put(old);
@@ -545,6 +546,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	health_sync(d.health, d.cur, mono_ms());
+	backend_ports_load();
 	d.fleet = fleet_new(&m.ring);
 	if (!d.fleet) {
 		log_error("start: out of memory");

@@ -179,6 +179,7 @@ static void snapshot_free(struct snapshot *s, int close_new_fds)
 		for (unsigned j = 0; j < s->pools[i].nbe; j++)
 			backend_put(s->pools[i].be[j]);
 		free(s->pools[i].be);
+		free(s->pools[i].src);
 		pool_stats_put(s->pools[i].stats);
 		SSL_CTX_free(s->pools[i].tls_ctx);
 	}
@@ -219,11 +220,19 @@ struct snapshot *snapshot_build(struct sl_config *cfg, const struct snapshot *pr
 			goto oom;
 		for (unsigned w = 0; w < CFG_MAX_WORKERS; w++)
 			atomic_init(&p->heads[w], UINT64_MAX);
+		p->src = calloc(p->cfg->nservers, sizeof(*p->src));
+		if (!p->src)
+			goto oom;
 		for (j = 0; j < p->cfg->nservers; j++) {
 			p->be[j] = backend_get(&p->cfg->servers[j].addr);
 			if (!p->be[j])
 				goto oom;
 			p->nbe++;
+			for (unsigned k = 0; k < p->cfg->nsources; k++)
+				p->src[j][k] = p->cfg->sources[k].ss.ss_family ==
+						       p->be[j]->addr.ss.ss_family
+						       ? (uint8_t)backend_src_slot(p->be[j], &p->cfg->sources[k])
+						       : BE_SRC_NONE;
 		}
 		if (p->cfg->tls.enabled && !(p->tls_ctx = tls_build_client(cfg, i, err, errlen)))
 			goto fail;

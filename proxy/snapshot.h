@@ -30,6 +30,8 @@ struct lsock {
 	int fds[CFG_MAX_WORKERS];
 };
 
+#define BE_SRC_NONE 0xff
+
 /* Why a client was turned away or lost before reaching a backend. */
 enum refusal {
 	REFUSE_FULL,          /* waited for a slot (max_conns) until its time was up */
@@ -39,6 +41,7 @@ enum refusal {
 	REFUSE_DOWN,          /* no backend up */
 	REFUSE_CLIENT_GONE,   /* the client left while it waited: no backend was bothered */
 	REFUSE_HANDSHAKE,     /* TLS: the handshake queue was full, or it waited handshake_ms */
+	REFUSE_PORTS,         /* no source port left to any backend (ip_local_port_range) */
 	REFUSE_COUNT,
 };
 
@@ -71,6 +74,8 @@ struct snap_pool {
 	const struct cfg_pool *cfg;
 	struct backend **be;
 	unsigned nbe;
+	/* per backend, per `source` address: the backend's slot (BE_SRC_NONE: other family) */
+	uint8_t (*src)[CFG_MAX_SOURCES];
 	unsigned index;      /* in the snapshot's pools */
 	_Atomic uint32_t rr; /* round-robin cursor, also breaks least_conn ties */
 	struct pool_stats *stats;

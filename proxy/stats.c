@@ -208,6 +208,44 @@ static void backend_metrics(struct snapshot *s, struct admin_resp *r)
 	}
 }
 
+/* Source ports: what is left from each source address to each backend. */
+static void port_metrics(struct snapshot *s, struct admin_resp *r)
+{
+	uint32_t ports = backend_ports();
+
+	metric_head(r, "sluice_backend_source_ports_free", "gauge",
+		    "Ephemeral ports left from a source address (source=\"kernel\": the kernel's "
+		    "choice) to a backend: ip_local_port_range less sluice's connections; 0 when "
+		    "a connect found none.");
+	for (unsigned i = 0; i < s->npools; i++) {
+		const struct snap_pool *p = &s->pools[i];
+
+		for (unsigned j = 0; j < p->nbe; j++) {
+			const struct backend *be = p->be[j];
+			unsigned any = 0;
+
+			for (unsigned k = 0; k <= p->cfg->nsources; k++) {
+				unsigned slot = k < p->cfg->nsources ? p->src[j][k] : 0;
+				uint32_t used;
+				char src[96];
+
+				if (k < p->cfg->nsources && slot == BE_SRC_NONE)
+					continue;
+				if (k == p->cfg->nsources && any)
+					break;
+				any = 1;
+				used = LOAD(be->src[slot].used);
+				snprintf(src, sizeof(src), "%s",
+					 k < p->cfg->nsources ? p->cfg->sources[k].text : "kernel");
+				admin_printf(r, "sluice_backend_source_ports_free{pool=\"%s\",backend=\"%s\","
+						"address=\"%s\",source=\"%s\"} %u\n",
+					     p->cfg->name, p->cfg->servers[j].name, be->addr.text, src,
+					     LOAD(be->src[slot].full) || used >= ports ? 0 : ports - used);
+			}
+		}
+	}
+}
+
 /* rate = auto: what the controller is doing, one series per backend with its state. */
 static void learned_metrics(struct snapshot *s, struct admin_resp *r)
 {
@@ -322,6 +360,7 @@ static const char *const refusal_names[REFUSE_COUNT] = {
 	[REFUSE_QUEUE_TIMEOUT] = "queue_timeout",
 	[REFUSE_DOWN] = "down",
 	[REFUSE_HANDSHAKE] = "handshake",
+	[REFUSE_PORTS] = "ports",
 	[REFUSE_CLIENT_GONE] = "client_gone",
 };
 
@@ -496,6 +535,7 @@ static void metrics(struct daemon *d, struct snapshot *s, struct admin_resp *r)
 	syn_metrics(d, s, r);
 	pool_metrics(s, r);
 	backend_metrics(s, r);
+	port_metrics(s, r);
 	learned_metrics(s, r);
 	if (d->fleet)
 		fleet_metrics(d->fleet, r);

@@ -560,6 +560,14 @@ static int addr_is_wildcard(const struct cfg_addr *a)
 	return 0;
 }
 
+/* Is TEXT a literal IPv4 or IPv6 address (no name to look up)? */
+static int addr_is_numeric(const char *text)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, text, buf) == 1 || inet_pton(AF_INET6, text, buf) == 1;
+}
+
 static void parse_addr_key(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
 			   void *base)
 {
@@ -1029,6 +1037,56 @@ static void parse_health(struct pctx *pc, const config_setting_t *s, const struc
 	}
 }
 
+/* An address without a port, for binding a backend connection's source. */
+static void parse_sources(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	struct cfg_pool *p = base;
+	int n;
+	char q[96], text[96];
+
+	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of addresses [ \"10.0.0.2\", ... ]"))
+		return;
+	n = config_setting_length(s);
+	if (n < 1 || n > CFG_MAX_SOURCES) {
+		perr(pc, s, "give 1..%d source addresses", CFG_MAX_SOURCES);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		size_t old = path_push_index(pc, (unsigned)i);
+		const char *v = get_string(pc, e), *why = NULL;
+		struct cfg_addr a;
+
+		if (!v) {
+			path_pop(pc, old);
+			return;
+		}
+		quote(q, sizeof(q), v);
+		/* a literal address, no port, no name */
+		snprintf(text, sizeof(text), strchr(v, ':') ? "[%s]:1" : "%s:1", v);
+		if (!addr_is_numeric(v) || parse_addr(text, &a, &why) || addr_is_wildcard(&a)) {
+			perr(pc, e, "invalid source address %s (an IPv4 or IPv6 address, no port)", q);
+			path_pop(pc, old);
+			return;
+		}
+		if (a.ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&a.ss)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&a.ss)->sin6_port = 0;
+		for (unsigned j = 0; j < p->nsources; j++) {
+			if (memcmp(&p->sources[j].ss, &a.ss, sizeof(a.ss)) == 0) {
+				perr(pc, e, "source address %s listed twice", q);
+				path_pop(pc, old);
+				return;
+			}
+		}
+		path_pop(pc, old);
+		snprintf(a.text, sizeof(a.text), "%s", v);
+		p->sources[p->nsources++] = a;
+	}
+}
+
 static const struct cfg_key pool_keys[] = {
 	KEY_NAME("name", struct cfg_pool, name, KF_REQUIRED),
 	KEY_ENUM("balance", struct cfg_pool, balance, balance_names, 0),
@@ -1041,6 +1099,7 @@ static const struct cfg_key pool_keys[] = {
 	KEY_CUSTOM("tls", parse_backend_tls, 0),
 	KEY_U32("slow_start_s", struct cfg_pool, slow_start_s, 0, 86400),
 	KEY_U32("starved_after_s", struct cfg_pool, starved_after_s, 0, 86400),
+	KEY_CUSTOM("source", parse_sources, 0),
 	KEY_CUSTOM("servers", parse_servers, KF_REQUIRED),
 	KEY_END
 };

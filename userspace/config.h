@@ -22,6 +22,7 @@
 #define CFG_MAX_POOLS 256
 #define CFG_MAX_SERVERS 1024 /* per pool */
 #define CFG_PATH_MAX 256
+#define CFG_MAX_SOURCES 6
 #define CFG_MAX_IFACES 8
 #define CFG_IFNAME_MAX 16
 #define CFG_USER_MAX 33 /* a user or group name: 32 characters */
@@ -153,6 +154,13 @@ struct cfg_pool {
 				     its peers were (sluice_backend_starved); default 60, 0: off */
 	struct cfg_server *servers;
 	unsigned nservers;
+	/*
+	 * Local addresses to connect to backends from ("source"), each
+	 * giving every backend its own ephemeral port range; port 0 in
+	 * each. None: the kernel's choice of one address.
+	 */
+	struct cfg_addr sources[CFG_MAX_SOURCES];
+	unsigned nsources;
 	int line;
 };
 
