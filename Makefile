@@ -129,7 +129,7 @@ test-build: all $(UNIT_BIN) $(TOOL_BIN) $(BENCH_BIN)
 # ---- entry points ----------------------------------------------------------
 DEB_PKGS := build-essential clang llvm libbpf-dev liburing-dev libconfig-dev libssl-dev libhiredis-dev \
 	    libelf-dev zlib1g-dev pkg-config bpftool iproute2 iptables openssl procps psmisc python3 util-linux \
-	    prometheus chromium systemd redis-server \
+	    prometheus chromium systemd redis-server redis-sentinel \
 	    libclang-rt-dev \
 	    debhelper dpkg-dev fakeroot lintian mandoc man-db
 

@@ -91,6 +91,7 @@ struct fconn {
 	int fd;
 	uint8_t want[2], armed[2]; /* [0]: readable, [1]: writable */
 	uint8_t busy;              /* within fc_event: it frees FC, not ev_cleanup */
+	uint8_t sentinel;          /* a sentinel asked where the master is, not Redis itself */
 	struct fconn *next;        /* on f->gone: hiredis let it go, its polls are still out */
 };
 
@@ -126,6 +127,14 @@ struct fleet {
 	int enabled;
 	char redis_ip[64];
 	int redis_port;
+	/* Redis through Sentinel: ask sentinels[next] where the master is, then connect */
+	struct {
+		char ip[64];
+		int port;
+	} sentinels[CFG_MAX_SENTINELS];
+	unsigned nsentinels, sentinel_next;
+	char master[64];
+	int master_known;
 	char host[64], prefix[64];
 	char password[256];
 	uint32_t database, heartbeat_ms, lease_ms, expect_hosts;
@@ -277,17 +286,61 @@ static void on_connect(const redisAsyncContext *ac, int status)
 
 	if (status != REDIS_OK) {
 		atomic_fetch_add(&f->errors, 1);
-		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
-				f->redis_port, ac->errstr[0] ? ac->errstr : "cannot connect");
+		if (fc->sentinel) {
+			log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: sentinel %s:%d: %s",
+					f->sentinels[f->sentinel_next].ip,
+					f->sentinels[f->sentinel_next].port,
+					ac->errstr[0] ? ac->errstr : "cannot connect");
+			f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
+		} else {
+			log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
+					f->redis_port, ac->errstr[0] ? ac->errstr : "cannot connect");
+			f->master_known = 0; /* through sentinels: ask again */
+		}
 		return; /* hiredis frees it: ev_cleanup */
 	}
-	log_info("fleet: connected to redis %s:%d as host %s", f->redis_ip, f->redis_port, f->host);
+	if (!fc->sentinel)
+		log_info("fleet: connected to redis %s:%d as host %s", f->redis_ip, f->redis_port,
+			 f->host);
+}
+
+/* A sentinel's answer: where the master is. Then the master is connected to. */
+static void on_master(redisAsyncContext *ac, void *r, void *arg)
+{
+	struct fleet *f = arg;
+	redisReply *reply = r;
+
+	if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING &&
+	    reply->element[1]->type == REDIS_REPLY_STRING) {
+		if (strcmp(f->redis_ip, reply->element[0]->str) ||
+		    f->redis_port != atoi(reply->element[1]->str))
+			log_info("fleet: sentinel %s:%d: master %s is at %s:%s",
+				 f->sentinels[f->sentinel_next].ip, f->sentinels[f->sentinel_next].port,
+				 f->master, reply->element[0]->str, reply->element[1]->str);
+		snprintf(f->redis_ip, sizeof(f->redis_ip), "%s", reply->element[0]->str);
+		f->redis_port = atoi(reply->element[1]->str);
+		f->master_known = 1;
+		f->next_connect = 0; /* at once */
+	} else if (reply) {
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: sentinel %s:%d does not know master %s%s%s",
+				f->sentinels[f->sentinel_next].ip, f->sentinels[f->sentinel_next].port,
+				f->master, reply->type == REDIS_REPLY_ERROR ? ": " : "",
+				reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+		f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
+	}
+	if (reply)
+		redisAsyncDisconnect(ac);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct fconn *fc = ac->ev.data;
 
+	if (fc->sentinel)
+		return;
+	fc->f->master_known = 0; /* through sentinels: where is the master now? */
 	if (status != REDIS_OK) {
 		atomic_fetch_add(&fc->f->errors, 1);
 		log_ratelimited(&fc->f->rl, LOG_LVL_WARN, "fleet: redis connection lost: %s",
@@ -313,14 +366,20 @@ static void fleet_connect(struct fleet *f, uint64_t now)
 	struct fconn *fc = calloc(1, sizeof(*fc));
 	redisAsyncContext *ac;
 
+	int ask = f->nsentinels && !f->master_known;
+	const char *ip = ask ? f->sentinels[f->sentinel_next].ip : f->redis_ip;
+	int port = ask ? f->sentinels[f->sentinel_next].port : f->redis_port;
+
 	f->next_connect = now + RECONNECT_MS;
 	if (!fc)
 		return;
-	ac = redisAsyncConnect(f->redis_ip, f->redis_port);
+	ac = redisAsyncConnect(ip, port);
 	if (!ac || ac->err) {
 		atomic_fetch_add(&f->errors, 1);
-		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
-				f->redis_port, ac ? ac->errstr : "out of memory");
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: %s %s:%d: %s",
+				ask ? "sentinel" : "redis", ip, port, ac ? ac->errstr : "out of memory");
+		if (ask)
+			f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
 		if (ac)
 			redisAsyncFree(ac);
 		free(fc);
@@ -338,6 +397,12 @@ static void fleet_connect(struct fleet *f, uint64_t now)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	f->conn = fc;
+	if (ask) {
+		fc->sentinel = 1;
+		redisAsyncCommand(ac, on_master, f, "SENTINEL get-master-addr-by-name %s", f->master);
+		ev_add_write(fc);
+		return;
+	}
 	/* queued behind the connect: sent once it is up */
 	if (f->password[0])
 		redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", f->password);
@@ -602,6 +667,11 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: heartbeat: %s",
 				!reply ? "no reply"
 				: reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		/* a replica now (a failover): the sentinels know the new master */
+		if (reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "READONLY", 8)) {
+			f->master_known = 0;
+			redisAsyncDisconnect(ac);
+		}
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
@@ -774,6 +844,43 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 	    read_password(cfg->fleet.password_file, pw, sizeof(pw)))
 		log_error("fleet: password_file %s: %s; connecting without AUTH",
 			  cfg->fleet.password_file, strerror(errno));
+	if (cfg->fleet.nsentinels) {
+		int same = f->nsentinels == cfg->fleet.nsentinels &&
+			   !strcmp(f->master, cfg->fleet.master);
+
+		for (unsigned i = 0; i < cfg->fleet.nsentinels; i++) {
+			const struct sockaddr_in *a4 = (const void *)&cfg->fleet.sentinels[i].ss;
+			const struct sockaddr_in6 *a6 = (const void *)&cfg->fleet.sentinels[i].ss;
+			char sip[64];
+			int sport;
+
+			if (a4->sin_family == AF_INET6) {
+				inet_ntop(AF_INET6, &a6->sin6_addr, sip, sizeof(sip));
+				sport = ntohs(a6->sin6_port);
+			} else {
+				inet_ntop(AF_INET, &a4->sin_addr, sip, sizeof(sip));
+				sport = ntohs(a4->sin_port);
+			}
+			same &= !strcmp(sip, f->sentinels[i].ip) && sport == f->sentinels[i].port;
+			snprintf(f->sentinels[i].ip, sizeof(f->sentinels[i].ip), "%s", sip);
+			f->sentinels[i].port = sport;
+		}
+		f->nsentinels = cfg->fleet.nsentinels;
+		snprintf(f->master, sizeof(f->master), "%s", cfg->fleet.master);
+		if (!same || !f->enabled) {
+			f->master_known = 0;
+			f->sentinel_next = 0;
+			snprintf(ip, sizeof(ip), "%s", f->redis_ip); /* whatever the sentinels say */
+			port = f->redis_port;
+			f->redis_port = -1; /* reconnect */
+		} else {
+			snprintf(ip, sizeof(ip), "%s", f->redis_ip);
+			port = f->redis_port;
+		}
+	} else {
+		f->nsentinels = 0;
+		f->master_known = 0;
+	}
 	changed = !f->enabled || strcmp(ip, f->redis_ip) || port != f->redis_port ||
 		  strcmp(pw, f->password) || cfg->fleet.database != f->database ||
 		  strcmp(cfg->fleet.host, f->host) || strcmp(cfg->fleet.prefix, f->prefix);

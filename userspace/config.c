@@ -1558,8 +1558,41 @@ static void parse_password_file(struct pctx *pc, const config_setting_t *s,
 		snprintf(cfg->fleet.password_file, sizeof(cfg->fleet.password_file), "%s", v);
 }
 
+static void parse_sentinels(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	struct sl_config *cfg = base;
+	int n;
+	char q[96];
+
+	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of addresses [ \"10.0.0.7:26379\", ... ]"))
+		return;
+	n = config_setting_length(s);
+	if (n < 1 || n > CFG_MAX_SENTINELS) {
+		perr(pc, s, "give 1..%d sentinels", CFG_MAX_SENTINELS);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		size_t old = path_push_index(pc, (unsigned)i);
+		const char *v = get_string(pc, e), *why = NULL;
+		struct cfg_addr a;
+		int err;
+
+		if (v && (err = parse_addr(v, &a, &why)) == 0 && !addr_is_wildcard(&a))
+			cfg->fleet.sentinels[cfg->fleet.nsentinels++] = a;
+		else if (v)
+			perr(pc, e, "invalid sentinel address %s (HOST:PORT)", quote(q, sizeof(q), v));
+		path_pop(pc, old);
+		if (!v)
+			return;
+	}
+}
+
 static const struct cfg_key fleet_keys[] = {
-	KEY_ADDR("redis", struct sl_config, fleet.redis, KF_REQUIRED),
+	KEY_ADDR("redis", struct sl_config, fleet.redis, 0),
+	KEY_CUSTOM("sentinels", parse_sentinels, 0),
+	KEY_NAME("master", struct sl_config, fleet.master, 0),
 	KEY_NAME("host", struct sl_config, fleet.host, 0),
 	KEY_NAME("prefix", struct sl_config, fleet.prefix, 0),
 	KEY_U32("database", struct sl_config, fleet.database, 0, 1000),
@@ -1583,6 +1616,10 @@ static void parse_fleet(struct pctx *pc, const config_setting_t *s, const struct
 	cfg->fleet.hosts = 2;
 	snprintf(cfg->fleet.prefix, sizeof(cfg->fleet.prefix), "sluice");
 	parse_group(pc, s, fleet_keys, cfg);
+	if (!cfg->fleet.redis.len && !cfg->fleet.nsentinels)
+		perr(pc, s, "fleet needs redis (HOST:PORT), or sentinels and master");
+	if (cfg->fleet.nsentinels && !cfg->fleet.master[0])
+		perr(pc, s, "fleet sentinels need master (the name the sentinels monitor)");
 	if (cfg->fleet.lease_ms < 2 * cfg->fleet.heartbeat_ms)
 		perr(pc, s, "fleet lease_ms (%u) must be at least twice heartbeat_ms (%u)",
 		     cfg->fleet.lease_ms, cfg->fleet.heartbeat_ms);

@@ -23,6 +23,7 @@
 #define CFG_MAX_SERVERS 1024 /* per pool */
 #define CFG_PATH_MAX 256
 #define CFG_MAX_SOURCES 6
+#define CFG_MAX_SENTINELS 8
 #define CFG_MAX_IFACES 8
 #define CFG_IFNAME_MAX 16
 #define CFG_USER_MAX 33 /* a user or group name: 32 characters */
@@ -245,6 +246,9 @@ struct sl_config {
 		uint32_t heartbeat_ms;             /* publish and read every; default 300 */
 		uint32_t lease_ms;                 /* Redis gone: last shares kept; default 3000 */
 		uint32_t hosts;                    /* hosts assumed before Redis answers; default 2 */
+		struct cfg_addr sentinels[CFG_MAX_SENTINELS]; /* ask these where the master is */
+		unsigned nsentinels;
+		char master[CFG_NAME_MAX];         /* the master's name at the sentinels */
 	} fleet;
 	struct cfg_listener *listeners;
 	unsigned nlisteners;
