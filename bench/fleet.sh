@@ -36,7 +36,7 @@ netns_setup
 OUT=$ROOT/build/bench/results
 mkdir -p "$OUT"
 REDIS=$(be_addr 9)
-bg redis "$BE" redis-server --bind "$REDIS" --port 6379 --save "" --appendonly no --protected-mode no
+bg redis "$BE" redis-server --bind "$REDIS" --port 6379 --save "" --appendonly no --protected-mode no --dir "$T"
 wait_for 5 in_be redis-cli -h "$REDIS" ping || fail "redis-server did not start"
 NS1=$LB ADDR1=10.77.0.1 BPF1=$BPF_CONF
 lb_host 2; NS2=$HOST_NS ADDR2=$HOST_ADDR BPF2=$HOST_BPF_CONF

@@ -5,6 +5,8 @@
 # fleet totals, coordinated through a real redis-server the test starts.
 # Clients hold their connection 1 s, so both limits bind.
 # A. Baseline: one host alone with the whole budget, N clients: T1.
+# A2. Even storm, NE clients spread over the three hosts: everyone served
+#    within the totals (as below).
 # B. Uneven storm (90 % of N on one host): everyone served; each backend's
 #    peak concurrency within 100 + 3 (a host's part is at least 1) and its
 #    accepts in any second within 100 + 10 + 6; the busy host holds most of
@@ -18,8 +20,8 @@
 #    the totals; Redis back: coordinated; each change logged and counted.
 # E. Config drift: a reload that drops a backend on one host is reported by
 #    the other within seconds.
-# Under SAN=1, N is halved.
-# timeout: 240
+# N = 600; 3000 in A2 (1500 under SAN=1).
+# timeout: 300
 . "$(dirname "$0")/lib.sh"
 command -v redis-server >/dev/null || skip "redis-server not installed (make deps installs it)"
 netns_setup
@@ -27,11 +29,12 @@ REDIS=$(be_addr 9)
 HB=200
 LEASE=2000
 N=600
-san_build && N=300
+NE=3000
+san_build && NE=1500
 
 redis_start() {
 	bg redis "$BE" redis-server --bind "$REDIS" --port 6379 --save "" --appendonly no \
-		--protected-mode no
+		--protected-mode no --dir "$T"
 	REDIS_PID=$LAST_PID
 	wait_for 5 in_be redis-cli -h "$REDIS" ping || fail "redis-server did not start"
 }
@@ -134,6 +137,16 @@ for h in 1 2 3; do
 done
 s=$(parts_sum max_conns b1 1 2 3)
 [ "$s" -le 100 ] || fail "idle parts of b1's max_conns sum to $s > 100"
+# A2. an even storm of NE clients
+cost_backends e 200
+storm 1 e1 $((NE / 3)) 12; p1=$STORM_PID
+storm 2 e2 $((NE / 3)) 13; p2=$STORM_PID
+storm 3 e3 $((NE / 3)) 14; p3=$STORM_PID
+wait "$p1" && wait "$p2" && wait "$p3" || { cat "$T"/e?.err; fail "even storm failed"; }
+stop_cost_backends e
+judge e e1 e2 e3 || fail "the fleet overran a backend's totals, or clients were lost"
+say "A2. $NE clients over three hosts: back after $(t100 "$T/e1.json" "$T/e2.json" "$T/e3.json") ms"
+
 cost_backends b 200
 storm 1 b1 $((N * 9 / 10)) 2; p1=$STORM_PID
 storm 2 b2 $((N / 20)) 3; p2=$STORM_PID

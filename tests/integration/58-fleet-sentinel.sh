@@ -13,12 +13,15 @@ command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null ||
 netns_setup
 M=$(be_addr 9) R=$(be_addr 8) S=$(be_addr 7)
 bg master "$BE" redis-server --bind "$M" --port 6379 --save "" --appendonly no --protected-mode no \
-	--repl-diskless-sync-delay 0
+	--repl-diskless-sync-delay 0 --dir "$T" --dbfilename master.rdb
 MASTER_PID=$LAST_PID
 bg replica "$BE" redis-server --bind "$R" --port 6379 --save "" --appendonly no --protected-mode no \
-	--replicaof "$M" 6379 --replica-announce-ip "$R" --repl-diskless-sync-delay 0
+	--replicaof "$M" 6379 --replica-announce-ip "$R" --repl-diskless-sync-delay 0 \
+	--dir "$T" --dbfilename replica.rdb
 wait_for 5 in_be redis-cli -h "$M" ping || fail "master did not start"
 wait_for 5 in_be redis-cli -h "$R" ping || fail "replica did not start"
+wait_for 10 sh -c "nsenter --net=/run/netns/$BE redis-cli -h $R info replication | grep -q master_link_status:up" ||
+	fail "replica not in sync"
 cat >"$T/sentinel.conf" <<CONF
 bind $S
 port 26379
@@ -29,8 +32,9 @@ sentinel failover-timeout mymaster 5000
 CONF
 bg sentinel "$BE" redis-sentinel "$T/sentinel.conf"
 wait_for 5 in_be redis-cli -h "$S" -p 26379 ping || fail "sentinel did not start"
-wait_for 10 sh -c "nsenter --net=/run/netns/$BE redis-cli -h $R info replication | grep -q master_link_status:up" ||
-	fail "replica not in sync"
+# the sentinel learns of replicas from the master's INFO: before the failover, it must know it
+wait_for 15 sh -c "nsenter --net=/run/netns/$BE redis-cli -h $S -p 26379 sentinel replicas mymaster | grep -q '^$R\$'" ||
+	fail "the sentinel does not know the replica"
 
 host_conf() { # FILE NAME ADDR BPF
 	cat >"$1" <<CONF
