@@ -26,14 +26,21 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "proxy/backend.h"
 #include "proxy/share.h"
@@ -84,15 +91,35 @@ static const char script[] =
 	"out[#out + 1] = ARGV[2]; out[#out + 1] = g "
 	"return out";
 
-/* One Redis connection and its polls on the main ring. */
+#define FC_QMAX 8 /* replies a connection may await at once */
+
+struct fleet;
+typedef void reply_fn(struct fleet *f, redisReply *reply, void *arg);
+
+enum fc_state { FC_CONNECTING, FC_HANDSHAKE, FC_READY };
+
+/*
+ * One connection to Redis (or a sentinel) and its polls on the main ring.
+ * hiredis formats the commands and parses the replies; the bytes go over
+ * a non-blocking socket, through OpenSSL when the fleet says tls.
+ */
 struct fconn {
 	struct fleet *f;
-	redisAsyncContext *ac; /* NULL once hiredis let it go */
-	int fd;
+	int fd;                    /* -1 once closed */
+	SSL *ssl;                  /* TLS to Redis; NULL: plain */
+	uint8_t state, sentinel;   /* enum fc_state; a sentinel, asked where the master is */
 	uint8_t want[2], armed[2]; /* [0]: readable, [1]: writable */
-	uint8_t busy;              /* within fc_event: it frees FC, not ev_cleanup */
-	uint8_t sentinel;          /* a sentinel asked where the master is, not Redis itself */
-	struct fconn *next;        /* on f->gone: hiredis let it go, its polls are still out */
+	uint8_t busy;              /* within fc_event: it frees FC, not fc_close */
+	char *out;                 /* formatted commands not sent yet */
+	size_t out_len, out_off;
+	redisReader *reader;
+	struct {
+		reply_fn *fn;
+		void *arg;
+	} q[FC_QMAX];              /* replies awaited, in order */
+	unsigned qhead, qlen;
+	char peer[80];             /* "redis 10.0.0.5:6379", for the log */
+	struct fconn *next;        /* on f->gone: closed, its polls still out */
 };
 
 /* What a host published about one backend, and its part as computed here. */
@@ -135,6 +162,10 @@ struct fleet {
 	unsigned nsentinels, sentinel_next;
 	char master[64];
 	int master_known;
+	SSL_CTX *tls;      /* TLS to Redis and the sentinels; NULL: plain */
+	int tls_on;        /* the config asks for TLS */
+	int tls_broken;    /* ...and its context could not be set up: no connection */
+	char tls_name[256]; /* the name its certificate must carry ("": the address) */
 	char host[64], prefix[64];
 	char password[256];
 	uint32_t database, heartbeat_ms, lease_ms, expect_hosts;
@@ -203,70 +234,256 @@ static void fc_arm(struct fconn *fc)
 	}
 }
 
-static void ev_add_read(void *p)
+/* FC is closed: every reply it awaited is NULL; freed once its polls are back. */
+static void fc_close(struct fconn *fc)
 {
-	((struct fconn *)p)->want[0] = 1;
-	fc_arm(p);
-}
+	struct fleet *f = fc->f;
 
-static void ev_del_read(void *p)
-{
-	((struct fconn *)p)->want[0] = 0;
-}
+	if (fc->fd < 0)
+		return;
+	if (f->conn == fc) {
+		f->conn = NULL;
+		f->ready = 0;
+		f->inflight = 0;
+		if (!fc->sentinel)
+			f->master_known = 0; /* through sentinels: where is the master now? */
+	}
+	while (fc->qlen) {
+		unsigned k = fc->qhead;
 
-static void ev_add_write(void *p)
-{
-	((struct fconn *)p)->want[1] = 1;
-	fc_arm(p);
-}
-
-static void ev_del_write(void *p)
-{
-	((struct fconn *)p)->want[1] = 0;
-}
-
-/* hiredis is done with the connection: its polls go (the socket closes after this). */
-static void ev_cleanup(void *p)
-{
-	struct fconn *fc = p;
-
-	fc->want[0] = fc->want[1] = 0;
-	fc->ac = NULL;
+		fc->qhead = (fc->qhead + 1) % FC_QMAX;
+		fc->qlen--;
+		fc->q[k].fn(f, NULL, fc->q[k].arg);
+	}
 	for (unsigned i = 0; i < 2; i++) {
 		struct io_uring_sqe *sqe;
 
+		fc->want[i] = 0;
 		if (!fc->armed[i])
 			continue;
-		sqe = sqe_get(fc->f->ring);
+		sqe = sqe_get(f->ring);
 		io_uring_prep_poll_remove(sqe, ud_pack(fc, i ? UD_FLEET_WRITE : UD_FLEET_READ));
 		io_uring_sqe_set_data64(sqe, ud_pack(NULL, UD_IGNORE));
 	}
-	if (fc->f->conn == fc) {
-		fc->f->conn = NULL;
-		fc->f->ready = 0;
-		fc->f->inflight = 0;
-	}
+	if (fc->ssl)
+		SSL_free(fc->ssl);
+	fc->ssl = NULL;
+	close(fc->fd);
+	fc->fd = -1;
+	if (fc->reader)
+		redisReaderFree(fc->reader);
+	fc->reader = NULL;
+	free(fc->out);
+	fc->out = NULL;
 	if (fc->armed[0] || fc->armed[1] || fc->busy) {
-		fc->next = fc->f->gone;
-		fc->f->gone = fc;
+		fc->next = f->gone;
+		f->gone = fc;
 		return;
 	}
 	free(fc);
 }
 
+/* What went wrong on FC, logged (rate-limited) and counted; FC is closed. */
+static void fc_fail(struct fconn *fc, const char *what)
+{
+	atomic_fetch_add(&fc->f->errors, 1);
+	log_ratelimited(&fc->f->rl, LOG_LVL_WARN, "fleet: %s: %s", fc->peer, what);
+	if (fc->sentinel && fc->f->nsentinels)
+		fc->f->sentinel_next = (fc->f->sentinel_next + 1) % fc->f->nsentinels;
+	fc_close(fc);
+}
+
+/* The last TLS error on FC, for the log. */
+static const char *fc_tls_error(char *buf, size_t size)
+{
+	unsigned long e = ERR_get_error();
+
+	ERR_clear_error();
+	if (!e)
+		return "TLS: connection lost";
+	snprintf(buf, size, "TLS: %s", ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+								: "error");
+	return buf;
+}
+
+/* Send what waits. -1: FC is closed. */
+static int fc_flush(struct fconn *fc)
+{
+	char err[160];
+
+	while (fc->out_off < fc->out_len) {
+		size_t left = fc->out_len - fc->out_off;
+		ssize_t n;
+
+		if (fc->ssl) {
+			int r = SSL_write(fc->ssl, fc->out + fc->out_off, left > INT32_MAX ? INT32_MAX
+											  : (int)left);
+
+			if (r <= 0) {
+				int e = SSL_get_error(fc->ssl, r);
+
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+					fc->want[e == SSL_ERROR_WANT_WRITE] = 1;
+					return 0;
+				}
+				fc_fail(fc, fc_tls_error(err, sizeof(err)));
+				return -1;
+			}
+			n = r;
+		} else {
+			n = send(fc->fd, fc->out + fc->out_off, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				fc->want[1] = 1;
+				return 0;
+			}
+			if (n < 0) {
+				fc_fail(fc, strerror(errno));
+				return -1;
+			}
+		}
+		fc->out_off += (size_t)n;
+	}
+	fc->out_len = fc->out_off = 0;
+	fc->want[1] = 0;
+	return 0;
+}
+
+/* Read what came, hand each whole reply to what awaited it. */
+static void fc_read(struct fconn *fc)
+{
+	char buf[16384], err[160];
+
+	for (;;) {
+		ssize_t n;
+		void *reply;
+
+		if (fc->ssl) {
+			int r = SSL_read(fc->ssl, buf, sizeof(buf));
+
+			if (r <= 0) {
+				int e = SSL_get_error(fc->ssl, r);
+
+				if (e == SSL_ERROR_WANT_READ)
+					return;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					fc->want[1] = 1;
+					return;
+				}
+				fc_fail(fc, e == SSL_ERROR_ZERO_RETURN ? "closed"
+								       : fc_tls_error(err, sizeof(err)));
+				return;
+			}
+			n = r;
+		} else {
+			n = recv(fc->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+			if (n <= 0) {
+				fc_fail(fc, n ? strerror(errno) : "closed");
+				return;
+			}
+		}
+		if (redisReaderFeed(fc->reader, buf, (size_t)n) != REDIS_OK) {
+			fc_fail(fc, "bad reply");
+			return;
+		}
+		while (fc->fd >= 0) {
+			unsigned k;
+
+			if (redisReaderGetReply(fc->reader, &reply) != REDIS_OK) {
+				fc_fail(fc, fc->reader->errstr[0] ? fc->reader->errstr : "bad reply");
+				return;
+			}
+			if (!reply)
+				break;
+			if (!fc->qlen) {
+				freeReplyObject(reply);
+				fc_fail(fc, "a reply nobody asked for");
+				return;
+			}
+			k = fc->qhead;
+			fc->qhead = (fc->qhead + 1) % FC_QMAX;
+			fc->qlen--;
+			fc->q[k].fn(fc->f, reply, fc->q[k].arg);
+			freeReplyObject(reply);
+		}
+		if (fc->fd < 0)
+			return;
+	}
+}
+
+/* Go on with the TLS handshake. */
+static void fc_handshake(struct fconn *fc)
+{
+	char err[160];
+	int r = SSL_connect(fc->ssl), e;
+
+	if (r == 1) {
+		fc->state = FC_READY;
+		fc->want[0] = 1;
+		fc->want[1] = 0;
+		if (!fc->sentinel)
+			log_info("fleet: connected to %s over TLS (%s) as host %s", fc->peer,
+				 SSL_get_version(fc->ssl), fc->f->host);
+		fc_flush(fc);
+		return;
+	}
+	e = SSL_get_error(fc->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		fc->want[0] = e == SSL_ERROR_WANT_READ;
+		fc->want[1] = e == SSL_ERROR_WANT_WRITE;
+		return;
+	}
+	fc_fail(fc, fc_tls_error(err, sizeof(err)));
+}
+
 /* A poll of FC's came back (I: 0 readable, 1 writable). */
 static void fc_event(struct fconn *fc, unsigned i)
 {
+	struct fleet *f = fc->f;
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
 	fc->armed[i] = 0;
 	fc->busy = 1;
-	if (fc->ac && fc->want[i]) {
-		if (i)
-			redisAsyncHandleWrite(fc->ac);
-		else
-			redisAsyncHandleRead(fc->ac);
+	if (fc->fd >= 0 && fc->state == FC_CONNECTING && i == 1) {
+		if (getsockopt(fc->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr) {
+			fc_fail(fc, strerror(soerr ? soerr : errno));
+		} else if (f->tls) {
+			fc->ssl = SSL_new(f->tls);
+			if (!fc->ssl || !SSL_set_fd(fc->ssl, fc->fd)) {
+				fc_fail(fc, "TLS: out of memory");
+			} else {
+				if (f->tls_name[0]) {
+					SSL_set_tlsext_host_name(fc->ssl, f->tls_name);
+					SSL_set1_host(fc->ssl, f->tls_name);
+				} else {
+					/* the address it was reached at, in its certificate */
+					char ip[64];
+
+					snprintf(ip, sizeof(ip), "%s", strrchr(fc->peer, ' ') + 1);
+					*strrchr(ip, ':') = 0;
+					X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(fc->ssl), ip);
+				}
+				fc->state = FC_HANDSHAKE;
+				fc_handshake(fc);
+			}
+		} else {
+			fc->state = FC_READY;
+			fc->want[0] = 1;
+			if (!fc->sentinel)
+				log_info("fleet: connected to %s as host %s", fc->peer, f->host);
+			fc_flush(fc);
+		}
+	} else if (fc->fd >= 0 && fc->state == FC_HANDSHAKE) {
+		fc_handshake(fc);
+	} else if (fc->fd >= 0 && fc->state == FC_READY) {
+		fc_read(fc);
+		if (fc->fd >= 0 && fc->out_len)
+			fc_flush(fc);
 	}
 	fc->busy = 0;
-	if (fc->ac)
+	if (fc->fd >= 0)
 		fc_arm(fc);
 	else if (!fc->armed[0] && !fc->armed[1])
 		fc_free(fc);
@@ -275,147 +492,150 @@ static void fc_event(struct fconn *fc, unsigned i)
 void fleet_on_cqe(struct fleet *f, void *ptr, int op, int res)
 {
 	(void)f;
-	(void)res; /* readable, writable, an error or a hang-up: hiredis finds out which */
+	(void)res; /* readable, writable, an error or a hang-up: the read or write says which */
 	fc_event(ptr, op == UD_FLEET_WRITE);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* Queue a command on FC; FN gets its reply (NULL if FC closes first). 0, or -1. */
+static int fc_command(struct fconn *fc, reply_fn *fn, void *arg, const char *fmt, ...)
 {
-	struct fconn *fc = ac->ev.data;
-	struct fleet *f = fc->f;
+	va_list ap;
+	char *cmd, *n;
+	int len;
 
-	if (status != REDIS_OK) {
-		atomic_fetch_add(&f->errors, 1);
-		if (fc->sentinel) {
-			log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: sentinel %s:%d: %s",
-					f->sentinels[f->sentinel_next].ip,
-					f->sentinels[f->sentinel_next].port,
-					ac->errstr[0] ? ac->errstr : "cannot connect");
-			f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
-		} else {
-			log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: redis %s:%d: %s", f->redis_ip,
-					f->redis_port, ac->errstr[0] ? ac->errstr : "cannot connect");
-			f->master_known = 0; /* through sentinels: ask again */
-		}
-		return; /* hiredis frees it: ev_cleanup */
+	if (fc->fd < 0 || fc->qlen == FC_QMAX)
+		return -1;
+	va_start(ap, fmt);
+	len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -1;
+	n = realloc(fc->out, fc->out_len + (size_t)len);
+	if (!n) {
+		free(cmd);
+		return -1;
 	}
-	if (!fc->sentinel)
-		log_info("fleet: connected to redis %s:%d as host %s", f->redis_ip, f->redis_port,
-			 f->host);
+	memcpy(n + fc->out_len, cmd, (size_t)len);
+	free(cmd);
+	fc->out = n;
+	fc->out_len += (size_t)len;
+	fc->q[(fc->qhead + fc->qlen) % FC_QMAX].fn = fn;
+	fc->q[(fc->qhead + fc->qlen) % FC_QMAX].arg = arg;
+	fc->qlen++;
+	if (fc->state == FC_READY && !fc->busy && fc_flush(fc) == 0)
+		fc_arm(fc);
+	else if (fc->state == FC_READY)
+		fc->want[1] = 1;
+	return 0;
 }
 
 /* A sentinel's answer: where the master is. Then the master is connected to. */
-static void on_master(redisAsyncContext *ac, void *r, void *arg)
+static void on_master(struct fleet *f, redisReply *reply, void *arg)
 {
-	struct fleet *f = arg;
-	redisReply *reply = r;
+	struct fconn *fc = arg;
 
 	if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
 	    reply->element[0]->type == REDIS_REPLY_STRING &&
 	    reply->element[1]->type == REDIS_REPLY_STRING) {
 		if (strcmp(f->redis_ip, reply->element[0]->str) ||
 		    f->redis_port != atoi(reply->element[1]->str))
-			log_info("fleet: sentinel %s:%d: master %s is at %s:%s",
-				 f->sentinels[f->sentinel_next].ip, f->sentinels[f->sentinel_next].port,
-				 f->master, reply->element[0]->str, reply->element[1]->str);
+			log_info("fleet: %s: master %s is at %s:%s", fc->peer, f->master,
+				 reply->element[0]->str, reply->element[1]->str);
 		snprintf(f->redis_ip, sizeof(f->redis_ip), "%s", reply->element[0]->str);
 		f->redis_port = atoi(reply->element[1]->str);
 		f->master_known = 1;
 		f->next_connect = 0; /* at once */
 	} else if (reply) {
 		atomic_fetch_add(&f->errors, 1);
-		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: sentinel %s:%d does not know master %s%s%s",
-				f->sentinels[f->sentinel_next].ip, f->sentinels[f->sentinel_next].port,
-				f->master, reply->type == REDIS_REPLY_ERROR ? ": " : "",
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: %s does not know master %s%s%s",
+				fc->peer, f->master, reply->type == REDIS_REPLY_ERROR ? ": " : "",
 				reply->type == REDIS_REPLY_ERROR ? reply->str : "");
 		f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
 	}
 	if (reply)
-		redisAsyncDisconnect(ac);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct fconn *fc = ac->ev.data;
-
-	if (fc->sentinel)
-		return;
-	fc->f->master_known = 0; /* through sentinels: where is the master now? */
-	if (status != REDIS_OK) {
-		atomic_fetch_add(&fc->f->errors, 1);
-		log_ratelimited(&fc->f->rl, LOG_LVL_WARN, "fleet: redis connection lost: %s",
-				ac->errstr[0] ? ac->errstr : "closed");
-	}
+		fc_close(fc);
 }
 
 /* A reply to AUTH or SELECT: an error ends the connection (and says why). */
-static void on_setup_reply(redisAsyncContext *ac, void *r, void *what)
+static void on_setup_reply(struct fleet *f, redisReply *reply, void *what)
 {
-	redisReply *reply = r;
-
-	if (reply && reply->type != REDIS_REPLY_ERROR)
+	if (!reply || reply->type != REDIS_REPLY_ERROR)
 		return;
-	log_ratelimited(&((struct fconn *)ac->ev.data)->f->rl, LOG_LVL_ERROR, "fleet: redis %s: %s",
-			(const char *)what, reply ? reply->str : "no reply");
-	if (reply)
-		redisAsyncDisconnect(ac);
+	log_ratelimited(&f->rl, LOG_LVL_ERROR, "fleet: redis %s: %s", (const char *)what,
+			reply->str);
+	if (f->conn)
+		fc_close(f->conn);
 }
 
 static void fleet_connect(struct fleet *f, uint64_t now)
 {
-	struct fconn *fc = calloc(1, sizeof(*fc));
-	redisAsyncContext *ac;
-
 	int ask = f->nsentinels && !f->master_known;
 	const char *ip = ask ? f->sentinels[f->sentinel_next].ip : f->redis_ip;
 	int port = ask ? f->sentinels[f->sentinel_next].port : f->redis_port;
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	struct fconn *fc;
 
 	f->next_connect = now + RECONNECT_MS;
-	if (!fc)
+	if (f->tls_broken)
+		return; /* never in plain what the config says must be TLS */
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		len = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		len = sizeof(*a6);
+	} else {
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: %s \"%s\" is not an address",
+				ask ? "sentinel" : "redis", ip);
 		return;
-	ac = redisAsyncConnect(ip, port);
-	if (!ac || ac->err) {
-		atomic_fetch_add(&f->errors, 1);
-		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: %s %s:%d: %s",
-				ask ? "sentinel" : "redis", ip, port, ac ? ac->errstr : "out of memory");
-		if (ask)
-			f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
-		if (ac)
-			redisAsyncFree(ac);
+	}
+	fc = calloc(1, sizeof(*fc));
+	if (!fc || !(fc->reader = redisReaderCreate())) {
 		free(fc);
 		return;
 	}
 	fc->f = f;
-	fc->ac = ac;
-	fc->fd = ac->c.fd;
-	ac->ev.data = fc;
-	ac->ev.addRead = ev_add_read;
-	ac->ev.delRead = ev_del_read;
-	ac->ev.addWrite = ev_add_write;
-	ac->ev.delWrite = ev_del_write;
-	ac->ev.cleanup = ev_cleanup;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	f->conn = fc;
-	if (ask) {
-		fc->sentinel = 1;
-		redisAsyncCommand(ac, on_master, f, "SENTINEL get-master-addr-by-name %s", f->master);
-		ev_add_write(fc);
+	fc->sentinel = (uint8_t)ask;
+	snprintf(fc->peer, sizeof(fc->peer), ss.ss_family == AF_INET6 ? "%s [%s]:%d" : "%s %s:%d",
+		 ask ? "sentinel" : "redis", ip, port);
+	fc->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fc->fd < 0 || (connect(fc->fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS)) {
+		atomic_fetch_add(&f->errors, 1);
+		log_ratelimited(&f->rl, LOG_LVL_WARN, "fleet: %s: %s", fc->peer, strerror(errno));
+		if (ask)
+			f->sentinel_next = (f->sentinel_next + 1) % f->nsentinels;
+		if (fc->fd >= 0)
+			close(fc->fd);
+		redisReaderFree(fc->reader);
+		free(fc);
 		return;
 	}
-	/* queued behind the connect: sent once it is up */
-	if (f->password[0])
-		redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", f->password);
-	if (f->database)
-		redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %u", f->database);
-	f->ready = 1;
-	ev_add_write(fc); /* the connect completes when writable */
+	setsockopt(fc->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	fc->state = FC_CONNECTING;
+	fc->want[1] = 1; /* the connect completes when writable */
+	f->conn = fc;
+	if (ask) {
+		fc_command(fc, on_master, fc, "SENTINEL get-master-addr-by-name %s", f->master);
+	} else {
+		/* queued behind the connect: sent once it is up */
+		if (f->password[0])
+			fc_command(fc, on_setup_reply, "AUTH", "AUTH %s", f->password);
+		if (f->database)
+			fc_command(fc, on_setup_reply, "SELECT", "SELECT %u", f->database);
+		f->ready = 1;
+	}
+	fc_arm(fc);
 }
 
 static void fleet_disconnect(struct fleet *f)
 {
-	if (f->conn && f->conn->ac)
-		redisAsyncFree(f->conn->ac); /* callbacks get no reply; ev_cleanup */
+	if (f->conn)
+		fc_close(f->conn); /* awaited replies get NULL */
 	f->conn = NULL;
 	f->ready = 0;
 	f->inflight = 0;
@@ -651,15 +871,13 @@ static void wants_compute(struct fleet *f, struct fbe *b, unsigned me)
 	}
 }
 
-static void on_beat(redisAsyncContext *ac, void *r, void *arg)
+static void on_beat(struct fleet *f, redisReply *reply, void *arg)
 {
-	struct fleet *f = arg;
-	redisReply *reply = r;
 	uint64_t now = f->sent_at; /* close enough: the reply came within a timeout */
 	unsigned me = FLEET_MAX_HOSTS;
 	int drift = 0;
 
-	(void)ac;
+	(void)arg;
 	f->inflight = 0;
 	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 4 ||
 	    !reply->elements) {
@@ -668,10 +886,9 @@ static void on_beat(redisAsyncContext *ac, void *r, void *arg)
 				!reply ? "no reply"
 				: reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 		/* a replica now (a failover): the sentinels know the new master */
-		if (reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "READONLY", 8)) {
-			f->master_known = 0;
-			redisAsyncDisconnect(ac);
-		}
+		if (reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "READONLY", 8) &&
+		    f->conn)
+			fc_close(f->conn);
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
@@ -735,9 +952,8 @@ static void beat(struct fleet *f, uint64_t now)
 	snprintf(my_key, sizeof(my_key), "%s%s", host_prefix, f->host);
 	/* no grant of a host is taken back while it may still use it (its lease) */
 	snprintf(ttl, sizeof(ttl), "%u", f->lease_ms + f->heartbeat_ms);
-	if (redisAsyncCommand(f->conn->ac, on_beat, f, "EVAL %s 2 %s %s %s %s %s %s %s", script,
-			      hosts_key, my_key, f->host, state, ttl, host_prefix,
-			      wants) != REDIS_OK) {
+	if (fc_command(f->conn, on_beat, NULL, "EVAL %s 2 %s %s %s %s %s %s %s", script, hosts_key,
+		       my_key, f->host, state, ttl, host_prefix, wants)) {
 		atomic_fetch_add(&f->errors, 1);
 		return;
 	}
@@ -881,7 +1097,46 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 		f->nsentinels = 0;
 		f->master_known = 0;
 	}
+	/* TLS: a context for this config (a changed one reconnects) */
+	{
+		SSL_CTX *ctx = NULL;
+
+		if (cfg->fleet.tls.enabled) {
+			ctx = SSL_CTX_new(TLS_client_method());
+			if (ctx) {
+				SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+				SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+			}
+			if (!ctx ||
+			    (cfg->fleet.tls.ca[0]
+				     ? SSL_CTX_load_verify_locations(ctx, cfg->fleet.tls.ca, NULL) != 1
+				     : SSL_CTX_set_default_verify_paths(ctx) != 1) ||
+			    (cfg->fleet.tls.cert[0] &&
+			     (SSL_CTX_use_certificate_chain_file(ctx, cfg->fleet.tls.cert) != 1 ||
+			      SSL_CTX_use_PrivateKey_file(ctx, cfg->fleet.tls.key, SSL_FILETYPE_PEM) != 1 ||
+			      SSL_CTX_check_private_key(ctx) != 1))) {
+				unsigned long e = ERR_get_error();
+
+				ERR_clear_error();
+				log_error("fleet: tls: %s; no connection to redis until a reload fixes it",
+					  e && ERR_reason_error_string(e) ? ERR_reason_error_string(e)
+									  : "cannot set up");
+				SSL_CTX_free(ctx);
+				ctx = NULL;
+				f->tls_broken = 1;
+			} else {
+				f->tls_broken = 0;
+			}
+		} else {
+			f->tls_broken = 0;
+		}
+		if (f->tls)
+			SSL_CTX_free(f->tls);
+		f->tls = ctx;
+		snprintf(f->tls_name, sizeof(f->tls_name), "%s", cfg->fleet.tls.name);
+	}
 	changed = !f->enabled || strcmp(ip, f->redis_ip) || port != f->redis_port ||
+		  cfg->fleet.tls.enabled != f->tls_on ||
 		  strcmp(pw, f->password) || cfg->fleet.database != f->database ||
 		  strcmp(cfg->fleet.host, f->host) || strcmp(cfg->fleet.prefix, f->prefix);
 	snprintf(f->redis_ip, sizeof(f->redis_ip), "%s", ip);
@@ -889,6 +1144,7 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 	snprintf(f->password, sizeof(f->password), "%s", pw);
 	explicit_bzero(pw, sizeof(pw));
 	f->database = cfg->fleet.database;
+	f->tls_on = cfg->fleet.tls.enabled;
 	snprintf(f->host, sizeof(f->host), "%s", cfg->fleet.host);
 	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->fleet.prefix);
 	f->heartbeat_ms = cfg->fleet.heartbeat_ms;
@@ -964,6 +1220,7 @@ void fleet_free(struct fleet *f)
 	/* the ring goes with the process: polls still out will not complete */
 	while (f->gone)
 		fc_free(f->gone);
+	SSL_CTX_free(f->tls);
 	if (f->snap)
 		snapshot_put(f->snap);
 	pthread_mutex_destroy(&f->lock);

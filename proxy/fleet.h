@@ -9,8 +9,9 @@
  * never sum past a total; the host writes its grant into its own kernel
  * maps: every host's kernel still enforces every limit.
  *
- * Redis is spoken to with hiredis's asynchronous API on the main thread's
- * io_uring (polls on its socket); admission never waits for it. Modes:
+ * Redis is spoken to from the main thread's io_uring (polls on a
+ * non-blocking socket, through OpenSSL with fleet tls), hiredis formatting
+ * the commands and parsing the replies; admission never waits for it. Modes:
  * coordinated (a reply within two heartbeats); lease (Redis slow or gone:
  * the last grants are kept until lease_ms after the last reply; no other
  * host can take them before that, their key lives that long); static

@@ -1589,10 +1589,60 @@ static void parse_sentinels(struct pctx *pc, const config_setting_t *s, const st
 	}
 }
 
+/* A path key of the fleet's tls group: K->off is the field in struct sl_config. */
+static void parse_fleet_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			     void *base)
+{
+	const char *v = get_string(pc, s);
+
+	if (v && check_path(pc, s, v, 1))
+		snprintf((char *)base + k->off, CFG_PATH_MAX, "%s", v);
+}
+
+/* A DNS name for certificate verification: letters, digits, '-', '.', at most 253. */
+static void parse_tls_name(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			   void *base)
+{
+	struct sl_config *cfg = base;
+	const char *v = get_string(pc, s);
+	char q[96];
+
+	if (!v)
+		return;
+	if (!*v || strlen(v) > 253 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789-.") != strlen(v)) {
+		perr(pc, s, "invalid name %s (a DNS name)", quote(q, sizeof(q), v));
+		return;
+	}
+	snprintf(cfg->fleet.tls.name, sizeof(cfg->fleet.tls.name), "%s", v);
+}
+
+static const struct cfg_key fleet_tls_keys[] = {
+	{ .name = "ca", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.ca) },
+	KEY_CUSTOM("name", parse_tls_name, 0),
+	{ .name = "cert", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.cert) },
+	{ .name = "key", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.key) },
+	KEY_END
+};
+
+static void parse_fleet_tls(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	struct sl_config *cfg = base;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_GROUP, "a group { ... }"))
+		return;
+	cfg->fleet.tls.enabled = 1;
+	parse_group(pc, s, fleet_tls_keys, cfg);
+	if (!cfg->fleet.tls.cert[0] != !cfg->fleet.tls.key[0])
+		perr(pc, s, "fleet tls: give cert and key together, or neither");
+}
+
 static const struct cfg_key fleet_keys[] = {
 	KEY_ADDR("redis", struct sl_config, fleet.redis, 0),
 	KEY_CUSTOM("sentinels", parse_sentinels, 0),
 	KEY_NAME("master", struct sl_config, fleet.master, 0),
+	KEY_CUSTOM("tls", parse_fleet_tls, 0),
 	KEY_NAME("host", struct sl_config, fleet.host, 0),
 	KEY_NAME("prefix", struct sl_config, fleet.prefix, 0),
 	KEY_U32("database", struct sl_config, fleet.database, 0, 1000),

@@ -249,6 +249,13 @@ struct sl_config {
 		struct cfg_addr sentinels[CFG_MAX_SENTINELS]; /* ask these where the master is */
 		unsigned nsentinels;
 		char master[CFG_NAME_MAX];         /* the master's name at the sentinels */
+		struct {
+			int enabled;               /* the group is present: TLS to Redis and sentinels */
+			char ca[CFG_PATH_MAX];     /* CA certificates to verify them ("": the system's) */
+			char name[256];            /* the name their certificate carries ("": the address) */
+			char cert[CFG_PATH_MAX];   /* client certificate and key, both or neither */
+			char key[CFG_PATH_MAX];
+		} tls;
 	} fleet;
 	struct cfg_listener *listeners;
 	unsigned nlisteners;
