@@ -15,6 +15,8 @@
 #    through the other two: once its key expires (lease_ms + a heartbeat)
 #    and within a second more, the survivors' parts sum to the whole
 #    budget; the totals hold; every survivors' and re-routed client served.
+# D0. Redis silent mid-storm (SIGSTOP): lease, admission goes on within
+#    the totals, coordinated again when it answers.
 # D. Redis killed mid-storm: lease (the parts held, their sum within the
 #    totals), then static parts (100 / 2 hosts); the storm completes within
 #    the totals; Redis back: coordinated; each change logged and counted.
@@ -181,6 +183,21 @@ say "C. host 3 killed: survivors hold b1's whole max_conns after $((($(date +%s%
 wait "$p1" && wait "$p2" && wait "$q1" && wait "$q2" || { cat "$T"/c*.err; fail "storm failed"; }
 stop_cost_backends c
 judge c c1 c2 c1r c2r || fail "the totals broke when a host died, or clients were lost"
+
+# D0. redis stops answering (SIGSTOP: connected, silent) mid-storm: admission goes on
+cost_backends z 200
+storm 1 z1 $((N / 2)) 15; p1=$STORM_PID
+storm 2 z2 $((N / 2)) 16; p2=$STORM_PID
+sleep 0.5
+kill -STOP "$REDIS_PID"
+wait_for 3 metric_is 1 'sluice_fleet_mode{mode="lease"}' 1 || { kill -CONT "$REDIS_PID"; fail "no lease with redis silent"; }
+sleep 1
+kill -CONT "$REDIS_PID"
+wait "$p1" && wait "$p2" || { cat "$T"/z?.err; fail "storm failed with redis silent"; }
+stop_cost_backends z
+judge z z1 z2 || fail "the totals broke with redis silent, or clients were lost"
+wait_for 5 coordinated 1 2 || { hctl 1 fleet; fail "not coordinated after redis answered again"; }
+say "D0. redis silent mid-storm: lease, the storm went on within the totals, coordinated again"
 
 # D. redis killed mid-storm
 cost_backends d 200
