@@ -135,7 +135,7 @@ struct worker {
 	/*
 	 * Out of descriptors (EMFILE, ENFILE; or ENOBUFS, ENOMEM) until this
 	 * ms: accepting waits, and so do accepted clients' backend sockets
-	 * (worker_nofd). rl_nofd: the shortage is logged once per interval.
+	 * (w_nofd). rl_nofd: the shortage is logged once per interval.
 	 */
 	uint64_t nofd_until;
 	struct log_rl rl_nofd;
