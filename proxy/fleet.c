@@ -459,10 +459,12 @@ static void fc_event(struct fconn *fc, unsigned i)
 					SSL_set1_host(fc->ssl, f->tls_name);
 				} else {
 					/* the address it was reached at, in its certificate */
-					char ip[64];
+					char ip[64], *p = strrchr(fc->peer, ' ') + 1;
 
-					snprintf(ip, sizeof(ip), "%s", strrchr(fc->peer, ' ') + 1);
+					snprintf(ip, sizeof(ip), "%s", p + (*p == '['));
 					*strrchr(ip, ':') = 0;
+					if (ip[strlen(ip) - 1] == ']')
+						ip[strlen(ip) - 1] = 0;
 					X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(fc->ssl), ip);
 				}
 				fc->state = FC_HANDSHAKE;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A fleet whose Redis speaks only TLS and wants a password: two hosts reach
-# it over TLS with the CA and name in their config, authenticate from a
+# it over TLS with the CA in their config (one verifying the server's name,
+# the other the address it connects to), authenticate from a
 # password file, use database 3, and coordinate. A third host whose config
 # names the wrong server name is refused by certificate verification: it
 # logs why, stays on its static part, and never falls back to plain text.
@@ -10,7 +11,7 @@ command -v redis-server >/dev/null || skip "redis-server not installed (make dep
 netns_setup
 REDIS=$(be_addr 9)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-	-subj "/CN=redis.test" -addext "subjectAltName=DNS:redis.test" \
+	-subj "/CN=redis.test" -addext "subjectAltName=DNS:redis.test,IP:$REDIS" \
 	-keyout "$T/redis.key" -out "$T/redis.crt" 2>/dev/null || fail "openssl req"
 echo "s3cret-pass" >"$T/redis.pass"
 chmod 600 "$T/redis.key" "$T/redis.pass"
@@ -20,13 +21,15 @@ bg redis "$BE" redis-server --bind "$REDIS" --port 0 --tls-port 6380 --tls-cert-
 wait_for 5 in_be redis-cli -h "$REDIS" -p 6380 --tls --cacert "$T/redis.crt" --sni redis.test \
 	-a s3cret-pass --no-auth-warning ping || fail "redis-server (TLS) did not start"
 
-host_conf() { # FILE NAME ADDR BPF TLS_NAME
+host_conf() { # FILE NAME ADDR BPF TLS_NAME ("": verify the address)
+	local name=""
+	[ -n "$5" ] && name="name = \"$5\";"
 	cat >"$1" <<CONF
 workers = 1;
 admin = { address = "$ADMIN"; };
 $4
 fleet = { redis = "$REDIS:6380"; host = "$2"; database = 3; password_file = "$T/redis.pass";
-          tls = { ca = "$T/redis.crt"; name = "$5"; };
+          tls = { ca = "$T/redis.crt"; $name };
           heartbeat_ms = 200; lease_ms = 2000; hosts = 3; };
 listeners = ( { name = "front"; address = "$3:8080"; pool = "app"; } );
 pools = ( { name = "app";
@@ -36,7 +39,7 @@ CONF
 lb_host 2; NS2=$HOST_NS ADDR2=$HOST_ADDR BPF2=$HOST_BPF_CONF
 lb_host 3; NS3=$HOST_NS ADDR3=$HOST_ADDR BPF3=$HOST_BPF_CONF
 host_conf "$T/h1.conf" h1 10.77.0.1 "$BPF_CONF" redis.test
-host_conf "$T/h2.conf" h2 "$ADDR2" "$BPF2" redis.test
+host_conf "$T/h2.conf" h2 "$ADDR2" "$BPF2" ""
 host_conf "$T/h3.conf" h3 "$ADDR3" "$BPF3" wrong.test
 sluiced_start "$T/h1.conf"; H1=$SLUICED_PID
 bg sluiced2 "$NS2" "$SLUICED" -c "$T/h2.conf"; H2=$LAST_PID
