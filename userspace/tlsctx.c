@@ -167,6 +167,19 @@ static void random_key_init(void)
 		abort(); /* no randomness: nothing about TLS can be trusted */
 }
 
+/*
+ * The tickets' cipher, fetched once: EVP_aes_256_cbc() would make every
+ * EVP_*Init_ex look the algorithm up again in OpenSSL 3's provider store
+ * (a name look-up under a lock), twice per resumed handshake.
+ */
+static EVP_CIPHER *ticket_cipher;
+static pthread_once_t ticket_cipher_once = PTHREAD_ONCE_INIT;
+
+static void ticket_cipher_init(void)
+{
+	ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
+
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
 		     EVP_MAC_CTX *hctx, int enc)
 {
@@ -174,13 +187,13 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	const struct ticket_key *k = NULL;
 	OSSL_PARAM params[3];
 
-	if (!ts)
+	if (!ts || pthread_once(&ticket_cipher_once, ticket_cipher_init) || !ticket_cipher)
 		return -1;
 	if (enc) {
 		k = &ts->keys[0];
 		memcpy(name, k->name, 16);
 		if (RAND_bytes(iv, 16) != 1 ||
-		    !EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv))
+		    !EVP_EncryptInit_ex2(cctx, ticket_cipher, k->aes, iv, NULL))
 			return -1;
 	} else {
 		for (unsigned i = 0; i < ts->nkeys && !k; i++)
@@ -188,7 +201,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 				k = &ts->keys[i];
 		if (!k)
 			return 0; /* unknown key: a full handshake */
-		if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv))
+		if (!EVP_DecryptInit_ex2(cctx, ticket_cipher, k->aes, iv, NULL))
 			return -1;
 	}
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->hmac, 32);
