@@ -3,7 +3,8 @@
 # expression returns data from a real Prometheus that scraped a running
 # sluiced. sluiced serves a plain and a TLS listener (a SYN gate on the
 # first) in front of a pool of two backends, one at a fixed rate and one
-# learning its rate; a little traffic goes through (clients admitted and
+# learning its rate, a fleet of one host through a real redis-server; a
+# little traffic goes through (clients admitted and
 # refused, full and resumed handshakes); Prometheus scrapes /metrics every
 # second; then each panel's expression, with the dashboard's variables put
 # in, is asked of Prometheus's HTTP API and must return at least one series.
@@ -18,10 +19,16 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$DASH" || fail "$DA
 tls_certs
 backend b1 1 echo
 backend b2 2 echo
+# a fleet of one host, for the fleet panels: a real redis-server
+command -v redis-server >/dev/null || fail "redis-server missing: make deps installs it"
+bg redis "$BE" redis-server --bind "$(be_addr 9)" --port 6379 --save "" --appendonly no \
+	--protected-mode no --dir "$T"
+wait_for 5 in_be redis-cli -h "$(be_addr 9)" ping || fail "redis-server did not start"
 cat >"$T/s.conf" <<CONF
 workers = 2;
 admin = { address = "$ADMIN"; };
 $BPF_CONF
+fleet = { redis = "$(be_addr 9):6379"; host = "lb"; hosts = 1; heartbeat_ms = 200; lease_ms = 2000; };
 listeners = (
   { name = "front"; address = "10.77.0.1:8080"; mode = "tcp"; pool = "app";
     syn_gate = { rate = 10000; interfaces = ["v$LB"]; }; },
