@@ -1037,54 +1037,73 @@ static void parse_health(struct pctx *pc, const config_setting_t *s, const struc
 	}
 }
 
-/* An address without a port, for binding a backend connection's source. */
-static void parse_sources(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
-			  void *base)
-{
-	struct cfg_pool *p = base;
-	int n;
-	char q[96], text[96];
+/*
+ * Each string of array S (1..MAX of them; "give 1..MAX WHAT" otherwise; a
+ * non-array: "expected EXAMPLE"), handed to ELEM with its path in messages:
+ * ELEM returns 0 to go on with the next, -1 to stop.
+ */
+typedef int elem_fn(struct pctx *pc, const config_setting_t *e, const char *v, void *base);
 
-	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of addresses [ \"10.0.0.2\", ... ]"))
+static void parse_string_array(struct pctx *pc, const config_setting_t *s, const char *example,
+			       unsigned max, const char *what, elem_fn *elem, void *base)
+{
+	int n;
+
+	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, example))
 		return;
 	n = config_setting_length(s);
-	if (n < 1 || n > CFG_MAX_SOURCES) {
-		perr(pc, s, "give 1..%d source addresses", CFG_MAX_SOURCES);
+	if (n < 1 || (unsigned)n > max) {
+		perr(pc, s, "give 1..%u %s", max, what);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		size_t old = path_push_index(pc, (unsigned)i);
-		const char *v = get_string(pc, e), *why = NULL;
-		struct cfg_addr a;
+		const char *v = get_string(pc, e);
+		int stop = !v || elem(pc, e, v, base);
 
-		if (!v) {
-			path_pop(pc, old);
-			return;
-		}
-		quote(q, sizeof(q), v);
-		/* a literal address, no port, no name */
-		snprintf(text, sizeof(text), strchr(v, ':') ? "[%s]:1" : "%s:1", v);
-		if (!addr_is_numeric(v) || parse_addr(text, &a, &why) || addr_is_wildcard(&a)) {
-			perr(pc, e, "invalid source address %s (an IPv4 or IPv6 address, no port)", q);
-			path_pop(pc, old);
-			return;
-		}
-		if (a.ss.ss_family == AF_INET)
-			((struct sockaddr_in *)&a.ss)->sin_port = 0;
-		else
-			((struct sockaddr_in6 *)&a.ss)->sin6_port = 0;
-		for (unsigned j = 0; j < p->nsources; j++) {
-			if (memcmp(&p->sources[j].ss, &a.ss, sizeof(a.ss)) == 0) {
-				perr(pc, e, "source address %s listed twice", q);
-				path_pop(pc, old);
-				return;
-			}
-		}
 		path_pop(pc, old);
-		snprintf(a.text, sizeof(a.text), "%s", v);
-		p->sources[p->nsources++] = a;
+		if (stop)
+			return;
 	}
+}
+
+/* An address without a port, for binding a backend connection's source. */
+/* An address without a port, for binding a backend connection's source. */
+static int source_elem(struct pctx *pc, const config_setting_t *e, const char *v, void *base)
+{
+	struct cfg_pool *p = base;
+	const char *why = NULL;
+	struct cfg_addr a;
+	char q[96], text[96];
+
+	quote(q, sizeof(q), v);
+	/* a literal address, no port, no name */
+	snprintf(text, sizeof(text), strchr(v, ':') ? "[%s]:1" : "%s:1", v);
+	if (!addr_is_numeric(v) || parse_addr(text, &a, &why) || addr_is_wildcard(&a)) {
+		perr(pc, e, "invalid source address %s (an IPv4 or IPv6 address, no port)", q);
+		return -1;
+	}
+	if (a.ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&a.ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&a.ss)->sin6_port = 0;
+	for (unsigned j = 0; j < p->nsources; j++) {
+		if (memcmp(&p->sources[j].ss, &a.ss, sizeof(a.ss)) == 0) {
+			perr(pc, e, "source address %s listed twice", q);
+			return -1;
+		}
+	}
+	snprintf(a.text, sizeof(a.text), "%s", v);
+	p->sources[p->nsources++] = a;
+	return 0;
+}
+
+static void parse_sources(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			  void *base)
+{
+	parse_string_array(pc, s, "an array of addresses [ \"10.0.0.2\", ... ]", CFG_MAX_SOURCES,
+			   "source addresses", source_elem, base);
 }
 
 static const struct cfg_key pool_keys[] = {
@@ -1171,46 +1190,31 @@ static void parse_pool_ref(struct pctx *pc, const config_setting_t *s, const str
 	l->pool = (unsigned)i;
 }
 
+static int interface_elem(struct pctx *pc, const config_setting_t *e, const char *v, void *base)
+{
+	struct cfg_syn_gate *g = base;
+	size_t len = strlen(v);
+	char q[96];
+
+	if (len == 0 || len >= CFG_IFNAME_MAX || strpbrk(v, "/ \t\n:")) {
+		perr(pc, e, "bad interface name %s", quote(q, sizeof(q), v));
+		return -1;
+	}
+	for (unsigned j = 0; j < g->ninterfaces; j++) {
+		if (strcmp(g->interfaces[j], v) == 0) {
+			perr(pc, e, "interface %s listed twice", quote(q, sizeof(q), v));
+			return -1;
+		}
+	}
+	strcpy(g->interfaces[g->ninterfaces++], v);
+	return 0;
+}
+
 static void parse_interfaces(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
 			     void *base)
 {
-	struct cfg_syn_gate *g = base;
-	int n;
-	char q[96];
-
-	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of interface names [ \"eth0\", ... ]"))
-		return;
-	n = config_setting_length(s);
-	if (n < 1 || n > CFG_MAX_IFACES) {
-		perr(pc, s, "give 1..%d interfaces", CFG_MAX_IFACES);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		size_t old = path_push_index(pc, (unsigned)i), len;
-		const char *v = get_string(pc, e);
-		int bad = 0;
-
-		if (!v) {
-			path_pop(pc, old);
-			return;
-		}
-		len = strlen(v);
-		if (len == 0 || len >= CFG_IFNAME_MAX || strpbrk(v, "/ \t\n:")) {
-			perr(pc, e, "bad interface name %s", quote(q, sizeof(q), v));
-			bad = 1;
-		}
-		for (unsigned j = 0; !bad && j < g->ninterfaces; j++) {
-			if (strcmp(g->interfaces[j], v) == 0) {
-				perr(pc, e, "interface %s listed twice", quote(q, sizeof(q), v));
-				bad = 1;
-			}
-		}
-		path_pop(pc, old);
-		if (bad)
-			return;
-		strcpy(g->interfaces[g->ninterfaces++], v);
-	}
+	parse_string_array(pc, s, "an array of interface names [ \"eth0\", ... ]", CFG_MAX_IFACES,
+			   "interfaces", interface_elem, base);
 }
 
 static const struct cfg_key syn_gate_keys[] = {
@@ -1548,55 +1552,36 @@ static const struct cfg_key bpf_keys[] = {
 	KEY_END
 };
 
-static void parse_password_file(struct pctx *pc, const config_setting_t *s,
-				const struct cfg_key *k, void *base)
-{
-	struct sl_config *cfg = base;
-	const char *v = get_string(pc, s);
-
-	if (v && check_path(pc, s, v, 1))
-		snprintf(cfg->fleet.password_file, sizeof(cfg->fleet.password_file), "%s", v);
-}
-
-static void parse_sentinels(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
-			    void *base)
-{
-	struct sl_config *cfg = base;
-	int n;
-	char q[96];
-
-	if (!expect_type(pc, s, CONFIG_TYPE_ARRAY, "an array of addresses [ \"10.0.0.7:26379\", ... ]"))
-		return;
-	n = config_setting_length(s);
-	if (n < 1 || n > CFG_MAX_SENTINELS) {
-		perr(pc, s, "give 1..%d sentinels", CFG_MAX_SENTINELS);
-		return;
-	}
-	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-		size_t old = path_push_index(pc, (unsigned)i);
-		const char *v = get_string(pc, e), *why = NULL;
-		struct cfg_addr a;
-		int err;
-
-		if (v && (err = parse_addr(v, &a, &why)) == 0 && !addr_is_wildcard(&a))
-			cfg->fleet.sentinels[cfg->fleet.nsentinels++] = a;
-		else if (v)
-			perr(pc, e, "invalid sentinel address %s (HOST:PORT)", quote(q, sizeof(q), v));
-		path_pop(pc, old);
-		if (!v)
-			return;
-	}
-}
-
-/* A path key of the fleet's tls group: K->off is the field in struct sl_config. */
-static void parse_fleet_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+/* An absolute path, into the char[CFG_PATH_MAX] at K->off. */
+static void parse_abs_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
 			     void *base)
 {
 	const char *v = get_string(pc, s);
 
 	if (v && check_path(pc, s, v, 1))
 		snprintf((char *)base + k->off, CFG_PATH_MAX, "%s", v);
+}
+
+/* A sentinel's HOST:PORT; a bad one is reported and the next looked at. */
+static int sentinel_elem(struct pctx *pc, const config_setting_t *e, const char *v, void *base)
+{
+	struct sl_config *cfg = base;
+	const char *why = NULL;
+	struct cfg_addr a;
+	char q[96];
+
+	if (parse_addr(v, &a, &why) == 0 && !addr_is_wildcard(&a))
+		cfg->fleet.sentinels[cfg->fleet.nsentinels++] = a;
+	else
+		perr(pc, e, "invalid sentinel address %s (HOST:PORT)", quote(q, sizeof(q), v));
+	return 0;
+}
+
+static void parse_sentinels(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
+			    void *base)
+{
+	parse_string_array(pc, s, "an array of addresses [ \"10.0.0.7:26379\", ... ]",
+			   CFG_MAX_SENTINELS, "sentinels", sentinel_elem, base);
 }
 
 /* A DNS name for certificate verification: letters, digits, '-', '.', at most 253. */
@@ -1618,10 +1603,10 @@ static void parse_tls_name(struct pctx *pc, const config_setting_t *s, const str
 }
 
 static const struct cfg_key fleet_tls_keys[] = {
-	{ .name = "ca", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.ca) },
+	{ .name = "ca", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.ca) },
 	KEY_CUSTOM("name", parse_tls_name, 0),
-	{ .name = "cert", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.cert) },
-	{ .name = "key", .parse = parse_fleet_path, .off = offsetof(struct sl_config, fleet.tls.key) },
+	{ .name = "cert", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.cert) },
+	{ .name = "key", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.key) },
 	KEY_END
 };
 
@@ -1646,7 +1631,8 @@ static const struct cfg_key fleet_keys[] = {
 	KEY_NAME("host", struct sl_config, fleet.host, 0),
 	KEY_NAME("prefix", struct sl_config, fleet.prefix, 0),
 	KEY_U32("database", struct sl_config, fleet.database, 0, 1000),
-	KEY_CUSTOM("password_file", parse_password_file, 0),
+	{ .name = "password_file", .parse = parse_abs_path,
+	  .off = offsetof(struct sl_config, fleet.password_file) },
 	KEY_U32("heartbeat_ms", struct sl_config, fleet.heartbeat_ms, 50, 10000),
 	KEY_U32("lease_ms", struct sl_config, fleet.lease_ms, 100, 600000),
 	KEY_U32("hosts", struct sl_config, fleet.hosts, 1, 64),
