@@ -790,6 +790,25 @@ static void mode_set(struct fleet *f, enum fleet_mode m)
 
 /* ---- a heartbeat's reply --------------------------------------------------------------- */
 
+/*
+ * The line of TEXT (LEN bytes) at *OFF into LINE (cut to SIZE - 1, no
+ * newline); *OFF moves past it. 0 at the end of TEXT.
+ */
+static int next_line(const char *text, size_t len, size_t *off, char *line, size_t size)
+{
+	const char *nl;
+	size_t l;
+
+	if (*off >= len)
+		return 0;
+	nl = memchr(text + *off, '\n', len - *off);
+	l = (nl ? (size_t)(nl - text) : len) - *off;
+	memcpy(line, text + *off, l < size ? l : size - 1);
+	line[l < size ? l : size - 1] = 0;
+	*off += l + 1;
+	return 1;
+}
+
 /* Host H's state TEXT, into the view. */
 static void state_parse(struct fleet *f, unsigned h, const char *text, size_t len)
 {
@@ -798,18 +817,11 @@ static void state_parse(struct fleet *f, unsigned h, const char *text, size_t le
 	int first = 1;
 
 	f->hosts[h].digest = 0;
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t l = (nl ? (size_t)(nl - text) : len) - off;
+	while (next_line(text, len, &off, line, sizeof(line))) {
 		char addr[128];
 		unsigned in_use, waiting, admits;
 		struct fbe *b;
 
-		if (l >= sizeof(line))
-			l = sizeof(line) - 1;
-		memcpy(line, text + off, l);
-		line[l] = 0;
-		off += l + 1;
 		if (first) {
 			first = 0;
 			if (sscanf(line, "1 %" SCNx64, &f->hosts[h].digest) != 1)
@@ -830,18 +842,11 @@ static void grants_parse(struct fleet *f, unsigned h, const char *text, size_t l
 	char line[256];
 	size_t off = 0;
 
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t l = (nl ? (size_t)(nl - text) : len) - off;
+	while (next_line(text, len, &off, line, sizeof(line))) {
 		char addr[128];
 		unsigned m, r;
 		struct fbe *b;
 
-		if (l >= sizeof(line))
-			l = sizeof(line) - 1;
-		memcpy(line, text + off, l);
-		line[l] = 0;
-		off += l + 1;
 		if (sscanf(line, "%127s %u %u", addr, &m, &r) == 3 && (b = fbe_of(f, addr))) {
 			b->hosts[h].grant_max = m;
 			b->hosts[h].grant_rate = r;
@@ -1025,6 +1030,21 @@ static int read_password(const char *path, char *out, size_t size)
 	return 0;
 }
 
+/* A's address as text (no brackets) and its port. */
+static void addr_split(const struct cfg_addr *a, char *ip, size_t size, int *port)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&a->ss;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&a->ss;
+
+	if (a->ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &a6->sin6_addr, ip, (socklen_t)size);
+		*port = ntohs(a6->sin6_port);
+	} else {
+		inet_ntop(AF_INET, &a4->sin_addr, ip, (socklen_t)size);
+		*port = ntohs(a4->sin_port);
+	}
+}
+
 void fleet_configure(struct fleet *f, struct snapshot *s)
 {
 	const struct sl_config *cfg = s->cfg;
@@ -1047,17 +1067,7 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 	}
 	snapshot_get(s);
 	f->snap = s;
-	if (cfg->fleet.redis.ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&cfg->fleet.redis.ss;
-
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		port = ntohs(a->sin6_port);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)&cfg->fleet.redis.ss;
-
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		port = ntohs(a->sin_port);
-	}
+	addr_split(&cfg->fleet.redis, ip, sizeof(ip), &port);
 	if (cfg->fleet.password_file[0] &&
 	    read_password(cfg->fleet.password_file, pw, sizeof(pw)))
 		log_error("fleet: password_file %s: %s; connecting without AUTH",
@@ -1067,18 +1077,10 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 			   !strcmp(f->master, cfg->fleet.master);
 
 		for (unsigned i = 0; i < cfg->fleet.nsentinels; i++) {
-			const struct sockaddr_in *a4 = (const void *)&cfg->fleet.sentinels[i].ss;
-			const struct sockaddr_in6 *a6 = (const void *)&cfg->fleet.sentinels[i].ss;
 			char sip[64];
 			int sport;
 
-			if (a4->sin_family == AF_INET6) {
-				inet_ntop(AF_INET6, &a6->sin6_addr, sip, sizeof(sip));
-				sport = ntohs(a6->sin6_port);
-			} else {
-				inet_ntop(AF_INET, &a4->sin_addr, sip, sizeof(sip));
-				sport = ntohs(a4->sin_port);
-			}
+			addr_split(&cfg->fleet.sentinels[i], sip, sizeof(sip), &sport);
 			same &= !strcmp(sip, f->sentinels[i].ip) && sport == f->sentinels[i].port;
 			snprintf(f->sentinels[i].ip, sizeof(f->sentinels[i].ip), "%s", sip);
 			f->sentinels[i].port = sport;
