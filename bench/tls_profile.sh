@@ -23,7 +23,7 @@ MODE=${1:-full}
 SECONDS_=${PROFILE_SECONDS:-3}
 PORT=${PORT:-28443}
 BE_PORT=$((PORT - 443))
-W=$(mktemp -d /tmp/sluice-tlsprof.XXXXXX)
+W=$(mktemp -d --suffix=.sluice-tlsprof)
 OUT=$ROOT/build/bench/results
 mkdir -p "$OUT"
 command -v perf >/dev/null || { echo "tls_profile: needs perf (linux-perf)" >&2; exit 1; }
