@@ -73,8 +73,9 @@ static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, doub
 	rc->rate = clamp(rc, r);
 	rc->state = rc->rate <= rc->min ? RC_FLOOR : RC_BACKOFF;
 	rc->why = why;
-	rc->cut_lat_ms = lat;
-	rc->drained = 0;
+	/* cuts in a row are one episode: its latency is the first cut's */
+	if (rc->cut_lat_ms <= 0)
+		rc->cut_lat_ms = lat;
 	/* the cut shows once the queue it leaves has drained: wait that long */
 	rc->hold = 2 + (unsigned)(lat / (o->dt_s * 1000.0));
 	if (rc->hold > RC_HOLD_MAX_S / o->dt_s)
@@ -119,10 +120,13 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 	failed = o->failed && o->failed * 20 > o->admitted;
 
 	/* answers keep up with admissions, yet the latency stays up: not a queue */
-	if (queued && o->answered >= o->admitted && rc->lat_ms >= 0.8 * rc->cut_lat_ms)
+	if (queued && rc->cut_lat_ms > 0 && o->answered >= o->admitted &&
+	    rc->lat_ms >= 0.8 * rc->cut_lat_ms) {
 		rc->drained++;
-	else
+	} else {
 		rc->drained = 0;
+		rc->cut_lat_ms = 0; /* the queue answered the cut: the episode is over */
+	}
 	rc->good *= 1.0 - 0.02 * o->dt_s;
 	if (judged && o->limited && rc->queue_ms < alpha && !backlog && rc->rate > rc->good)
 		rc->good = rc->rate;
@@ -130,7 +134,13 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->hold--;
 		return rc->rate;
 	}
-	if (rc->drained >= 3) {
+	/*
+	 * A queue that stood at the episode's first cut is gone within five
+	 * times its length at the rates cut since (the first cut alone drains
+	 * it in about one): latency that stays that long is not a queue.
+	 */
+	if (rc->drained >= 3 &&
+	    rc->drained * o->dt_s * 1000.0 >= 5 * (rc->cut_lat_ms - rc->base_ms)) {
 		base_reset(rc, rc->lat_ms);
 		rc->queue_ms = 0;
 		rc->drained = 0;

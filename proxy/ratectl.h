@@ -31,8 +31,10 @@
  * beta scales with the clients' patience: a queue a twentieth of it is the
  * most a set-up may wait, so clients never give up on a backend that is
  * merely busy. The baseline moves: the window forgets in RC_WINDOW
- * intervals, and when a cut drained nothing (answers kept up with
- * admissions yet the latency stayed) the latency is taken as the new base.
+ * intervals, and when cuts drained nothing (answers kept up with
+ * admissions, yet the latency stayed for five times the queue it read at
+ * the first cut, long after a real queue would have gone) the latency is
+ * taken as the new base. A queue that drains slowly is not a new base.
  * Pure arithmetic, no clock of its own: the caller feeds intervals.
  */
 #ifndef SLUICE_RATECTL_H
@@ -77,7 +79,7 @@ struct ratectl {
 	unsigned hold;     /* intervals to wait after a cut */
 	unsigned drained;  /* intervals in a row: answers kept up, yet a queue */
 	unsigned standing; /* intervals in a row with a queue over 2 alpha */
-	double cut_lat_ms; /* the latency when it last cut */
+	double cut_lat_ms; /* the latency at the first cut of a queue that stays; 0: none */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
 	double good;       /* the highest rate held with no queue lately (fades 2 % a second) */
 	double mu;         /* answers a second, smoothed over a few intervals */

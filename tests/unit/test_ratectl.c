@@ -202,6 +202,35 @@ static void test_baseline_moves(void)
 	CHECK(rc.rate >= 90);
 }
 
+/*
+ * A queue that drains slowly (the backend's capacity fell, and what it
+ * answers overstates what it can take): the latency falls by 10 ms an
+ * interval from 400 ms while answers keep up with admissions. That is a
+ * queue going, not a new baseline: the base stays where it was.
+ */
+static void test_slow_drain(void)
+{
+	struct ratectl rc;
+	struct ratectl_obs o = { .dt_s = DT, .limited = 1, .patience_ms = 2000 };
+	double worst = 0;
+
+	ratectl_init(&rc, 300, 10, 0);
+	for (int i = 0; i < 20; i++) {
+		o.admitted = o.answered = (uint32_t)lround(rc.rate * DT);
+		o.lat_ms = 2;
+		ratectl_step(&rc, &o);
+	}
+	for (double lat = 400; lat > 2; lat -= 10) {
+		o.admitted = (uint32_t)lround(rc.rate * DT);
+		o.answered = o.admitted + 1;
+		o.lat_ms = lat;
+		ratectl_step(&rc, &o);
+		worst = rc.base_ms > worst ? rc.base_ms : worst;
+	}
+	printf("slow drain: base at most %.1f ms, rate %.0f/s\n", worst, rc.rate);
+	CHECK(worst < 10);
+}
+
 /* A clock that jumps (an interval of 0, negative or of minutes): nothing changes. */
 static void test_clock_jump(void)
 {
@@ -234,6 +263,7 @@ int main(void)
 	test_silent();
 	test_floor();
 	test_baseline_moves();
+	test_slow_drain();
 	test_clock_jump();
 	return test_result("test_ratectl");
 }
