@@ -21,7 +21,12 @@
  * count for queue.max, a ticket per client in arrival order, and each
  * worker's oldest ticket. A worker lets its oldest client go only when it is
  * within FAIR_SLACK tickets of the oldest of all workers, so clients get in
- * in arrival order whichever worker accepted them. Nothing polls: a worker
+ * in arrival order whichever worker accepted them. With queue.order =
+ * "adaptive", a queue whose oldest client has waited QUEUE_CONGESTED_MS
+ * (CoDel's interval: a queue that stood that long is not a burst passing)
+ * lets its newest go first instead, each worker its own: in a standing
+ * queue the newest have the most patience left, and the oldest are the
+ * ones about to give up. Nothing polls: a worker
  * wakes when the next token is due (computed from the bucket), when a slot
  * frees on it, or when a slot might have freed elsewhere (BACKEND_FULL_RETRY_NS).
  * A waiting client costs its socket and its slot; a poll on its socket
@@ -61,6 +66,7 @@
 #define HEAD_MAX 8192
 #define HEAD_MAX_HEADERS 100
 #define FAIR_SLACK 8
+#define QUEUE_CONGESTED_MS 100
 #define RESPOND_MS 2000
 
 static int connect_next(struct worker *w, struct conn *c);
@@ -422,6 +428,13 @@ static struct clist *queue_of(struct conn *c)
 	return &c->gen->queues[c->pool->index];
 }
 
+/* Newest first? (queue.order = "adaptive", and Q's oldest has waited long.) */
+static int queue_lifo(const struct worker *w, const struct snap_pool *p, const struct clist *q)
+{
+	return p->cfg->queue.order == CFG_QO_ADAPTIVE && q->head &&
+	       w->now - q->head->attempt_ms >= QUEUE_CONGESTED_MS;
+}
+
 static void dequeue(struct worker *w, struct conn *c)
 {
 	struct clist *q = queue_of(c);
@@ -462,9 +475,12 @@ static int enqueue(struct worker *w, struct conn *c, uint64_t wait_ns, unsigned 
 				    why & BALANCE_FULL ? REFUSE_FULL : REFUSE_RATE);
 	}
 	if (again) {
-		/* refused at the connect after all: back to the front, its place kept */
+		/* refused at the connect after all: first to go again, its place kept */
 		atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
-		clist_prepend(q, c);
+		if (queue_lifo(w, p, q))
+			clist_append(q, c);
+		else
+			clist_prepend(q, c);
 	} else {
 		c->ticket = atomic_fetch_add_explicit(&p->tickets, 1, memory_order_relaxed);
 		c->attempt_ms = w->now;
@@ -490,10 +506,14 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 	unsigned who = 0;
 	uint64_t theirs;
 
-	while ((c = q->head)) {
+	while (q->head) {
+		int lifo = queue_lifo(w, p, q);
 		unsigned why;
-		uint64_t wait = budgets_wait(w, c, &why);
+		uint64_t wait;
 		int step;
+
+		c = lifo ? q->tail : q->head;
+		wait = budgets_wait(w, c, &why);
 
 		if (wait == UINT64_MAX) {
 			/* nothing left to wait for: every backend is down */
@@ -503,7 +523,7 @@ static uint64_t run_pool(struct worker *w, struct snap_pool *p, struct clist *q)
 		}
 		if (wait)
 			return wait;
-		theirs = others_oldest(p, w->id, &who);
+		theirs = lifo ? UINT64_MAX : others_oldest(p, w->id, &who);
 		if (theirs != UINT64_MAX && c->ticket > theirs + FAIR_SLACK) {
 			/* older clients on another worker first: tell it they may go */
 			wake_worker(w, who);

@@ -208,7 +208,8 @@ typedef void key_fn(struct pctx *pc, const config_setting_t *s, const struct cfg
 		    void *base);
 
 _Static_assert(sizeof(enum cfg_mode) == sizeof(int) && sizeof(enum cfg_balance) == sizeof(int) &&
-		       sizeof(enum cfg_proxy_protocol) == sizeof(int),
+		       sizeof(enum cfg_proxy_protocol) == sizeof(int) &&
+		       sizeof(enum cfg_queue_order) == sizeof(int),
 	       "parse_enum stores an int");
 
 /* one string value of an enum-like key */
@@ -953,11 +954,18 @@ static const struct cfg_enum proxy_protocol_names[] = {
 
 static const size_t timeout_auto_off = offsetof(struct cfg_pool, queue.timeout_auto);
 
+static const struct cfg_enum queue_order_names[] = {
+	{ "fifo", CFG_QO_FIFO },
+	{ "adaptive", CFG_QO_ADAPTIVE },
+	{ NULL, 0 },
+};
+
 static const struct cfg_key queue_keys[] = {
 	KEY_U32("max", struct cfg_pool, queue.max, 0, 10000000),
 	{ .name = "timeout_ms", .parse = parse_u32_or_auto,
 	  .off = offsetof(struct cfg_pool, queue.timeout_ms), .min = 1, .max = 3600000,
 	  .arg = &timeout_auto_off },
+	KEY_ENUM("order", struct cfg_pool, queue.order, queue_order_names, 0),
 	KEY_END
 };
 
@@ -1133,6 +1141,7 @@ static void pool_defaults(void *elem)
 	p->queue.max = 10000;
 	p->queue.timeout_ms = 10000;
 	p->queue.timeout_auto = 1; /* until timeout_ms is given */
+	p->queue.order = CFG_QO_ADAPTIVE;
 	p->retry_after.min_s = 1;
 	p->retry_after.max_s = 120;
 	p->retry_after.jitter_permille = 500;

@@ -116,6 +116,11 @@ struct cfg_server {
 	int line;
 };
 
+enum cfg_queue_order {
+	CFG_QO_FIFO,
+	CFG_QO_ADAPTIVE,
+};
+
 struct cfg_pool {
 	char name[CFG_NAME_MAX];
 	enum cfg_balance balance;
@@ -130,6 +135,12 @@ struct cfg_pool {
 		 */
 		uint32_t timeout_ms;
 		int timeout_auto;
+		/*
+		 * Which waiter goes next: "fifo" (the oldest) or "adaptive"
+		 * (the oldest until the oldest has waited QUEUE_CONGESTED_MS,
+		 * then the newest: proxy/admit.c). Default adaptive.
+		 */
+		enum cfg_queue_order order;
 	} queue;
 	struct {
 		uint32_t min_s, max_s;   /* Retry-After is clamped to these; default 1, 120 */

@@ -273,7 +273,44 @@ static void test_auto(void)
 	CHECK(b->burst == 40 && b->burst_set, "auto burst given %u", b->burst);
 	CHECK(!c->rate_auto && c->rate == 300 && c->burst == 30, "fixed rate %u burst %u",
 	      c->rate, c->burst);
+	CHECK(p->queue.order == CFG_QO_ADAPTIVE, "queue order by default %d", p->queue.order);
 	config_free(cfg);
+}
+
+/* queue.order: "fifo" or "adaptive", nothing else. */
+static void test_queue_order(void)
+{
+	static const char head[] =
+		"listeners = ( { name = \"ws\"; address = \"127.0.0.1:8080\"; pool = \"app\"; } );\n"
+		"pools = ( { name = \"app\"; queue = { order = ";
+	static const char tail[] = "; }; servers = ( { address = \"10.0.0.1:80\"; } ); } );\n";
+	static const struct {
+		const char *v;
+		int order; /* -1: refused */
+	} cases[] = {
+		{ "\"fifo\"", CFG_QO_FIFO },
+		{ "\"adaptive\"", CFG_QO_ADAPTIVE },
+		{ "\"lifo\"", -1 },
+		{ "\"FIFO\"", -1 },
+		{ "1", -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512], *errs = NULL;
+		struct sl_config *cfg;
+
+		snprintf(text, sizeof(text), "%s%s%s", head, cases[i].v, tail);
+		cfg = config_load_string(text, "o.conf", &errs);
+		if (cases[i].order < 0) {
+			CHECK(!cfg && errs && strstr(errs, "o.conf:2: pools[0].queue.order: "),
+			      "order %s accepted: %s", cases[i].v, errs ? errs : "");
+		} else {
+			CHECK(cfg && cfg->pools[0].queue.order == (enum cfg_queue_order)cases[i].order,
+			      "order %s: %s", cases[i].v, errs ? errs : "");
+		}
+		free(errs);
+		config_free(cfg);
+	}
 }
 
 /* One string with several mistakes: every one reported, sorted by line. */
@@ -807,6 +844,7 @@ int main(void)
 	test_parse_addr();
 	test_defaults();
 	test_auto();
+	test_queue_order();
 	test_all_errors();
 	test_edges();
 	test_full();
