@@ -45,7 +45,7 @@
 #   STORM_COST_US=2000  storm: CPU each backend burns per new connection
 #   STORM_GIVE_UP_MS=2000  storm: a client's patience per attempt
 #   STORM_RATE=200 STORM_BURST=20  storm: sluiced's per-backend rate and burst
-#   STORM_ORDER=fifo    storm: sluiced's queue.order (fifo or adaptive)
+#   STORM_ORDER=        storm: sluiced's queue.order (fifo or adaptive; unset: its default)
 #   STORM_TIMEOUT_MS=60000  storm: sluiced's queue timeout (and backend_wait_ms) with
 #                       a fixed rate; bench/tune.sh recommends all three for a capacity
 #   STORM_BACKEND_NICE=-10  storm: the backends' nice value (see below)
@@ -144,7 +144,7 @@ STORM_GIVE_UP_MS=${STORM_GIVE_UP_MS:-2000}
 STORM_RATE=${STORM_RATE:-200}
 STORM_BURST=${STORM_BURST:-20}
 STORM_TIMEOUT_MS=${STORM_TIMEOUT_MS:-60000}
-STORM_ORDER=${STORM_ORDER:-fifo}
+STORM_ORDER=${STORM_ORDER:-}
 STORM_BACKEND_NICE=${STORM_BACKEND_NICE:--10}
 QUEUE_NS=${QUEUE_NS:-"1000 5000 15000"}
 QUEUE_RATE=${QUEUE_RATE:-500}
@@ -597,7 +597,7 @@ bpf = { pin_path = "$BPF_PIN"; cgroup = "$BPF_CGROUP"; };
 timeouts = { backend_wait_ms = $wait; };
 drain = { period_s = 0; grace_s = 1; };
 listeners = ( { name = "storm"; address = "127.0.0.1:${PROXY_LISTEN[$3]}"; mode = "tcp"; pool = "app"; backlog = 4096; } );
-pools = ( { name = "app"; queue = { max = 10000; timeout_ms = $timeout; order = "$STORM_ORDER"; };
+pools = ( { name = "app"; queue = { max = 10000; timeout_ms = $timeout;${STORM_ORDER:+ order = "$STORM_ORDER";} };
     servers = ( { name = "b1"; address = "127.0.0.1:${PORT_STORM[0]}"; $limits },
                 { name = "b2"; address = "127.0.0.1:${PORT_STORM[1]}"; $limits } ); } );
 EOF

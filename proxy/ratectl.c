@@ -4,7 +4,7 @@
 #include <math.h>
 
 #define RC_ALPHA_MIN_MS 10.0 /* a queue shorter than this is noise, not a queue */
-#define RC_BETA_MAX_MS 100.0 /* the longest queue tolerated when patience is long */
+#define RC_BETA_MAX_MS 200.0 /* the longest queue tolerated when patience is long */
 #define RC_STANDING_S 0.5    /* a queue over 2 alpha this long is eased off */
 #define RC_PATIENCE_MS 10000.0 /* patience assumed when none is known */
 /* growth per second; an interval grows by the power of its length */
@@ -85,13 +85,15 @@ static void cut(struct ratectl *rc, const struct ratectl_obs *o, double to, doub
 double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 {
 	double patience = o->patience_ms > 0 ? o->patience_ms : RC_PATIENCE_MS;
-	double alpha, beta, mu;
+	double alpha, beta, mu, probing;
 	int judged = o->answered >= RC_MIN_SAMPLES && o->lat_ms >= 0;
 	int queued, wasted, failed, backlog, behind;
 
 	if (!(o->dt_s > 0) || o->dt_s > RC_DT_MAX_S)
 		return rc->rate; /* no interval to speak of */
 	mu = o->answered / o->dt_s;
+	probing = rc->probing_s;
+	rc->probing_s = 0; /* unless this interval probes too */
 	rc->queue_ms = 0;
 	if (judged) {
 		rc->lat_ms = o->lat_ms;
@@ -100,7 +102,7 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->mu = rc->mu > 0 ? 0.6 * rc->mu + 0.4 * mu : mu;
 	}
 	alpha = rc->base_ms * 0.5 > RC_ALPHA_MIN_MS ? rc->base_ms * 0.5 : RC_ALPHA_MIN_MS;
-	beta = patience / 20 < RC_BETA_MAX_MS ? patience / 20 : RC_BETA_MAX_MS;
+	beta = patience / 10 < RC_BETA_MAX_MS ? patience / 10 : RC_BETA_MAX_MS;
 	if (beta < 4 * alpha)
 		beta = 4 * alpha;
 	queued = judged && rc->queue_ms > beta;
@@ -193,10 +195,18 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->rate = clamp(rc, rc->rate * pow(RC_RECOVER, o->dt_s));
 		rc->state = RC_PROBING;
 	} else {
-		double step = rc->rate * RC_PROBE * o->dt_s;
+		/*
+		 * Near where it last held, or past it: the probe doubles every second it
+		 * finds no queue (BIC's max probing), up to the recovery's pace.
+		 */
+		double pace = RC_PROBE * pow(2.0, floor(probing)), step;
 
+		if (pace > RC_RECOVER - 1)
+			pace = RC_RECOVER - 1;
+		step = rc->rate * pace * o->dt_s;
 		rc->rate = clamp(rc, rc->rate + (step > 1 ? step : 1));
 		rc->state = RC_PROBING;
+		rc->probing_s = probing + o->dt_s;
 	}
 	rc->why = "no queue";
 	return rc->rate;

@@ -15,7 +15,9 @@
  *     from at least 0.8 / baseline at once: whatever its concurrency, a
  *     backend that sets up a session in that time with no queue takes at
  *     least 1 / baseline a second, by Little's law), then
- *     by a fifth a second; a backend that answers a fifth fewer set-ups than it was
+ *     by a fifth a second, the step doubling every second no queue shows
+ *     (BIC's max probing: capacity that grew is found in a few seconds),
+ *     up to twofold a second; a backend that answers a fifth fewer set-ups than it was
  *     given is building a queue its latency does not show yet: no growth;
  *   - a queue between alpha and beta: hold; one that stands over twice
  *     alpha for half a second: ease off by 5 % (Vegas keeps its queue small,
@@ -28,9 +30,13 @@
  *   then hold for a queue's time before judging again, and climb back
  *   twofold a second to 80 % of the rate before the cut, or of the highest
  *   rate lately held with no queue (capacity that came back), then as above.
- * beta scales with the clients' patience: a queue a twentieth of it is the
- * most a set-up may wait, so clients never give up on a backend that is
- * merely busy. The baseline moves: the window forgets in RC_WINDOW
+ * beta scales with the clients' patience: a queue a tenth of it (at most
+ * 200 ms, at least four alphas) is the most a set-up may wait, so clients
+ * never give up on a backend that is merely busy, and the stall of a busy
+ * host (the backend off the CPU for a moment, its queue then draining) is
+ * not read as a backend that cannot keep up: with a twentieth, such stalls
+ * cut the rate by up to half every second or two of a storm, and everyone
+ * was back in 1.24-1.37 x N / capacity instead of 1.16-1.25 (test 44). The baseline moves: the window forgets in RC_WINDOW
  * intervals, and when cuts drained nothing (answers kept up with
  * admissions, yet the latency stayed for five times the queue it read at
  * the first cut, long after a real queue would have gone) the latency is
@@ -82,6 +88,7 @@ struct ratectl {
 	double cut_lat_ms; /* the latency at the first cut of a queue that stays; 0: none */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
 	double good;       /* the highest rate held with no queue lately (fades 2 % a second) */
+	double probing_s;  /* seconds in a row it probed past good and pre_cut */
 	double mu;         /* answers a second, smoothed over a few intervals */
 	double backlog, admitted; /* set-ups given and not answered, and given, smoothed */
 };
