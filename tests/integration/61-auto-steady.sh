@@ -72,8 +72,9 @@ if not v:
     sys.exit("no rate samples")
 mean = sum(v) / len(v)
 inside = sum(1 for r in v if abs(r - mean) <= 0.15 * mean) / len(v)
-print(f"rate in force from 4 s to {spread / 1000:.0f} s, both backends: mean {mean:.0f}/s "
-      f"({mean / cap:.2f} x capacity), {min(v)}..{max(v)}, {inside * 100:.0f} % of "
+ratio = "" if san else f" ({mean / cap:.2f} x capacity)"
+print(f"rate in force from 4 s to {spread / 1000:.0f} s, both backends: mean {mean:.0f}/s"
+      f"{ratio}, {min(v)}..{max(v)}, {inside * 100:.0f} % of "
       f"{len(v)} samples within +/-15 % of the mean")
 for t, r in rates[::5]:
     print(f"    t={t / 1000:5.1f} s  rate {r}/s")
