@@ -196,8 +196,9 @@ double ratectl_step(struct ratectl *rc, const struct ratectl_obs *o)
 		rc->state = RC_PROBING;
 	} else {
 		/*
-		 * Near where it last held, or past it: the probe doubles every second it
-		 * finds no queue (BIC's max probing), up to the recovery's pace.
+		 * Near where it last held, or past it: the probe doubles every
+		 * second it finds no queue (BIC's max probing), up to the
+		 * recovery's pace.
 		 */
 		double pace = RC_PROBE * pow(2.0, floor(probing)), step;
 

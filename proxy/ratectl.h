@@ -36,7 +36,8 @@
  * host (the backend off the CPU for a moment, its queue then draining) is
  * not read as a backend that cannot keep up: with a twentieth, such stalls
  * cut the rate by up to half every second or two of a storm, and everyone
- * was back in 1.24-1.37 x N / capacity instead of 1.16-1.25 (test 44). The baseline moves: the window forgets in RC_WINDOW
+ * was back in 1.24-1.37 x N / capacity instead of 1.16-1.25 (test 44).
+ * The baseline moves: the window forgets in RC_WINDOW
  * intervals, and when cuts drained nothing (answers kept up with
  * admissions, yet the latency stayed for five times the queue it read at
  * the first cut, long after a real queue would have gone) the latency is
@@ -88,7 +89,7 @@ struct ratectl {
 	double cut_lat_ms; /* the latency at the first cut of a queue that stays; 0: none */
 	double pre_cut;    /* the rate before the last cut: climbing back to it is quicker */
 	double good;       /* the highest rate held with no queue lately (fades 2 % a second) */
-	double probing_s;  /* seconds in a row it probed past good and pre_cut */
+	double probing_s;  /* seconds in a row it probed near or past good and pre_cut */
 	double mu;         /* answers a second, smoothed over a few intervals */
 	double backlog, admitted; /* set-ups given and not answered, and given, smoothed */
 };
