@@ -38,20 +38,8 @@ cap=1
 cost_backends "" "$COST"
 storm_conf "$T/s.conf" 'queue = { max = 20000; timeout_ms = "auto"; };' 'rate = "auto";'
 sluiced_start "$T/s.conf"
-t0=$(date +%s%N)
-( while :; do
-	echo "$((($(date +%s%N) - t0) / 1000000)) $(backend_metric sluice_backend_rate app 1) $(backend_metric sluice_backend_rate app 2)"
-	sleep 0.2
-  done ) >"$T/rates" 2>/dev/null &
-PIDS+=($!)
-pids=()
-for s in 1 2; do
-	in_lb nice -n -10 "$BUILD/bench/loadgen" storm -c 10.77.0.1:8080 -n $((N / 2)) --policy naive --proto tcp \
-		--give-up-ms 60000 --max-ms 90000 --hold-ms 100 --spread-ms "$SPREAD" --seed $s --json \
-		>"$T/storm$s.json" 2>"$T/storm$s.err" &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p" || { cat "$T"/storm*.err; fail "load failed"; }; done
+rate_sampler "$T/rates"
+storm_pair "$N" --give-up-ms 60000 --max-ms 90000 --hold-ms 100 --spread-ms "$SPREAD"
 kill "${PIDS[-1]}"
 grep 'learn:' "$T/sluiced.log" | sed 's/^/    /' | head -20
 stop_cost_backends ""

@@ -179,6 +179,33 @@ cost_accepted() {
 		"$T/${1}b1.json" "$T/${1}b2.json"
 }
 
+# rate_sampler OUT: every 200 ms, "MS RATE1 RATE2" into OUT: the ms since now and
+# the rate in force of pool app's b1 and b2 (/metrics); its PID is the last of PIDS.
+rate_sampler() {
+	local out=$1 t0
+	t0=$(date +%s%N)
+	( while :; do
+		echo "$((($(date +%s%N) - t0) / 1000000)) $(backend_metric sluice_backend_rate app 1)" \
+			"$(backend_metric sluice_backend_rate app 2)"
+		sleep 0.2
+	  done ) >"$out" 2>/dev/null &
+	PIDS+=($!)
+}
+
+# storm_pair N ARGS...: two loadgen storms of N/2 naive tcp clients each (seeds 1
+# and 2) at the listener 10.77.0.1:8080, at nice -10, with ARGS; waits for both.
+# Reports in $T/storm1.json and $T/storm2.json.
+storm_pair() {
+	local n=$1 s pids=(); shift
+	for s in 1 2; do
+		in_lb nice -n -10 "$BUILD/bench/loadgen" storm -c 10.77.0.1:8080 -n $((n / 2)) \
+			--policy naive --proto tcp --seed $s --json "$@" \
+			>"$T/storm$s.json" 2>"$T/storm$s.err" &
+		pids+=($!)
+	done
+	for s in "${pids[@]}"; do wait "$s" || { cat "$T"/storm*.err; fail "storm failed"; }; done
+}
+
 # stat NAME KEY: a value from a tpeer server's stats file.
 stat() { sed -n "s/^$2=//p" "$T/$1.stats" 2>/dev/null | head -1; }
 
