@@ -118,6 +118,7 @@ struct fconn {
 		void *arg;
 	} q[FC_QMAX];              /* replies awaited, in order */
 	unsigned qhead, qlen;
+	char ip[64];               /* the address connected to */
 	char peer[80];             /* "redis 10.0.0.5:6379", for the log */
 	struct fconn *next;        /* on f->gone: closed, its polls still out */
 };
@@ -163,9 +164,8 @@ struct fleet {
 	char master[64];
 	int master_known;
 	SSL_CTX *tls;      /* TLS to Redis and the sentinels; NULL: plain */
-	int tls_on;        /* the config asks for TLS */
-	int tls_broken;    /* ...and its context could not be set up: no connection */
-	char tls_name[256]; /* the name its certificate must carry ("": the address) */
+	struct cfg_redis_tls tls_cfg; /* what it was made from */
+	int tls_broken;    /* the config asks for TLS, and no context could be made of it */
 	char host[64], prefix[64];
 	char password[256];
 	uint32_t database, heartbeat_ms, lease_ms, expect_hosts;
@@ -293,16 +293,21 @@ static void fc_fail(struct fconn *fc, const char *what)
 	fc_close(fc);
 }
 
-/* The last TLS error on FC, for the log. */
-static const char *fc_tls_error(char *buf, size_t size)
+/* The reason of OpenSSL's last error (the queue cleared), or NULL if it has none. */
+static const char *tls_reason(void)
 {
 	unsigned long e = ERR_get_error();
 
 	ERR_clear_error();
-	if (!e)
-		return "TLS: connection lost";
-	snprintf(buf, size, "TLS: %s", ERR_reason_error_string(e) ? ERR_reason_error_string(e)
-								: "error");
+	return e ? ERR_reason_error_string(e) : NULL;
+}
+
+/* The last TLS error on FC, for the log. */
+static const char *fc_tls_error(char *buf, size_t size)
+{
+	const char *r = tls_reason();
+
+	snprintf(buf, size, "TLS: %s", r ? r : "connection lost");
 	return buf;
 }
 
@@ -412,6 +417,20 @@ static void fc_read(struct fconn *fc)
 	}
 }
 
+/* FC is connected (and through TLS, if so): the commands queued behind it go. */
+static void fc_ready(struct fconn *fc)
+{
+	fc->state = FC_READY;
+	fc->want[0] = 1;
+	fc->want[1] = 0;
+	if (!fc->sentinel && fc->ssl)
+		log_info("fleet: connected to %s over TLS (%s) as host %s", fc->peer,
+			 SSL_get_version(fc->ssl), fc->f->host);
+	else if (!fc->sentinel)
+		log_info("fleet: connected to %s as host %s", fc->peer, fc->f->host);
+	fc_flush(fc);
+}
+
 /* Go on with the TLS handshake. */
 static void fc_handshake(struct fconn *fc)
 {
@@ -419,13 +438,7 @@ static void fc_handshake(struct fconn *fc)
 	int r = SSL_connect(fc->ssl), e;
 
 	if (r == 1) {
-		fc->state = FC_READY;
-		fc->want[0] = 1;
-		fc->want[1] = 0;
-		if (!fc->sentinel)
-			log_info("fleet: connected to %s over TLS (%s) as host %s", fc->peer,
-				 SSL_get_version(fc->ssl), fc->f->host);
-		fc_flush(fc);
+		fc_ready(fc);
 		return;
 	}
 	e = SSL_get_error(fc->ssl, r);
@@ -435,6 +448,29 @@ static void fc_handshake(struct fconn *fc)
 		return;
 	}
 	fc_fail(fc, fc_tls_error(err, sizeof(err)));
+}
+
+/*
+ * FC's connect completed: TLS over it, verifying the certificate against
+ * fleet.tls.name, or else the address it was reached at.
+ */
+static void fc_tls_start(struct fconn *fc)
+{
+	struct fleet *f = fc->f;
+
+	fc->ssl = SSL_new(f->tls);
+	if (!fc->ssl || !SSL_set_fd(fc->ssl, fc->fd)) {
+		fc_fail(fc, "TLS: out of memory");
+		return;
+	}
+	if (f->tls_cfg.name[0]) {
+		SSL_set_tlsext_host_name(fc->ssl, f->tls_cfg.name);
+		SSL_set1_host(fc->ssl, f->tls_cfg.name);
+	} else {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(fc->ssl), fc->ip);
+	}
+	fc->state = FC_HANDSHAKE;
+	fc_handshake(fc);
 }
 
 /* A poll of FC's came back (I: 0 readable, 1 writable). */
@@ -447,36 +483,12 @@ static void fc_event(struct fconn *fc, unsigned i)
 	fc->armed[i] = 0;
 	fc->busy = 1;
 	if (fc->fd >= 0 && fc->state == FC_CONNECTING && i == 1) {
-		if (getsockopt(fc->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr) {
+		if (getsockopt(fc->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr)
 			fc_fail(fc, strerror(soerr ? soerr : errno));
-		} else if (f->tls) {
-			fc->ssl = SSL_new(f->tls);
-			if (!fc->ssl || !SSL_set_fd(fc->ssl, fc->fd)) {
-				fc_fail(fc, "TLS: out of memory");
-			} else {
-				if (f->tls_name[0]) {
-					SSL_set_tlsext_host_name(fc->ssl, f->tls_name);
-					SSL_set1_host(fc->ssl, f->tls_name);
-				} else {
-					/* the address it was reached at, in its certificate */
-					char ip[64], *p = strrchr(fc->peer, ' ') + 1;
-
-					snprintf(ip, sizeof(ip), "%s", p + (*p == '['));
-					*strrchr(ip, ':') = 0;
-					if (ip[strlen(ip) - 1] == ']')
-						ip[strlen(ip) - 1] = 0;
-					X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(fc->ssl), ip);
-				}
-				fc->state = FC_HANDSHAKE;
-				fc_handshake(fc);
-			}
-		} else {
-			fc->state = FC_READY;
-			fc->want[0] = 1;
-			if (!fc->sentinel)
-				log_info("fleet: connected to %s as host %s", fc->peer, f->host);
-			fc_flush(fc);
-		}
+		else if (f->tls)
+			fc_tls_start(fc);
+		else
+			fc_ready(fc);
 	} else if (fc->fd >= 0 && fc->state == FC_HANDSHAKE) {
 		fc_handshake(fc);
 	} else if (fc->fd >= 0 && fc->state == FC_READY) {
@@ -603,6 +615,7 @@ static void fleet_connect(struct fleet *f, uint64_t now)
 	}
 	fc->f = f;
 	fc->sentinel = (uint8_t)ask;
+	snprintf(fc->ip, sizeof(fc->ip), "%s", ip);
 	snprintf(fc->peer, sizeof(fc->peer), ss.ss_family == AF_INET6 ? "%s [%s]:%d" : "%s %s:%d",
 		 ask ? "sentinel" : "redis", ip, port);
 	fc->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1030,6 +1043,36 @@ static int read_password(const char *path, char *out, size_t size)
 	return 0;
 }
 
+/* A client context for T (with T->enabled), or NULL after saying why. */
+static SSL_CTX *tls_context(const struct cfg_redis_tls *t)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	const char *why;
+
+	if (ctx) {
+		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		if ((t->ca[0] ? SSL_CTX_load_verify_locations(ctx, t->ca, NULL)
+			      : SSL_CTX_set_default_verify_paths(ctx)) == 1 &&
+		    (!t->cert[0] ||
+		     (SSL_CTX_use_certificate_chain_file(ctx, t->cert) == 1 &&
+		      SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) == 1 &&
+		      SSL_CTX_check_private_key(ctx) == 1)))
+			return ctx;
+	}
+	why = tls_reason();
+	log_error("fleet: tls: %s; no connection to redis until a reload fixes it",
+		  why ? why : "cannot set up");
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int tls_cfg_same(const struct cfg_redis_tls *a, const struct cfg_redis_tls *b)
+{
+	return a->enabled == b->enabled && !strcmp(a->ca, b->ca) && !strcmp(a->name, b->name) &&
+	       !strcmp(a->cert, b->cert) && !strcmp(a->key, b->key);
+}
+
 /* A's address as text (no brackets) and its port. */
 static void addr_split(const struct cfg_addr *a, char *ip, size_t size, int *port)
 {
@@ -1049,7 +1092,7 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 {
 	const struct sl_config *cfg = s->cfg;
 	char ip[64], pw[256] = "";
-	int port = 0, changed;
+	int port = 0, changed, tls_changed;
 
 	pthread_mutex_lock(&f->lock);
 	fleet_clear(f);
@@ -1101,46 +1144,16 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 		f->nsentinels = 0;
 		f->master_known = 0;
 	}
-	/* TLS: a context for this config (a changed one reconnects) */
-	{
-		SSL_CTX *ctx = NULL;
-
-		if (cfg->fleet.tls.enabled) {
-			ctx = SSL_CTX_new(TLS_client_method());
-			if (ctx) {
-				SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-				SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-			}
-			if (!ctx ||
-			    (cfg->fleet.tls.ca[0]
-				     ? SSL_CTX_load_verify_locations(ctx, cfg->fleet.tls.ca, NULL) != 1
-				     : SSL_CTX_set_default_verify_paths(ctx) != 1) ||
-			    (cfg->fleet.tls.cert[0] &&
-			     (SSL_CTX_use_certificate_chain_file(ctx, cfg->fleet.tls.cert) != 1 ||
-			      SSL_CTX_use_PrivateKey_file(ctx, cfg->fleet.tls.key, SSL_FILETYPE_PEM) != 1 ||
-			      SSL_CTX_check_private_key(ctx) != 1))) {
-				unsigned long e = ERR_get_error();
-
-				ERR_clear_error();
-				log_error("fleet: tls: %s; no connection to redis until a reload fixes it",
-					  e && ERR_reason_error_string(e) ? ERR_reason_error_string(e)
-									  : "cannot set up");
-				SSL_CTX_free(ctx);
-				ctx = NULL;
-				f->tls_broken = 1;
-			} else {
-				f->tls_broken = 0;
-			}
-		} else {
-			f->tls_broken = 0;
-		}
-		if (f->tls)
-			SSL_CTX_free(f->tls);
-		f->tls = ctx;
-		snprintf(f->tls_name, sizeof(f->tls_name), "%s", cfg->fleet.tls.name);
-	}
-	changed = !f->enabled || strcmp(ip, f->redis_ip) || port != f->redis_port ||
-		  cfg->fleet.tls.enabled != f->tls_on ||
+	/*
+	 * TLS: a context made again at every reload (certificate files
+	 * rotated in place are read again); changed settings reconnect.
+	 */
+	tls_changed = !tls_cfg_same(&cfg->fleet.tls, &f->tls_cfg);
+	SSL_CTX_free(f->tls);
+	f->tls = cfg->fleet.tls.enabled ? tls_context(&cfg->fleet.tls) : NULL;
+	f->tls_broken = cfg->fleet.tls.enabled && !f->tls;
+	f->tls_cfg = cfg->fleet.tls;
+	changed = !f->enabled || strcmp(ip, f->redis_ip) || port != f->redis_port || tls_changed ||
 		  strcmp(pw, f->password) || cfg->fleet.database != f->database ||
 		  strcmp(cfg->fleet.host, f->host) || strcmp(cfg->fleet.prefix, f->prefix);
 	snprintf(f->redis_ip, sizeof(f->redis_ip), "%s", ip);
@@ -1148,7 +1161,6 @@ void fleet_configure(struct fleet *f, struct snapshot *s)
 	snprintf(f->password, sizeof(f->password), "%s", pw);
 	explicit_bzero(pw, sizeof(pw));
 	f->database = cfg->fleet.database;
-	f->tls_on = cfg->fleet.tls.enabled;
 	snprintf(f->host, sizeof(f->host), "%s", cfg->fleet.host);
 	snprintf(f->prefix, sizeof(f->prefix), "%s", cfg->fleet.prefix);
 	f->heartbeat_ms = cfg->fleet.heartbeat_ms;

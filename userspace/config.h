@@ -260,7 +260,7 @@ struct sl_config {
 		struct cfg_addr sentinels[CFG_MAX_SENTINELS]; /* ask these where the master is */
 		unsigned nsentinels;
 		char master[CFG_NAME_MAX];         /* the master's name at the sentinels */
-		struct {
+		struct cfg_redis_tls {
 			int enabled;               /* the group is present: TLS to Redis and sentinels */
 			char ca[CFG_PATH_MAX];     /* CA certificates to verify them ("": the system's) */
 			char name[256];            /* the name their certificate carries ("": the address) */
