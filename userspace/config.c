@@ -1077,7 +1077,6 @@ static void parse_string_array(struct pctx *pc, const config_setting_t *s, const
 }
 
 /* An address without a port, for binding a backend connection's source. */
-/* An address without a port, for binding a backend connection's source. */
 static int source_elem(struct pctx *pc, const config_setting_t *e, const char *v, void *base)
 {
 	struct cfg_pool *p = base;
@@ -1561,16 +1560,6 @@ static const struct cfg_key bpf_keys[] = {
 	KEY_END
 };
 
-/* An absolute path, into the char[CFG_PATH_MAX] at K->off. */
-static void parse_abs_path(struct pctx *pc, const config_setting_t *s, const struct cfg_key *k,
-			     void *base)
-{
-	const char *v = get_string(pc, s);
-
-	if (v && check_path(pc, s, v, 1))
-		snprintf((char *)base + k->off, CFG_PATH_MAX, "%s", v);
-}
-
 /* A sentinel's HOST:PORT; a bad one is reported and the next looked at. */
 static int sentinel_elem(struct pctx *pc, const config_setting_t *e, const char *v, void *base)
 {
@@ -1612,10 +1601,10 @@ static void parse_tls_name(struct pctx *pc, const config_setting_t *s, const str
 }
 
 static const struct cfg_key fleet_tls_keys[] = {
-	{ .name = "ca", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.ca) },
+	{ .name = "ca", .parse = parse_file, .off = offsetof(struct sl_config, fleet.tls.ca) },
 	KEY_CUSTOM("name", parse_tls_name, 0),
-	{ .name = "cert", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.cert) },
-	{ .name = "key", .parse = parse_abs_path, .off = offsetof(struct sl_config, fleet.tls.key) },
+	{ .name = "cert", .parse = parse_file, .off = offsetof(struct sl_config, fleet.tls.cert) },
+	{ .name = "key", .parse = parse_file, .off = offsetof(struct sl_config, fleet.tls.key) },
 	KEY_END
 };
 
@@ -1640,7 +1629,7 @@ static const struct cfg_key fleet_keys[] = {
 	KEY_NAME("host", struct sl_config, fleet.host, 0),
 	KEY_NAME("prefix", struct sl_config, fleet.prefix, 0),
 	KEY_U32("database", struct sl_config, fleet.database, 0, 1000),
-	{ .name = "password_file", .parse = parse_abs_path,
+	{ .name = "password_file", .parse = parse_file,
 	  .off = offsetof(struct sl_config, fleet.password_file) },
 	KEY_U32("heartbeat_ms", struct sl_config, fleet.heartbeat_ms, 50, 10000),
 	KEY_U32("lease_ms", struct sl_config, fleet.lease_ms, 100, 600000),
